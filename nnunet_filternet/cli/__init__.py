@@ -1,0 +1,74 @@
+"""The ``filternet`` command: one verb per job.
+
+Each verb lives in ``nnunet_filternet/cli/<verb>.py`` and exposes ``add_arguments(parser)`` and
+``run(args) -> int``. Verb modules are imported lazily so that ``filternet --help`` stays fast (no
+torch import). Misuse (argparse) and bad input (:class:`~nnunet_filternet.errors.FilterNetError`)
+exit with code 2 and a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: verb -> one-line description. The module ``nnunet_filternet.cli.<verb>`` implements it.
+VERBS: dict[str, str] = {
+    "phantom": "make a synthetic two-leg T1 MR cohort with compartment labels",
+    "convert": "scans -> nnU-Net raw dataset of single (mirrored) legs, with subject-grouped folds",
+    "restore": "leg predictions -> label maps on the original scans",
+    "plans": "write FilterNet / tiny / paper plans presets from a dataset's nnUNetPlans.json",
+    "evaluate": "per-compartment Dice and surface distances of label maps against references",
+    "report": "the paper's tables and figures from nnU-Net cross-validation results",
+    "quantify": "per-compartment volume, T1 signal and fat fraction biomarkers",
+    "demo": "the whole pipeline end to end on the synthetic cohort",
+    "predict": "segment new scans with a trained model (convert, nnU-Net predict, restore, quantify)",
+    "bench": "benchmark FilterNet against stock nnU-Net (time, memory, FLOPs)",
+}
+
+
+def _available_verbs() -> dict[str, str]:
+    """Verbs whose module exists in this installation."""
+    out = {}
+    for verb, help_text in VERBS.items():
+        if importlib.util.find_spec(f"nnunet_filternet.cli.{verb}") is not None:
+            out[verb] = help_text
+    return out
+
+
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """Top-level parser; only the named verb's module is imported (all of them when ``verb`` is None)."""
+    parser = argparse.ArgumentParser(prog="filternet", description=__doc__.splitlines()[0])
+    from nnunet_filternet import __version__
+
+    parser.add_argument("--version", action="version", version=f"nnunet-filternet {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name, help_text in _available_verbs().items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if verb is None or name == verb:
+            module = importlib.import_module(f"nnunet_filternet.cli.{name}")
+            module.add_arguments(p)
+            p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``filternet``. Returns the process exit code."""
+    from nnunet_filternet.errors import FilterNetError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(verb if verb in VERBS else None)
+    args = parser.parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except FilterNetError as e:
+        print(f"filternet {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"filternet {args.verb}: interrupted; rerun the same command to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

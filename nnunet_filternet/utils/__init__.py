@@ -1,0 +1,1 @@
+"""Small shared helpers: atomic writes and parallel maps with progress bars."""
