@@ -1,0 +1,44 @@
+"""Edge label maps for the Boundary-Aware FCN's edge decoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from nnunet_filternet.edge.filter import resolve_axes
+
+
+def _differs_from_neighbour(labels: torch.Tensor, axis: int) -> torch.Tensor:
+    """True where a voxel's label differs from one of its two neighbours along ``axis`` (dim of ``labels``).
+
+    The border is replicated, so the image border is not an edge.
+    """
+    n = labels.shape[axis]
+    padded = torch.cat([labels.narrow(axis, 0, 1), labels, labels.narrow(axis, n - 1, 1)], dim=axis)
+    before = padded.narrow(axis, 0, n)
+    after = padded.narrow(axis, 2, n)
+    return (labels != before) | (labels != after)
+
+
+def edge_targets(labels: torch.Tensor, in_plane_axes: Sequence[int] | None) -> torch.Tensor:
+    """Inner boundary of every foreground label, labelled with that label; 0 elsewhere.
+
+    A voxel of label l > 0 is an edge voxel if one of its face neighbours along the in-plane axes has another
+    label; it keeps label l, so the edge map has the same classes as the region map (the edge decoder and
+    its loss use ``num_classes`` outputs). These are exactly the voxels where the gate's Laplacian of the
+    one-hot map of l is positive.
+
+    Args:
+        labels: integer label map B 1 *spatial (2 or 3 spatial axes).
+        in_plane_axes: 0-based spatial axes along which neighbours are compared; None for all axes.
+
+    Returns:
+        LongTensor B 1 *spatial.
+    """
+    labels = labels.long()
+    axes = resolve_axes(labels.ndim - 2, in_plane_axes)
+    boundary = torch.zeros_like(labels, dtype=torch.bool)
+    for axis in axes:
+        boundary |= _differs_from_neighbour(labels, axis + 2)
+    return torch.where(boundary, labels, torch.zeros_like(labels))

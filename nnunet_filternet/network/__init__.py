@@ -1,0 +1,13 @@
+"""FilterNet (Block B encoder + nnU-Net decoder) and the Boundary-Aware FCN, built from nnU-Net plans.
+
+Modules: ``block_b`` (one Block B stage), ``encoder`` (the Block B encoder), ``filternet`` (``FilterNet``),
+``boundary_aware_fcn`` (``BoundaryAwareFCN``), ``from_plans`` (the zeta rule and plans arch_kwargs),
+``receptive_field`` (receptive-field gain of the zeta convs).
+"""
+
+from __future__ import annotations
+
+
+def count_parameters(module) -> int:
+    """Number of parameters (trainable or not) of a ``torch.nn.Module``."""
+    return int(sum(p.numel() for p in module.parameters()))

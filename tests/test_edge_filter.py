@@ -1,0 +1,122 @@
+"""The L-rho-G operator and its kernels: scipy as oracle, float64 gradcheck (input and sigma), sigma fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from nnunet_filternet.edge.filter import gaussian_filter, laplacian_filter, lrhog_filter
+from nnunet_filternet.edge.gate import EdgeGate
+from nnunet_filternet.edge.kernels import gaussian_kernel, laplacian_kernel
+from nnunet_filternet.errors import FilterNetError
+
+LAPLACIAN_2D = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=float)
+
+
+def scipy_lrhog(x: np.ndarray, sigma: float, axes: tuple[int, ...]) -> np.ndarray:
+    """Independent oracle on one channel: Laplacian by ndimage.convolve, Gaussian by ndimage.gaussian_filter.
+
+    mode='nearest' is replicate padding; truncate=2/sigma gives scipy's radius-2 (5-tap) normalised Gaussian.
+    """
+    n = x.ndim
+    if len(axes) == 3:
+        laplacian = np.zeros((3, 3, 3))
+        laplacian[1, 1, 1] = 6
+        for axis in range(3):
+            for offset in (0, 2):
+                index = [1, 1, 1]
+                index[axis] = offset
+                laplacian[tuple(index)] = -1
+    else:
+        laplacian = LAPLACIAN_2D.reshape([3 if a in axes else 1 for a in range(n)])
+    edges = np.clip(ndimage.convolve(x, laplacian, mode="nearest"), 0.0, 1.0)
+    return ndimage.gaussian_filter(edges, sigma, mode="nearest", truncate=2.0 / sigma, axes=axes)
+
+
+def test_kernels_match_the_paper():
+    assert torch.equal(laplacian_kernel(2), torch.tensor(LAPLACIAN_2D, dtype=torch.float32))
+    lap3 = laplacian_kernel(3)
+    assert lap3[1, 1, 1] == 6 and lap3.sum() == 0 and (lap3 == -1).sum() == 6
+    sigma = 1.3
+    g = gaussian_kernel(torch.tensor(sigma, dtype=torch.float64), 2)
+    i, j = np.mgrid[-2:3, -2:3]
+    a = np.exp(-(i**2 + j**2) / (2 * sigma**2)) / (2 * np.pi * sigma**2)  # paper eq. 5, tau normalises
+    np.testing.assert_allclose(g.numpy(), a / a.sum(), rtol=1e-12)
+    assert gaussian_kernel(torch.tensor(0.9), 3).shape == (5, 5, 5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes", "sigma"),
+    [((9, 11), None, 1.0), ((4, 9, 11), (1, 2), 1.6), ((4, 9, 11), (0, 2), 0.8), ((6, 7, 8), None, 1.2)],
+)
+def test_lrhog_matches_scipy(shape, axes, sigma):
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 3, *shape))  # B C *spatial, not constant
+    got = lrhog_filter(torch.from_numpy(x), torch.tensor(sigma, dtype=torch.float64), axes).numpy()
+    scipy_axes = tuple(range(len(shape))) if axes is None else axes
+    for b in range(2):
+        for c in range(3):
+            np.testing.assert_allclose(got[b, c], scipy_lrhog(x[b, c], sigma, scipy_axes), atol=1e-12)
+    assert 0 < got.max() <= 1 and got.min() >= 0
+
+
+def test_unclamped_log_matches_scipy_and_border_is_not_an_edge():
+    rng = np.random.default_rng(1)
+    x = rng.random((1, 1, 8, 10))
+    got = gaussian_filter(laplacian_filter(torch.from_numpy(x)), torch.tensor(1.0, dtype=torch.float64)).numpy()
+    lap = ndimage.convolve(x[0, 0], LAPLACIAN_2D, mode="nearest")
+    expected = ndimage.gaussian_filter(lap, 1.0, mode="nearest", truncate=2.0)
+    np.testing.assert_allclose(got[0, 0], expected, atol=1e-12)
+    ramp = torch.arange(8.0).reshape(1, 1, 1, 8).expand(1, 1, 8, 8)  # linear in x: zero Laplacian inside
+    assert laplacian_filter(ramp)[..., 1:-1].abs().max() == 0
+    step = torch.zeros(1, 1, 6, 6)
+    step[..., 3:] = 1.0
+    lap_step = laplacian_filter(step)[0, 0]
+    assert torch.all(lap_step[:, 3] == 1) and torch.all(lap_step[:, 2] == -1)
+    assert lap_step[:, [0, 1, 4, 5]].abs().max() == 0  # replicate padding: no edge at the image border
+
+
+def test_volume_is_filtered_slice_by_slice():
+    rng = np.random.default_rng(2)
+    volume = torch.from_numpy(rng.random((1, 2, 3, 10, 10)))  # three different slices along axis 0
+    sigma = torch.tensor(1.2, dtype=torch.float64)
+    per_volume = lrhog_filter(volume, sigma, axes=(1, 2))
+    for k in range(3):
+        per_slice = lrhog_filter(volume[:, :, k], sigma, axes=None)
+        torch.testing.assert_close(per_volume[:, :, k], per_slice, rtol=0, atol=1e-12)
+    assert (lrhog_filter(volume, sigma, axes=None) - per_volume).abs().max() > 1e-3  # 3D filtering differs
+
+
+@pytest.mark.parametrize(("shape", "axes"), [((1, 2, 5, 6), None), ((1, 1, 4, 2, 5), (0, 2))])
+def test_gradcheck_wrt_input_and_sigma(shape, axes):
+    torch.manual_seed(3)  # a draw whose Laplacian values stay > 1e-3 away from rho's kinks (asserted below)
+    x = (0.5 * torch.rand(*shape, dtype=torch.float64)).requires_grad_()
+    lap = laplacian_filter(x.detach(), axes)
+    distance_to_kinks = torch.minimum(lap.abs(), (lap - 1).abs())
+    assert distance_to_kinks.min() > 1e-3  # finite differences never cross rho's kinks
+    assert ((lap > 0) & (lap < 1)).sum() >= 5  # the linear part of rho is exercised
+    sigma = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, s: lrhog_filter(x, s, axes), (x, sigma), eps=1e-6, atol=1e-6)
+
+
+def test_sigma_is_recovered_by_fitting():
+    labels = ndimage.label(ndimage.gaussian_filter(np.random.default_rng(3).random((32, 32)), 3) > 0.5)[0]
+    one_hot = torch.from_numpy(np.stack([labels == v for v in range(labels.max() + 1)])[None].astype(np.float32))
+    target = lrhog_filter(one_hot, torch.tensor(1.6))
+    gate = EdgeGate(2, None, sigma_init=1.0)
+    optimiser = torch.optim.Adam(gate.parameters(), lr=0.05)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1 - step / 60)
+    for _ in range(60):
+        optimiser.zero_grad()
+        (gate(one_hot) - target).abs().mean().backward()
+        optimiser.step()
+        schedule.step()
+    assert abs(gate.sigma.item() - 1.6) < 0.05
+
+
+@pytest.mark.parametrize("axes", [(0,), (0, 0), (1, 3)])
+def test_bad_axes_raise(axes):
+    with pytest.raises(FilterNetError, match="in-plane axes"):
+        lrhog_filter(torch.rand(1, 1, 4, 5, 6), torch.tensor(1.0), axes)
