@@ -1,0 +1,27 @@
+"""``filternet evaluate``: Dice, surface distances and volumes per case, compartment and subject."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pred", required=True, help="folder of predicted label maps (<case>.nii.gz)")
+    parser.add_argument("--ref", required=True, help="folder of reference label maps with the same file names")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="per-case CSV to write; the per-subject table (mean over _L/_R legs) goes beside it "
+        "as <stem>_per_subject.csv",
+    )
+    parser.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_filternet.metrics.evaluate import evaluate_folders, read_rows
+    from nnunet_filternet.metrics.summary import summary_markdown
+
+    case_csv, subject_csv = evaluate_folders(args.pred, args.ref, args.out, jobs=args.jobs)
+    print(summary_markdown(read_rows(subject_csv)))
+    print(f"wrote {case_csv} and {subject_csv}")
+    return 0

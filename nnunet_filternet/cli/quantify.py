@@ -1,0 +1,43 @@
+"""``filternet quantify``: per-compartment volume, T1 signal and fat fraction; Slicer / ITK-SNAP colour tables."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", help="T1 images (<case>.nii.gz or <case>_0000.nii.gz)")
+    parser.add_argument("--labels", help="label maps (<case>.nii.gz): leg cases <subject>_L/_R or full scans")
+    parser.add_argument("--out", help="biomarker CSV to write (colour tables are written beside it)")
+    parser.add_argument("--subjects-csv", default=None, help="CSV with a 'subject' column; other columns are appended")
+    parser.add_argument("--fat", default=None, help="Dixon fat images (with --water): adds fat_fraction_dixon")
+    parser.add_argument("--water", default=None, help="Dixon water images (with --fat)")
+    parser.add_argument(
+        "--colour-table",
+        metavar="DIR",
+        default=None,
+        help="write the 3D Slicer (.ctbl) and ITK-SNAP label tables into DIR (alone: only that)",
+    )
+    parser.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_filternet.errors import FilterNetError
+    from nnunet_filternet.quantify.colour_table import write_colour_tables
+
+    wanted = (args.images, args.labels, args.out)
+    if args.colour_table is not None:
+        for path in write_colour_tables(args.colour_table):
+            print(f"wrote {path}")
+        if not any(wanted):
+            return 0
+    if not all(wanted):
+        raise FilterNetError("expected --images, --labels and --out (or only --colour-table DIR)")
+    from nnunet_filternet.quantify.biomarkers import quantify_folder
+
+    out = quantify_folder(
+        args.images, args.labels, args.out, subjects_csv=args.subjects_csv, fat_dir=args.fat, water_dir=args.water,
+        jobs=args.jobs,
+    )  # fmt: skip
+    print(f"wrote {out} (colour tables beside it)")
+    return 0

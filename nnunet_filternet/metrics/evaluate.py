@@ -1,0 +1,182 @@
+"""Folder-level evaluation: one CSV row per case and compartment, and a per-subject table.
+
+The per-subject table averages each metric over a subject's cases (left and right leg, the paper's
+convention; a restored full scan is its subject's only case). Averaging rule, consistent with the
+empty-mask conventions of :mod:`.surface`: NaN values (compartment absent from both prediction and
+reference in that case) are left out of the mean, +inf values (compartment missed or hallucinated) are
+kept, so they make the subject's distance +inf; a subject whose cases are all NaN stays NaN. Volumes are
+averaged the same way (ml per leg).
+
+A rerun reuses the rows of an existing output CSV for every case whose two files are older than it.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nnunet_filternet.errors import FilterNetError
+from nnunet_filternet.metrics.label_maps import check_same_grid, read_label_map
+from nnunet_filternet.metrics.matching import CasePair, match_cases, subject_of
+from nnunet_filternet.metrics.surface import METRIC_COLUMNS, compartment_metrics
+from nnunet_filternet.utils.atomic import atomic_path
+from nnunet_filternet.utils.parallel import parallel_map
+
+#: Columns of the per-case CSV.
+CASE_COLUMNS: tuple[str, ...] = ("case", "subject", "compartment", *METRIC_COLUMNS)
+#: Columns of the per-subject CSV.
+SUBJECT_COLUMNS: tuple[str, ...] = ("subject", "compartment", "n_cases", *METRIC_COLUMNS)
+
+#: A label-map transform applied to predictions before evaluation, e.g. connected-component post-processing.
+Postprocess = Callable[[np.ndarray], np.ndarray]
+
+
+def evaluate_pair(pair: CasePair, postprocess: Postprocess | None = None) -> list[dict]:
+    """Rows (one per compartment) of one case; reads and checks both files.
+
+    Raises:
+        InputError: unreadable files, labels outside 0-5, or different shape / spacing.
+    """
+    pred, ref = read_label_map(pair.pred), read_label_map(pair.ref)
+    check_same_grid(pred, ref)
+    pred_array = pred.array if postprocess is None else postprocess(pred.array)
+    rows = compartment_metrics(pred_array, ref.array, ref.spacing_zyx)
+    return [{"case": pair.case, "subject": subject_of(pair.case), **row} for row in rows]
+
+
+def _evaluate_or_error(pair: CasePair, postprocess: Postprocess | None) -> list[dict] | FilterNetError:
+    try:
+        return evaluate_pair(pair, postprocess)
+    except FilterNetError as e:
+        return e
+
+
+def _parse_value(column: str, text: str):
+    return text if column in ("case", "subject", "compartment") else float(text)
+
+
+def read_rows(csv_path: str | os.PathLike) -> list[dict]:
+    """Rows of a CSV written by this module (numbers as floats, ``nan`` / ``inf`` included)."""
+    with open(csv_path, newline="") as f:
+        return [{k: _parse_value(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_rows(rows: Sequence[dict], csv_path: str | os.PathLike, columns: Sequence[str]) -> Path:
+    """Write ``rows`` (only ``columns``, in that order) atomically; floats in full precision."""
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([repr(v) if isinstance(v, float) else v for v in (row[c] for c in columns)])
+    return Path(csv_path)
+
+
+def _reusable_rows(cache_csv: Path | None, pairs: Sequence[CasePair]) -> dict[str, list[dict]]:
+    """Rows of ``cache_csv`` for cases whose prediction and reference are older than the CSV."""
+    if cache_csv is None or not cache_csv.is_file():
+        return {}
+    try:
+        old = read_rows(cache_csv)
+    except (OSError, ValueError, KeyError, csv.Error):
+        return {}
+    csv_time = cache_csv.stat().st_mtime_ns
+    by_case: dict[str, list[dict]] = {}
+    for row in old:
+        by_case.setdefault(row.get("case"), []).append(row)
+    fresh = {}
+    for pair in pairs:
+        rows = by_case.get(pair.case, [])
+        if len(rows) and all(set(CASE_COLUMNS) <= set(r) for r in rows):
+            if max(pair.pred.stat().st_mtime_ns, pair.ref.stat().st_mtime_ns) < csv_time:
+                fresh[pair.case] = rows
+    return fresh
+
+
+def evaluate_pairs(
+    pairs: Sequence[CasePair],
+    jobs: int | None = None,
+    postprocess: Postprocess | None = None,
+    cache_csv: str | os.PathLike | None = None,
+    desc: str = "evaluate",
+) -> list[dict]:
+    """Per-case rows of all ``pairs`` (in order), computed over ``jobs`` processes.
+
+    Args:
+        pairs: cases to evaluate.
+        jobs: worker processes (None: all available cores).
+        postprocess: a picklable transform of each prediction's label array before evaluation.
+        cache_csv: an earlier output of the same evaluation; its rows are reused for unchanged cases.
+        desc: progress bar label.
+
+    Raises:
+        FilterNetError: listing every case that could not be evaluated and why.
+    """
+    cached = _reusable_rows(Path(cache_csv) if cache_csv else None, pairs)
+    todo = [p for p in pairs if p.case not in cached]
+    results = parallel_map(functools.partial(_evaluate_or_error, postprocess=postprocess), todo, jobs, desc)
+    errors = [str(r) for r in results if isinstance(r, FilterNetError)]
+    if errors:
+        raise FilterNetError(f"{len(errors)} case(s) could not be evaluated: " + " | ".join(errors))
+    computed = {p.case: rows for p, rows in zip(todo, results)}
+    return [row for p in pairs for row in (cached.get(p.case) or computed[p.case])]
+
+
+def _mean_over_cases(values: list[float]) -> float:
+    """Mean ignoring NaN (compartment absent in that case); +inf propagates; all NaN -> NaN."""
+    kept = [v for v in values if not math.isnan(v)]
+    return float(np.mean(kept)) if kept else float("nan")
+
+
+def per_subject(rows: Sequence[dict]) -> list[dict]:
+    """Average per-case rows over each subject's cases (see the module docstring for NaN / inf)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["subject"], row["compartment"]), []).append(row)
+    out = []
+    for (subject, compartment), group in groups.items():
+        summary = {"subject": subject, "compartment": compartment, "n_cases": len(group)}
+        for column in METRIC_COLUMNS:
+            summary[column] = _mean_over_cases([float(r[column]) for r in group])
+        out.append(summary)
+    return out
+
+
+def per_subject_csv_path(out_csv: str | os.PathLike) -> Path:
+    """``metrics.csv`` -> ``metrics_per_subject.csv`` beside it."""
+    out_csv = Path(out_csv)
+    stem = out_csv.name[: -len(".csv")] if out_csv.name.endswith(".csv") else out_csv.name
+    return out_csv.with_name(f"{stem}_per_subject.csv")
+
+
+def evaluate_folders(
+    pred_dir: str | os.PathLike,
+    ref_dir: str | os.PathLike,
+    out_csv: str | os.PathLike,
+    jobs: int | None = None,
+) -> tuple[Path, Path]:
+    """Compare every label map of ``pred_dir`` with the same-named one of ``ref_dir``.
+
+    Args:
+        pred_dir: predicted label maps (leg cases or restored full scans).
+        ref_dir: reference label maps with the same file names.
+        out_csv: per-case CSV (:data:`CASE_COLUMNS`); the per-subject CSV (:data:`SUBJECT_COLUMNS`) is
+            written beside it as ``<stem>_per_subject.csv``.
+        jobs: worker processes (None: all available cores).
+
+    Returns:
+        (per-case CSV, per-subject CSV).
+
+    Raises:
+        FilterNetError: missing cases on either side, or cases that cannot be evaluated (all listed).
+    """
+    pairs = match_cases(pred_dir, ref_dir, require_all_refs=True)
+    rows = evaluate_pairs(pairs, jobs=jobs, cache_csv=out_csv)
+    case_csv = write_rows(rows, out_csv, CASE_COLUMNS)
+    subject_csv = write_rows(per_subject(rows), per_subject_csv_path(out_csv), SUBJECT_COLUMNS)
+    return case_csv, subject_csv

@@ -1,0 +1,305 @@
+"""Per subject, side and compartment: volume (ml), normalised T1 signal and fat fraction, as CSV.
+
+Inputs are matched by case name: images ``<case>.nii.gz`` or nnU-Net's ``<case>_0000.nii.gz``, label maps
+``<case>.nii.gz`` (and optional Dixon fat / water images ``<case>[_0000].nii.gz``). A case is a leg
+(``<subject>_L`` / ``<subject>_R``: the side is the suffix) or a full scan (``<subject>``: the side of each
+voxel is the sign of its physical x coordinate relative to the image centre; in SimpleITK's LPS frame +x
+points to the patient's left, so the patient's right leg is the low-x half). Tissue modes (muscle, fat)
+are estimated per subject and side (:mod:`.fat_fraction`): per leg rather than per scan because a bias
+field differs most between the legs.
+
+Columns: ``subject, side, compartment, n_voxels, volume_ml, mean_t1, mean_t1_normalised, fat_fraction_t1``,
+``fat_fraction_dixon`` (with ``--fat/--water``), ``muscle_mode, fat_mode`` (the leg's T1 modes), then
+the columns of ``--subjects-csv``. An absent compartment has ``n_voxels`` 0 and NaN intensities.
+A rerun reuses the rows of subjects whose files are older than the output CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nnunet_filternet.errors import FilterNetError, InputError
+from nnunet_filternet.labels import COMPARTMENTS
+from nnunet_filternet.metrics.label_maps import check_label_values
+from nnunet_filternet.metrics.matching import list_cases, side_of, subject_of
+from nnunet_filternet.metrics.overlap import voxel_volume_ml
+from nnunet_filternet.quantify.colour_table import write_colour_tables
+from nnunet_filternet.quantify.fat_fraction import (
+    TissueModes,
+    dixon_fat_fraction,
+    fat_reference_values,
+    t1_fat_fraction,
+    tissue_modes,
+)
+from nnunet_filternet.utils.atomic import atomic_path
+from nnunet_filternet.utils.parallel import parallel_map
+
+BASE_COLUMNS: tuple[str, ...] = (
+    "subject", "side", "compartment", "n_voxels", "volume_ml", "mean_t1", "mean_t1_normalised", "fat_fraction_t1",
+)  # fmt: skip
+MODE_COLUMNS: tuple[str, ...] = ("muscle_mode", "fat_mode")
+DIXON_COLUMN = "fat_fraction_dixon"
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """The files of one case: image, label map, and optional Dixon fat and water images."""
+
+    case: str
+    image: Path
+    labels: Path
+    fat: Path | None = None
+    water: Path | None = None
+
+    def paths(self) -> list[Path]:
+        return [p for p in (self.image, self.labels, self.fat, self.water) if p is not None]
+
+
+@dataclass(frozen=True)
+class _Volume:
+    array: np.ndarray
+    image: object  # SimpleITK image (geometry)
+    spacing_zyx: tuple[float, ...]
+
+
+def _read(path: Path, what: str) -> _Volume:
+    import SimpleITK as sitk
+
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        raise InputError(path, f"expected a readable {what}, SimpleITK failed: {str(e).strip()[:200]}") from e
+    return _Volume(sitk.GetArrayFromImage(image), image, tuple(reversed(image.GetSpacing())))
+
+
+def _check_grid(volume: _Volume, path: Path, labels: _Volume, labels_path: Path) -> None:
+    if volume.array.shape != labels.array.shape or not np.allclose(volume.spacing_zyx, labels.spacing_zyx, rtol=1e-4):
+        raise InputError(
+            path,
+            f"shape {volume.array.shape} / spacing {volume.spacing_zyx} mm differ from the label map {labels_path}: "
+            f"{labels.array.shape} / {labels.spacing_zyx} mm",
+        )
+
+
+def side_masks(case: str, labels: _Volume) -> dict[str, np.ndarray | None]:
+    """side ("L" / "R") -> (z, y, x) mask of that side, or None for "the whole image" (leg cases)."""
+    side = side_of(case)
+    if side is not None:
+        return {side: None}
+    image = labels.image
+    nz, ny, nx = labels.array.shape
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    spacing_xyz = np.asarray(image.GetSpacing())
+    centre = image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in image.GetSize()])
+    step = direction[0] * spacing_xyz  # physical x change per index step along i, j, k
+    i, j, k = np.arange(nx), np.arange(ny), np.arange(nz)
+    x = image.GetOrigin()[0] + step[0] * i[None, None, :] + step[1] * j[None, :, None] + step[2] * k[:, None, None]
+    right = np.broadcast_to(x < centre[0], labels.array.shape)
+    return {"L": ~right, "R": right}
+
+
+def _side_labels(labels: np.ndarray, side_mask: np.ndarray | None) -> np.ndarray:
+    return labels if side_mask is None else np.where(side_mask, labels, 0)
+
+
+def _estimate_modes(subject: str, sides: dict[str, list], path: Path) -> dict[str, TissueModes]:
+    """side -> tissue modes from that side's (muscle values, fat reference values) of all cases."""
+    modes = {}
+    for side, parts in sides.items():
+        try:
+            modes[side] = tissue_modes(np.concatenate([m for m, _ in parts]), np.concatenate([f for _, f in parts]))
+        except ValueError as e:
+            raise InputError(
+                path, f"subject {subject} side {side}: cannot estimate muscle and fat intensities: {e}"
+            ) from e
+    return modes
+
+
+def quantify_subject(subject: str, cases: list[CaseFiles]) -> list[dict]:
+    """Rows of one subject (all its cases, sides and compartments).
+
+    Raises:
+        InputError: unreadable or mismatching files, labels outside 0-5, no muscle/fat contrast.
+    """
+    loaded = []
+    sides: dict[str, list] = {}  # side -> [(muscle values, fat reference values)] of each case
+    for files in cases:
+        labels = _read(files.labels, "label map")
+        labels = _Volume(check_label_values(labels.array, files.labels), labels.image, labels.spacing_zyx)
+        image = _read(files.image, "image")
+        _check_grid(image, files.image, labels, files.labels)
+        dixon = None
+        if files.fat is not None:
+            dixon = (_read(files.fat, "Dixon fat image"), _read(files.water, "Dixon water image"))
+            for volume, path in zip(dixon, (files.fat, files.water)):
+                _check_grid(volume, path, labels, files.labels)
+        masks = side_masks(files.case, labels)
+        loaded.append((files, labels, image.array.astype(np.float64), dixon, masks))
+        for side, side_mask in masks.items():
+            side_labels = _side_labels(labels.array, side_mask)
+            muscle = image.array[side_labels > 0].astype(np.float64)
+            fat = fat_reference_values(image.array, side_labels, labels.spacing_zyx)
+            sides.setdefault(side, []).append((muscle, fat))
+    modes = _estimate_modes(subject, sides, cases[0].image)
+    rows = []
+    for _files, labels, image, dixon, masks in loaded:
+        voxel_ml = voxel_volume_ml(labels.spacing_zyx)
+        for side, side_mask in masks.items():
+            side_labels = _side_labels(labels.array, side_mask)
+            m = modes[side]
+            for value, name in enumerate(COMPARTMENTS, start=1):
+                mask = side_labels == value
+                n = int(mask.sum())
+                mean = float(image[mask].mean()) if n else float("nan")
+                row = {
+                    "subject": subject, "side": side, "compartment": name, "n_voxels": n, "volume_ml": n * voxel_ml,
+                    "mean_t1": mean, "mean_t1_normalised": mean / m.muscle if n else float("nan"),
+                    "fat_fraction_t1": t1_fat_fraction(mean, m) if n else float("nan"),
+                    "muscle_mode": m.muscle, "fat_mode": m.fat,
+                }  # fmt: skip
+                if dixon is not None:
+                    row[DIXON_COLUMN] = dixon_fat_fraction(dixon[0].array[mask], dixon[1].array[mask])
+                rows.append(row)
+    return sorted(rows, key=lambda r: (r["side"], COMPARTMENTS.index(r["compartment"])))
+
+
+def _quantify_or_error(item: tuple[str, list[CaseFiles]]) -> list[dict] | FilterNetError:
+    try:
+        return quantify_subject(*item)
+    except FilterNetError as e:
+        return e
+
+
+def _missing(label: str, names: list[str]) -> str:
+    return f"{len(names)} {label}: {', '.join(names[:20])}" + (" ..." if len(names) > 20 else "")
+
+
+def match_case_files(
+    images_dir: os.PathLike, labels_dir: os.PathLike, fat_dir: os.PathLike | None, water_dir: os.PathLike | None
+) -> dict[str, list[CaseFiles]]:
+    """subject -> its cases' files. Every label map needs an image (and fat and water images), and vice versa.
+
+    Raises:
+        FilterNetError: listing the cases missing from each folder.
+    """
+    if (fat_dir is None) != (water_dir is None):
+        raise FilterNetError("Dixon fat fraction needs both --fat and --water folders, got only one")
+    labels, images = list_cases(labels_dir), list_cases(images_dir, images=True)
+    if not labels:
+        raise InputError(labels_dir, "expected label maps (<case>.nii.gz), found none")
+    folders = {"images": (images_dir, images)}
+    if fat_dir is not None:
+        folders["fat"] = (fat_dir, list_cases(fat_dir, images=True))
+        folders["water"] = (water_dir, list_cases(water_dir, images=True))
+    problems = []
+    for what, (folder, found) in folders.items():
+        if sorted(set(labels) - set(found)):
+            problems.append(_missing(f"label map(s) without {what} in {folder}", sorted(set(labels) - set(found))))
+        if sorted(set(found) - set(labels)):
+            problems.append(_missing(f"{what} without a label map in {labels_dir}", sorted(set(found) - set(labels))))
+    if problems:
+        raise FilterNetError("cases do not match; " + "; ".join(problems))
+    subjects: dict[str, list[CaseFiles]] = {}
+    for case in labels:
+        dixon = (folders["fat"][1][case], folders["water"][1][case]) if fat_dir is not None else (None, None)
+        subjects.setdefault(subject_of(case), []).append(CaseFiles(case, images[case], labels[case], *dixon))
+    for subject, cases in subjects.items():
+        if len(cases) > 1 and any(side_of(c.case) is None for c in cases):
+            names = ", ".join(c.case for c in cases)
+            raise InputError(labels_dir, f"subject {subject} has both a full scan and leg cases ({names})")
+    return subjects
+
+
+def read_subjects_csv(path: os.PathLike, subjects: list[str]) -> tuple[list[str], dict[str, dict]]:
+    """(extra columns, subject -> their values) of a CSV with a ``subject`` column covering ``subjects``.
+
+    Raises:
+        InputError: no ``subject`` column, duplicate subjects, or subjects missing from the CSV (listed).
+    """
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "subject" not in reader.fieldnames:
+            raise InputError(path, f"expected a CSV with a 'subject' column, found columns {reader.fieldnames}")
+        columns = [c for c in reader.fieldnames if c != "subject"]
+        table: dict[str, dict] = {}
+        for row in reader:
+            if row["subject"] in table:
+                raise InputError(path, f"subject {row['subject']!r} is listed twice")
+            table[row["subject"]] = {c: row[c] for c in columns}
+    missing = sorted(set(subjects) - set(table))
+    if missing:
+        raise InputError(path, "expected a row for every subject, missing " + _missing("subject(s)", missing))
+    clash = sorted(set(columns) & set(BASE_COLUMNS + MODE_COLUMNS + (DIXON_COLUMN,)))
+    if clash:
+        raise InputError(path, f"columns {clash} clash with the biomarker columns; rename them")
+    return columns, table
+
+
+def _cached_rows(out_csv: Path, subjects: dict[str, list[CaseFiles]], columns: list[str]) -> dict[str, list[dict]]:
+    if not out_csv.is_file():
+        return {}
+    with open(out_csv, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not set(columns) <= set(reader.fieldnames):
+            return {}
+        old = list(reader)
+    csv_time = out_csv.stat().st_mtime_ns
+    out = {}
+    for subject, cases in subjects.items():
+        rows = [{c: r[c] for c in columns} for r in old if r["subject"] == subject]
+        if rows and max(p.stat().st_mtime_ns for c in cases for p in c.paths()) < csv_time:
+            out[subject] = rows
+    return out
+
+
+def quantify_folder(
+    images_dir: str | os.PathLike,
+    labels_dir: str | os.PathLike,
+    out_csv: str | os.PathLike,
+    subjects_csv: str | os.PathLike | None = None,
+    fat_dir: str | os.PathLike | None = None,
+    water_dir: str | os.PathLike | None = None,
+    jobs: int | None = None,
+) -> Path:
+    """Write the biomarker CSV (and the Slicer / ITK-SNAP colour tables beside it).
+
+    Args:
+        images_dir: T1 images (``<case>.nii.gz`` or ``<case>_0000.nii.gz``).
+        labels_dir: label maps (``<case>.nii.gz``), e.g. predictions restored to the scans.
+        out_csv: output CSV (columns: module docstring).
+        subjects_csv: optional CSV with a ``subject`` column; its other columns are appended to each row.
+        fat_dir: Dixon fat images (with ``water_dir``) for ``fat_fraction_dixon``.
+        water_dir: Dixon water images.
+        jobs: worker processes (None: all cores).
+
+    Returns:
+        ``out_csv``.
+
+    Raises:
+        FilterNetError: unmatched cases, bad files or subjects (all listed).
+    """
+    out_csv = Path(out_csv)
+    subjects = match_case_files(images_dir, labels_dir, fat_dir, water_dir)
+    extra_columns, extra = read_subjects_csv(subjects_csv, list(subjects)) if subjects_csv else ([], {})
+    columns = list(BASE_COLUMNS) + ([DIXON_COLUMN] if fat_dir is not None else []) + list(MODE_COLUMNS)
+    cached = _cached_rows(out_csv, subjects, columns)
+    todo = [(s, c) for s, c in subjects.items() if s not in cached]
+    results = parallel_map(_quantify_or_error, todo, jobs, desc="quantify", unit="subject")
+    errors = [str(r) for r in results if isinstance(r, FilterNetError)]
+    if errors:
+        raise FilterNetError(f"{len(errors)} subject(s) could not be quantified: " + " | ".join(errors))
+    computed = {s: rows for (s, _), rows in zip(todo, results)}
+    with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns + extra_columns)
+        for subject in subjects:
+            for row in cached.get(subject) or computed[subject]:
+                values = [repr(v) if isinstance(v, float) else v for v in (row[c] for c in columns)]
+                writer.writerow(values + [extra[subject][c] for c in extra_columns])
+    write_colour_tables(out_csv.parent)
+    return out_csv

@@ -1,0 +1,208 @@
+"""``filternet report``: evaluate each trainer's cross-validation predictions and write the paper's tables and figures.
+
+Output folder::
+
+    report.md                         everything below, readable as text, with the figures linked
+    table1.md / table1.csv            Table I (display / numbers with p values); table1b.*: directed ASD, HD95
+    table2.csv, table3.csv, sigma.csv Tables II, III and the learned sigma per fold
+    fig5_metrics.png, fig4_examples.png
+    metrics/<trainer>.csv             per case and compartment (``filternet evaluate`` columns), + _per_subject.csv
+    metrics/<trainer>_largest_component.csv   the same after connected-component post-processing
+
+A rerun reuses the per-case metrics of cases whose files have not changed since.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nnunet_filternet.errors import FilterNetError, InputError
+from nnunet_filternet.metrics.evaluate import (
+    CASE_COLUMNS,
+    SUBJECT_COLUMNS,
+    evaluate_pairs,
+    per_subject,
+    per_subject_csv_path,
+    write_rows,
+)
+from nnunet_filternet.metrics.matching import CasePair, list_cases
+from nnunet_filternet.report import tables
+from nnunet_filternet.report.examples import choose_subjects, load_example
+from nnunet_filternet.report.figures import plot_metric_bars, plot_overlays
+from nnunet_filternet.report.results import (
+    TrainerRun,
+    dataset_name,
+    default_gt_dir,
+    default_images_dir,
+    find_trainer_runs,
+)
+from nnunet_filternet.report.training import summarise_training
+from nnunet_filternet.utils.atomic import write_text
+
+HEADLINE_FILE = "table1.md"
+
+
+def _pairs(run: TrainerRun, gt_files: dict[str, Path], gt_dir: Path) -> list[CasePair]:
+    predictions = run.predictions()
+    no_gt = sorted(set(predictions) - set(gt_files))
+    if no_gt:
+        raise InputError(
+            gt_dir, f"no ground truth for {len(no_gt)} case(s) predicted by {run.trainer}: {', '.join(no_gt)}"
+        )
+    return [CasePair(case, predictions[case], gt_files[case]) for case in sorted(predictions)]
+
+
+def _evaluate(pairs: list[CasePair], csv_path: Path, jobs: int | None, postprocess=None) -> list[dict]:
+    desc = f"evaluate {csv_path.stem}"
+    rows = evaluate_pairs(pairs, jobs=jobs, postprocess=postprocess, cache_csv=csv_path, desc=desc)
+    write_rows(rows, csv_path, CASE_COLUMNS)
+    subject_rows = per_subject(rows)
+    write_rows(subject_rows, per_subject_csv_path(csv_path), SUBJECT_COLUMNS)
+    return subject_rows
+
+
+def _coverage_notes(runs: dict[str, TrainerRun], gt_files: dict[str, Path]) -> list[str]:
+    notes = []
+    for trainer, run in runs.items():
+        missing = sorted(set(gt_files) - set(run.predictions()))
+        folds = ", ".join(str(f.fold) for f in run.folds)
+        line = f"- {trainer}: {len(run.predictions())} of {len(gt_files)} ground-truth cases predicted (folds {folds})"
+        notes.append(line + (f"; not predicted: {', '.join(missing)}" if missing else ""))
+    return notes
+
+
+def _check_arguments(trainers: list[str], reference: str) -> None:
+    if not trainers:
+        raise FilterNetError("expected at least one trainer (--trainers), found none")
+    duplicates = sorted({t for t in trainers if trainers.count(t) > 1})
+    if duplicates:
+        raise FilterNetError(f"trainers are listed twice: {', '.join(duplicates)}")
+    if reference not in trainers:
+        raise FilterNetError(f"the reference trainer {reference!r} is not among --trainers ({', '.join(trainers)})")
+
+
+def write_report(
+    results_dir: str | os.PathLike,
+    trainers: list[str],
+    reference: str,
+    out_dir: str | os.PathLike,
+    plans: str = "nnUNetPlans",
+    configuration: str = "3d_fullres",
+    gt_dir: str | os.PathLike | None = None,
+    images_dir: str | os.PathLike | None = None,
+    jobs: int | None = None,
+) -> Path:
+    """Evaluate the trainers' cross-validation predictions and write the report.
+
+    Args:
+        results_dir: ``$nnUNet_results/DatasetNNN_NAME``.
+        trainers: trainer class names, in table column order.
+        reference: the trainer the others are tested against (one of ``trainers``).
+        out_dir: output folder (created).
+        plans: plans identifier of the results folders.
+        configuration: nnU-Net configuration.
+        gt_dir: ground-truth label maps (default: the dataset's ``gt_segmentations`` or ``labelsTr``).
+        images_dir: images for Fig. 4 (default: the dataset's ``imagesTr``; none found: labels only).
+        jobs: worker processes for evaluation (None: all cores).
+
+    Returns:
+        Path of ``report.md``. :func:`headline_table` returns Table I as Markdown.
+
+    Raises:
+        FilterNetError: bad arguments, missing results or ground truth (everything concerned is listed).
+    """
+    trainers = list(trainers)
+    _check_arguments(trainers, reference)
+    runs = find_trainer_runs(results_dir, trainers, plans, configuration)
+    gt_dir = Path(gt_dir) if gt_dir is not None else default_gt_dir(results_dir)
+    gt_files = list_cases(gt_dir)
+    if not gt_files:
+        raise InputError(gt_dir, "expected ground-truth label maps (.nii.gz), found none")
+    images_dir = Path(images_dir) if images_dir is not None else default_images_dir(results_dir)
+    out_dir = Path(out_dir)
+    before, after = _evaluate_trainers(runs, gt_files, gt_dir, out_dir, jobs)
+    sections = _write_tables(before, after, [summarise_training(runs[t]) for t in trainers], reference, out_dir)
+    image_files = list_cases(images_dir, images=True) if images_dir is not None else None
+    sections += _write_figures(before, runs, gt_files, image_files, reference, out_dir)
+    header = [
+        f"# Cross-validation report: {dataset_name(results_dir)}",
+        f"Results: `{Path(results_dir)}` (plans `{plans}`, configuration `{configuration}`); ground truth: "
+        f"`{gt_dir}`; images: `{images_dir if image_files is not None else 'not found'}`; reference trainer: "
+        f"**{reference}**. DSC in %, distances in mm. ASSD is the symmetric mean over both surfaces (Heimann 2009); "
+        "the paper's ASSD is the directed mean from the automated to the manual surface (ASD pred→ref, Table I-b).",
+        "Coverage:\n" + "\n".join(_coverage_notes(runs, gt_files)),
+    ]
+    report = out_dir / "report.md"
+    write_text(report, "\n\n".join(header + sections) + "\n")
+    return report
+
+
+def _evaluate_trainers(
+    runs: dict[str, TrainerRun], gt_files: dict[str, Path], gt_dir: Path, out_dir: Path, jobs: int | None
+) -> tuple[dict[str, list[dict]], dict[str, list[dict]]]:
+    """Per-subject rows of every trainer, before and after largest-component post-processing."""
+    pairs = {t: _pairs(run, gt_files, gt_dir) for t, run in runs.items()}
+    # imports nnU-Net (torch): after the checks, so that bad input fails fast, and before the worker pools
+    from nnunet_filternet.report.postprocessing import keep_largest_component_per_label
+
+    metrics = out_dir / "metrics"
+    before = {t: _evaluate(pairs[t], metrics / f"{t}.csv", jobs) for t in runs}
+    pp = keep_largest_component_per_label
+    after = {t: _evaluate(pairs[t], metrics / f"{t}_largest_component.csv", jobs, pp) for t in runs}
+    return before, after
+
+
+def _write_tables(before, after, summaries, reference: str, out_dir: Path) -> list[str]:
+    """Write Tables I-III (Markdown + CSV); return their report sections."""
+    table1, table1_numbers = tables.table_one(before, reference)
+    table1b, table1b_numbers = tables.table_one(before, reference, tables.TABLE1B_METRICS)
+    table2, table3, sigma = (
+        tables.table_two(summaries),
+        tables.table_three(before, after),
+        tables.sigma_table(summaries),
+    )
+    write_text(out_dir / HEADLINE_FILE, table1.to_markdown() + "\n")
+    write_text(out_dir / "table1b.md", table1b.to_markdown() + "\n")
+    csvs = {"table1": table1_numbers, "table1b": table1b_numbers, "table2": table2, "table3": table3, "sigma": sigma}
+    for name, table in csvs.items():
+        if table is not None:
+            table.write_csv(out_dir / f"{name}.csv")
+    sections = [
+        "## Table I: DSC and ASSD per compartment\n\n" + table1.to_markdown(),
+        "## Table I-b: directed ASD (the paper's ASSD) and HD95\n\n" + table1b.to_markdown(),
+        "## Paired tests against the reference\n\n" + tables.p_value_table(table1_numbers, reference).to_markdown(),
+        "## Table II: model size, memory and speed\n\n" + table2.to_markdown(),
+        "## Table III: largest-connected-component post-processing\n\n" + table3.to_markdown(),
+    ]
+    if sigma is not None:
+        sections.append("## Learned sigma of the edge gate per fold\n\n" + sigma.to_markdown())
+    return sections
+
+
+def _write_figures(before, runs, gt_files, image_files, reference: str, out_dir: Path) -> list[str]:
+    """Draw Fig. 5 (bars) and Fig. 4 (worst / median / best overlays); return their report sections."""
+    plot_metric_bars(before, out_dir / "fig5_metrics.png")
+    sections = ["## Fig. 5: DSC and ASSD per compartment\n\n![Fig. 5](fig5_metrics.png)"]
+    predictions = {t: run.predictions() for t, run in runs.items()}
+    examples = []
+    common = set.intersection(*({r["subject"] for r in rows} for rows in before.values()))  # every trainer has them
+    for tag, subject in choose_subjects([r for r in before[reference] if r["subject"] in common]):
+        dsc = {t: 100 * tables.metric_by_subject(rows, tables.MEAN_ROW, "dice")[subject] for t, rows in before.items()}
+        examples.append(load_example(tag, subject, gt_files, predictions, image_files, dsc))
+    if examples:
+        plot_overlays(examples, out_dir / "fig4_examples.png")
+        sections.append(
+            f"## Fig. 4: examples ({', '.join(e.title for e in examples)}; by mean DSC of {reference})\n\n"
+            "Fill: labels; white lines: ground-truth outlines. Axial slice with the most ground truth per leg.\n\n"
+            "![Fig. 4](fig4_examples.png)"
+        )
+    return sections
+
+
+def headline_table(out_dir: str | os.PathLike) -> str:
+    """Table I (Markdown) of a report written by :func:`write_report` into ``out_dir``."""
+    path = Path(out_dir) / HEADLINE_FILE
+    if not path.is_file():
+        raise InputError(path, "expected Table I of a report written by filternet report, found none")
+    return path.read_text().rstrip("\n")

@@ -1,0 +1,64 @@
+"""Paired tests of a trainer's per-subject metric against the reference trainer's.
+
+Both tests pair subjects by name. Pairs where either value is not finite are left out and counted:
+NaN means the compartment is absent from the subject's reference and prediction (nothing to compare),
++inf a missed compartment (a distance that no test can use). The report shows ``n`` for every test.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+#: Significance level for marking table cells.
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """p values of the paired t-test and the Wilcoxon signed-rank test, with the pairs used.
+
+    Attributes:
+        n: number of subject pairs used.
+        n_left_out: pairs left out because a value was NaN or infinite.
+        t_p: two-sided p of :func:`scipy.stats.ttest_rel` (NaN if not computable, e.g. n < 2 or equal values).
+        wilcoxon_p: two-sided p of :func:`scipy.stats.wilcoxon` (NaN if not computable, e.g. all differences 0).
+    """
+
+    n: int
+    n_left_out: int
+    t_p: float
+    wilcoxon_p: float
+
+    @property
+    def t_significant(self) -> bool:
+        return not math.isnan(self.t_p) and self.t_p < ALPHA
+
+    @property
+    def wilcoxon_significant(self) -> bool:
+        return not math.isnan(self.wilcoxon_p) and self.wilcoxon_p < ALPHA
+
+
+def paired_tests(values: Mapping[str, float], reference: Mapping[str, float]) -> PairedTest:
+    """Test ``values`` against ``reference``, both subject -> metric, over the subjects they share."""
+    subjects = sorted(set(values) & set(reference))
+    pairs = [(values[s], reference[s]) for s in subjects]
+    finite = np.asarray([p for p in pairs if math.isfinite(p[0]) and math.isfinite(p[1])], dtype=np.float64)
+    n = len(finite)
+    t_p = w_p = float("nan")
+    if n >= 2:
+        a, b = finite[:, 0], finite[:, 1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            t_p = float(stats.ttest_rel(a, b).pvalue)
+            if np.any(a != b):
+                try:
+                    w_p = float(stats.wilcoxon(a, b).pvalue)
+                except ValueError:
+                    w_p = float("nan")
+    return PairedTest(n=n, n_left_out=len(pairs) - n, t_p=t_p, wilcoxon_p=w_p)

@@ -1,0 +1,202 @@
+"""The report's tables as plain data, written as Markdown and CSV.
+
+Table I: mean +- std over subjects per compartment and trainer, marked where a paired test against the
+reference trainer gives p < 0.05. Table II: parameters, peak memory, time per epoch. Table III: effect of
+largest-connected-component post-processing, and the edge gate's learned sigma per fold.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nnunet_filternet.labels import COMPARTMENTS
+from nnunet_filternet.metrics.summary import format_mean_std, mean_std
+from nnunet_filternet.report.stats import PairedTest, paired_tests
+from nnunet_filternet.report.training import TrainingSummary
+from nnunet_filternet.utils.atomic import atomic_path
+
+#: (column of the per-subject CSV, scale, heading) of Table I and its continuation.
+TABLE1_METRICS: tuple[tuple[str, float, str], ...] = (("dice", 100.0, "DSC (%)"), ("assd_mm", 1.0, "ASSD (mm)"))
+TABLE1B_METRICS: tuple[tuple[str, float, str], ...] = (
+    ("asd_pred_to_ref_mm", 1.0, "ASD pred→ref (mm)"),
+    ("hd95_mm", 1.0, "HD95 (mm)"),
+)
+#: Row name of the per-subject mean over the five compartments.
+MEAN_ROW = "mean"
+#: Markers of significant differences from the reference trainer.
+T_MARK, WILCOXON_MARK = "*", "†"
+
+#: trainer -> per-subject rows (``metrics/*_per_subject.csv``).
+SubjectRows = Mapping[str, Sequence[dict]]
+
+
+@dataclass
+class Table:
+    """A table: header, rows of cells (strings or numbers), and notes printed under it in Markdown."""
+
+    header: list[str]
+    rows: list[list] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        def cell(v) -> str:
+            return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in self.rows]
+        return "\n".join(lines + ([""] + self.notes if self.notes else []))
+
+    def write_csv(self, path: str | os.PathLike) -> None:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(self.header)
+            writer.writerows([[repr(v) if isinstance(v, float) else v for v in row] for row in self.rows])
+
+
+def metric_by_subject(rows: Sequence[dict], compartment: str, column: str) -> dict[str, float]:
+    """subject -> metric of one compartment; ``compartment == MEAN_ROW`` averages the compartments per subject.
+
+    The mean over compartments leaves NaN (absent compartment) out and keeps +inf.
+    """
+    if compartment != MEAN_ROW:
+        return {r["subject"]: float(r[column]) for r in rows if r["compartment"] == compartment}
+    per_subject: dict[str, list[float]] = {}
+    for r in rows:
+        per_subject.setdefault(r["subject"], []).append(float(r[column]))
+    out = {}
+    for subject, values in per_subject.items():
+        kept = [v for v in values if not math.isnan(v)]
+        out[subject] = float(np.mean(kept)) if kept else float("nan")
+    return out
+
+
+def _row_names(subject_rows: SubjectRows) -> list[str]:
+    present = {r["compartment"] for rows in subject_rows.values() for r in rows}
+    return [c for c in COMPARTMENTS if c in present] + [MEAN_ROW]
+
+
+def _cell(values: Mapping[str, float], scale: float, test: PairedTest | None) -> str:
+    mean, std, n = mean_std([v * scale for v in values.values()])
+    text = format_mean_std(mean, std)
+    n_inf = sum(math.isinf(v) for v in values.values())
+    if n_inf:
+        text += f" ({n_inf}/{len(values)} missed)"
+    if test is not None:
+        text += (T_MARK if test.t_significant else "") + (WILCOXON_MARK if test.wilcoxon_significant else "")
+    return text
+
+
+def table_one(
+    subject_rows: SubjectRows, reference: str, metrics: Sequence[tuple[str, float, str]] = TABLE1_METRICS
+) -> tuple[Table, Table]:
+    """Table I for display (wide, Markdown) and as numbers (long, CSV with means, stds and p values).
+
+    Args:
+        subject_rows: trainer -> per-subject rows; dict order is the column order.
+        reference: the trainer every other one is tested against.
+        metrics: (column, scale, heading) per metric block.
+    """
+    trainers = list(subject_rows)
+    display = Table(["compartment"] + [f"{heading} {t}" for _, _, heading in metrics for t in trainers])
+    numbers = Table(["metric", "compartment", "trainer", "mean", "std", "n", "t_p", "wilcoxon_p", "n_pairs"])
+    for name in _row_names(subject_rows):
+        cells = [name]
+        for column, scale, _ in metrics:
+            ref_values = metric_by_subject(subject_rows[reference], name, column)
+            for trainer in trainers:
+                values = metric_by_subject(subject_rows[trainer], name, column)
+                test = None if trainer == reference else paired_tests(values, ref_values)
+                cells.append(_cell(values, scale, test))
+                mean, std, n = mean_std([v * scale for v in values.values()])
+                p = (math.nan, math.nan, 0) if test is None else (test.t_p, test.wilcoxon_p, test.n)
+                numbers.rows.append([column, name, trainer, mean, std, n, *p])
+        display.rows.append(cells)
+    display.notes.append(
+        f"Mean ± std over subjects (each subject: mean of its legs). {T_MARK}: paired t-test p < 0.05, "
+        f"{WILCOXON_MARK}: Wilcoxon signed-rank p < 0.05, against {reference}. "
+        f"'{MEAN_ROW}': per-subject mean over compartments. 'k/n missed': subjects with a compartment missed "
+        "or hallucinated (distance +inf, left out of the tests)."
+    )
+    return display, numbers
+
+
+def p_value_table(numbers: Table, reference: str) -> Table:
+    """The p values of Table I's numbers: one row per metric and compartment, one column per tested trainer."""
+    tested = [t for t in dict.fromkeys(r[2] for r in numbers.rows) if t != reference]
+    table = Table(["metric", "compartment"] + [f"{t}: t-test p / Wilcoxon p (n)" for t in tested])
+    keyed = {(r[0], r[1], r[2]): r for r in numbers.rows}
+    for metric, compartment in dict.fromkeys((r[0], r[1]) for r in numbers.rows):
+        cells = []
+        for t in tested:
+            t_p, w_p, n = keyed[(metric, compartment, t)][6:9]
+            cells.append(f"{_p(t_p)} / {_p(w_p)} ({n})")
+        table.rows.append([metric, compartment, *cells])
+    return table
+
+
+def _p(p: float) -> str:
+    return "n/a" if math.isnan(p) else f"{p:.3g}"
+
+
+def _or_na(value, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def table_two(summaries: Sequence[TrainingSummary]) -> Table:
+    """Table II: parameters (M), peak memory (MiB, what was measured) and time per epoch (s) per trainer."""
+    table = Table(["trainer", "parameters", "peak memory (MiB)", "memory measured as", "epoch time (s)", "epochs"])
+    for s in summaries:
+        params = "n/a" if s.parameters is None else f"{s.parameters:,} ({s.parameters / 1e6:.2f} M)"
+        if s.logged_parameters is not None and s.parameters is not None and s.logged_parameters != s.parameters:
+            params += f" (log: {s.logged_parameters:,})"
+        epoch = _or_na(s.epoch_time_mean_s, ".1f")
+        if s.epoch_time_std_s is not None:
+            epoch += f" ± {s.epoch_time_std_s:.1f}"
+        memory = _or_na(s.peak_memory_mib, ".1f")
+        table.rows.append([s.trainer, params, memory, s.memory_source or "n/a", epoch, len(s.epoch_times_s)])
+    table.notes.append(
+        "Parameters: floating tensors of the checkpoint's network_weights without BN running statistics "
+        "(training-only edge gate not counted). Memory and epoch time: our trainers' and nnU-Net's log lines; "
+        "n/a where a trainer does not log them (stock nnUNetTrainer logs no memory)."
+    )
+    return table
+
+
+def table_three(before: SubjectRows, after: SubjectRows) -> Table:
+    """Table III: DSC (%) and ASSD (mm) before / after largest-connected-component post-processing."""
+    table = Table(["trainer", "compartment", "DSC before", "DSC after", "ASSD before", "ASSD after"])
+    for trainer in before:
+        for name in _row_names({trainer: before[trainer]}):
+            cells = [trainer, name]
+            for column, scale in (("dice", 100.0), ("assd_mm", 1.0)):
+                for rows in (before[trainer], after[trainer]):
+                    mean, std, _ = mean_std([v * scale for v in metric_by_subject(rows, name, column).values()])
+                    cells.append(format_mean_std(mean, std))
+            table.rows.append(cells)
+    table.notes.append(
+        "Post-processing: nnU-Net's remove_all_but_largest_component_from_segmentation applied to every "
+        "compartment label of every validation prediction (in memory; the results folder is not modified)."
+    )
+    return table
+
+
+def sigma_table(summaries: Sequence[TrainingSummary]) -> Table | None:
+    """Learned sigma (and final lambda) per fold of the edge-gate trainers; None if no trainer logged a gate."""
+    gated = [s for s in summaries if s.sigma_per_fold]
+    if not gated:
+        return None
+    folds = sorted({f for s in gated for f in s.sigma_per_fold})
+    table = Table(["trainer"] + [f"fold {f}: sigma (lambda)" for f in folds])
+    for s in gated:
+        cells = [
+            f"{s.sigma_per_fold[f]:.3f} ({s.lambda_per_fold[f]:g})" if f in s.sigma_per_fold else "n/a" for f in folds
+        ]
+        table.rows.append([s.trainer, *cells])
+    table.notes.append("Last logged 'edge gate: lambda ... sigma ...' line of each fold's training log.")
+    return table

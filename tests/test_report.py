@@ -1,0 +1,159 @@
+"""``filternet report`` on a fake nnU-Net results folder (tests/results_fixture.py)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+
+from nnunet_filternet.errors import FilterNetError
+from nnunet_filternet.metrics import evaluate as evaluate_module
+from nnunet_filternet.metrics.evaluate import read_rows
+from nnunet_filternet.report.report import headline_table, write_report
+from tests.conftest import run_cli
+from tests.results_fixture import FAKE_PARAMETERS, make_results
+
+TRAINERS = {"nnUNetTrainer": "bad", "nnUNetTrainerBUNet": "good", "nnUNetTrainerFilterNet": "good"}
+REFERENCE = "nnUNetTrainerFilterNet"
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    return make_results(tmp_path_factory.mktemp("fake"), TRAINERS, gate_trainers=(REFERENCE,))
+
+
+@pytest.fixture(scope="module")
+def report_dir(fake, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("nnUNet_raw", str(fake.raw))
+    mp.setenv("nnUNet_preprocessed", str(fake.preprocessed))
+    out = tmp_path_factory.mktemp("report")
+    write_report(fake.dataset_results, list(TRAINERS), REFERENCE, out, jobs=1)
+    mp.undo()
+    return out
+
+
+def _csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_report_files_are_written(report_dir):
+    text = (report_dir / "report.md").read_text()
+    for heading in ("Table I:", "Table II:", "Table III:", "Learned sigma", "Fig. 5", "Fig. 4"):
+        assert heading in text
+    for name in ("fig5_metrics.png", "fig4_examples.png"):
+        assert (report_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (report_dir / "metrics" / "nnUNetTrainer_per_subject.csv").is_file()
+    assert headline_table(report_dir) in text
+
+
+def test_table_one_marks_the_worse_trainer_only(report_dir):
+    rows = {(r["metric"], r["compartment"], r["trainer"]): r for r in _csv(report_dir / "table1.csv")}
+    bad = rows[("dice", "TA", "nnUNetTrainer")]
+    assert float(bad["t_p"]) < 0.05 and float(bad["wilcoxon_p"]) < 0.05 and bad["n_pairs"] == "6"
+    assert float(bad["mean"]) < float(rows[("dice", "TA", REFERENCE)]["mean"])
+    assert rows[("dice", "TA", REFERENCE)]["t_p"] == "nan"
+    headline = headline_table(report_dir)
+    ta_line = next(line for line in headline.splitlines() if line.startswith("| TA |"))
+    cells = [c.strip() for c in ta_line.strip("|").split("|")]
+    assert cells[1].endswith("*†")  # nnUNetTrainer DSC
+    assert not cells[2].endswith(("*", "†")) and not cells[3].endswith(("*", "†"))
+    # the mean over subjects is the mean of the per-subject CSV
+    subjects = [
+        r for r in read_rows(report_dir / "metrics" / "nnUNetTrainer_per_subject.csv") if r["compartment"] == "TA"
+    ]
+    assert float(bad["mean"]) == pytest.approx(100 * sum(r["dice"] for r in subjects) / len(subjects))
+
+
+def test_table_two_from_checkpoints_and_logs(report_dir):
+    rows = {r["trainer"]: r for r in _csv(report_dir / "table2.csv")}
+    gate = rows[REFERENCE]
+    assert gate["parameters"].startswith(f"{FAKE_PARAMETERS:,} ")  # BN running stats not counted
+    assert "(log: 999)" in gate["parameters"]  # a disagreeing log line is shown, not hidden
+    assert gate["peak memory (MiB)"] == "131.0" and gate["memory measured as"] == "process max RSS"
+    assert gate["epoch time (s)"].startswith("12.0 ± ") and gate["epochs"] == "8"
+    stock = rows["nnUNetTrainer"]
+    assert stock["peak memory (MiB)"] == "n/a" and stock["parameters"].startswith(f"{FAKE_PARAMETERS:,} ")
+
+
+def test_table_three_and_sigma(report_dir):
+    rows = {(r["trainer"], r["compartment"]): r for r in _csv(report_dir / "table3.csv")}
+    ta = rows[("nnUNetTrainer", "TA")]  # a spurious TA island that post-processing removes
+    assert float(ta["DSC after"].split()[0]) > float(ta["DSC before"].split()[0])
+    assert float(ta["ASSD after"].split()[0]) < float(ta["ASSD before"].split()[0])
+    assert rows[("nnUNetTrainer", "Sol")]["DSC after"] == rows[("nnUNetTrainer", "Sol")]["DSC before"]
+    sigma = _csv(report_dir / "sigma.csv")
+    assert [r["trainer"] for r in sigma] == [REFERENCE]  # only trainers that logged a gate
+    # last line of the later session (logs ordered by date, not by name)
+    assert sigma[0]["fold 0: sigma (lambda)"] == "0.970 (0.01)"
+    assert sigma[0]["fold 1: sigma (lambda)"] == "0.960 (0.01)"
+
+
+def test_results_folder_is_not_modified(fake, report_dir):
+    folder = fake.dataset_results / f"{REFERENCE}__nnUNetPlans__3d_fullres" / "fold_0" / "validation"
+    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(".nii.gz")) == ["summary.json"]
+
+
+def test_rerun_reuses_metrics(fake, report_dir, monkeypatch):
+    monkeypatch.setenv("nnUNet_raw", str(fake.raw))
+    monkeypatch.setenv("nnUNet_preprocessed", str(fake.preprocessed))
+    calls = []
+    monkeypatch.setattr(evaluate_module, "_evaluate_or_error", lambda pair, postprocess: calls.append(pair))
+    before = headline_table(report_dir)
+    write_report(fake.dataset_results, list(TRAINERS), REFERENCE, report_dir, jobs=1)
+    assert calls == [] and headline_table(report_dir) == before
+
+
+def test_missing_predictions_and_trainers_are_listed(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_preprocessed", str(fake.preprocessed))
+    results = tmp_path / "Dataset900_Fake"
+    shutil.copytree(
+        fake.dataset_results / f"{REFERENCE}__nnUNetPlans__3d_fullres", results / "X__nnUNetPlans__3d_fullres"
+    )
+    for fold in ("fold_0", "fold_1"):
+        shutil.rmtree(results / "X__nnUNetPlans__3d_fullres" / fold / "validation")
+    with pytest.raises(FilterNetError) as e:
+        write_report(results, ["X", "Missing"], "X", tmp_path / "out", jobs=1)
+    message = str(e.value)
+    assert "2 trainer(s)" in message
+    assert "fold_0/validation, fold_1/validation" in message
+    assert "Missing__nnUNetPlans__3d_fullres" in message and "present: X__nnUNetPlans__3d_fullres" in message
+    with pytest.raises(FilterNetError, match="reference trainer 'Y' is not among"):
+        write_report(results, ["X"], "Y", tmp_path / "out")
+
+
+def test_prediction_without_ground_truth_is_an_error(fake, tmp_path):
+    gt = tmp_path / "gt"
+    shutil.copytree(fake.preprocessed / "Dataset900_Fake" / "gt_segmentations", gt)
+    (gt / "sub03_R.nii.gz").unlink()
+    with pytest.raises(FilterNetError, match="no ground truth for 1 case.*sub03_R"):
+        write_report(fake.dataset_results, [REFERENCE], REFERENCE, tmp_path / "out", gt_dir=gt, jobs=1)
+
+
+def test_cli_prints_headline_table(fake, tmp_path):
+    env = {"nnUNet_raw": fake.raw, "nnUNet_preprocessed": fake.preprocessed}
+    args = ["--results", fake.dataset_results, "--trainers", "nnUNetTrainer", REFERENCE, "--reference", REFERENCE]
+    r = run_cli("report", *args, "--out", tmp_path / "out", "-j", "2", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "| TA |" in r.stdout and "report.md" in r.stdout
+    r = run_cli("report", *args[:-1], "Nobody", "--out", tmp_path / "out2", env=env)
+    assert r.returncode == 2 and r.stderr.startswith("filternet report: error:")
+
+
+def test_partial_cross_validation_is_reported_not_hidden(fake, tmp_path, monkeypatch):
+    """A trainer with fold 1 not yet predicted: its missing cases are listed and its tests use fewer pairs."""
+    monkeypatch.setenv("nnUNet_raw", str(fake.raw))
+    monkeypatch.setenv("nnUNet_preprocessed", str(fake.preprocessed))
+    results = tmp_path / "Dataset900_Fake"
+    for trainer in ("nnUNetTrainer", REFERENCE):
+        name = f"{trainer}__nnUNetPlans__3d_fullres"
+        shutil.copytree(fake.dataset_results / name, results / name)
+    shutil.rmtree(results / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_1" / "validation")
+    report = write_report(results, ["nnUNetTrainer", REFERENCE], REFERENCE, tmp_path / "out", jobs=1)
+    text = report.read_text()
+    assert "nnUNetTrainer: 6 of 12 ground-truth cases predicted (folds 0); not predicted: sub01_L" in text
+    rows = {(r["metric"], r["compartment"], r["trainer"]): r for r in _csv(tmp_path / "out" / "table1.csv")}
+    assert rows[("dice", "TA", "nnUNetTrainer")]["n_pairs"] == "3"
+    assert rows[("dice", "TA", REFERENCE)]["n"] == "6"
