@@ -1,0 +1,91 @@
+"""``filternet phantom``: write a synthetic two-leg calf T1 MR cohort (images, labels, subjects.csv)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR", help="cohort folder to create")
+    parser.add_argument("--subjects", type=_positive_int, default=40, metavar="N", help="number of subjects (40)")
+    parser.add_argument(
+        "--healthy",
+        type=_non_negative_int,
+        default=None,
+        metavar="H",
+        help="number of healthy subjects, the rest are DM1 (default: a quarter of --subjects, 10 of 40)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="cohort seed (0)")
+    parser.add_argument(
+        "--shape", type=_positive_int, nargs=3, default=[512, 512, 30], metavar=("X", "Y", "Z"),
+        help="image size in voxels (512 512 30)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--spacing", type=_positive_float, nargs=3, default=[0.7, 0.7, 7.0], metavar=("X", "Y", "Z"),
+        help="voxel size in mm (0.7 0.7 7.0); shape x spacing must hold both legs (up to about 340 x 185 mm)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--subslices", type=_positive_int, default=5, metavar="K",
+        help="odd number of thin sub-slices averaged into each thick slice (partial volume; 5)",
+    )  # fmt: skip
+    parser.add_argument("--preview", metavar="PNG", help="also write a Fig. 1-like panel (healthy and DM1 slice)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing cohort folder")
+    parser.add_argument("--save-bias", action="store_true", help="also write the true bias field to DIR/bias/")
+    parser.add_argument(
+        "--save-fat-fraction", action="store_true", help="also write the true fat fraction to DIR/fatfraction/"
+    )
+    parser.add_argument("-j", "--jobs", type=_positive_int, default=None, help="worker processes (all cores)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_filternet.phantom.cohort import make_cohort
+
+    healthy = round(args.subjects / 4) if args.healthy is None else args.healthy
+    out = make_cohort(
+        args.out,
+        n_subjects=args.subjects,
+        n_healthy=healthy,
+        seed=args.seed,
+        shape=tuple(args.shape),
+        spacing=tuple(args.spacing),
+        save_bias=args.save_bias,
+        save_fat_fraction=args.save_fat_fraction,
+        preview=args.preview,
+        overwrite=args.overwrite,
+        jobs=args.jobs,
+        n_subslices=args.subslices,
+    )
+    print(f"wrote {args.subjects} subjects ({healthy} healthy, {args.subjects - healthy} DM1) to {out}")
+    if args.preview:
+        print(f"preview: {args.preview}")
+    return 0

@@ -1,0 +1,257 @@
+"""A cohort of synthetic subjects: who is healthy, how severe each DM1 subject is, and writing it to disk.
+
+Folder layout written by :func:`make_cohort`::
+
+    DIR/images/sub-000.nii.gz        float32 T1-weighted image (both legs)
+    DIR/labels/sub-000.nii.gz        uint8 labels 0 background, 1 TA, 2 TP, 3 Sol, 4 Gas, 5 PL
+    DIR/bias/sub-000.nii.gz          float32 true bias field (only with save_bias)
+    DIR/fatfraction/sub-000.nii.gz   float32 true fat fraction (only with save_fat_fraction)
+    DIR/subjects.csv                 one row per subject: subject, group, severity, then all parameters
+    DIR/phantom.json                 the generation parameters and conventions
+
+Groups: subject ``k`` of ``N`` is healthy iff ``floor((k+1) H / N) > floor(k H / N)`` (H healthy subjects,
+spread evenly: with 10 of 40, sub-003, sub-007, ..., sub-039). Cohorts with the same healthy fraction
+share their groups on their common prefix (4 with 1 healthy = the first 4 of 40 with 10). Everything else
+about subject ``k`` (anatomy, pose, physics, the severity it has if DM1) comes from its own random
+streams ``SeedSequence(seed, spawn_key=(k, ...))``, independent of the cohort's size.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from nnunet_filternet.errors import FilterNetError, InputError
+from nnunet_filternet.phantom.spec import DM1, HEALTHY, SubjectSpec, draw_subject
+from nnunet_filternet.phantom.subject import DEFAULT_SHAPE, DEFAULT_SPACING, DEFAULT_SUBSLICES, make_grid
+
+GOLDEN = (math.sqrt(5) - 1) / 2
+
+#: Sub-folder of each written volume (key of :meth:`PhantomSubject.to_sitk`).
+FOLDERS = {"image": "images", "label": "labels", "bias": "bias", "fat_fraction": "fatfraction"}
+
+#: Marker file of a cohort folder (``--overwrite`` only replaces folders that hold it).
+MARKER = "phantom.json"
+
+
+def is_healthy(index: int, n_subjects: int, n_healthy: int) -> bool:
+    """Even interleaving: subject ``index`` is healthy iff ``floor((k+1) H / N) > floor(k H / N)``."""
+    return (index + 1) * n_healthy // n_subjects > index * n_healthy // n_subjects
+
+
+def dm1_severity(seed: int, index: int) -> float:
+    """Severity of subject ``index`` if it is DM1, in [0.05, 1.0].
+
+    A golden-ratio sequence with a seed-dependent start: any run of consecutive subjects is spread evenly
+    from mild to near-complete replacement, whatever the cohort's size.
+    """
+    start = np.random.default_rng(np.random.SeedSequence(seed)).uniform()
+    return float(0.05 + 0.95 * ((start + index * GOLDEN) % 1.0))
+
+
+def cohort_specs(n_subjects: int = 40, n_healthy: int = 10, seed: int = 0) -> list[SubjectSpec]:
+    """Parameters of every subject of a cohort (cheap: nothing is rendered).
+
+    Args:
+        n_subjects: cohort size N >= 1 (the paper: 40).
+        n_healthy: number of healthy subjects, 0 <= H <= N (the paper: 10); the others are DM1.
+        seed: cohort seed.
+
+    Returns:
+        N :class:`SubjectSpec`, ``sub-000`` first.
+
+    Raises:
+        FilterNetError: N < 1 or H outside [0, N].
+    """
+    if int(n_subjects) != n_subjects or n_subjects < 1:
+        raise FilterNetError(f"the number of subjects must be a positive integer, got {n_subjects}")
+    if int(n_healthy) != n_healthy or not 0 <= n_healthy <= n_subjects:
+        raise FilterNetError(f"the number of healthy subjects must be between 0 and {n_subjects}, got {n_healthy}")
+    out = []
+    for k in range(int(n_subjects)):
+        if is_healthy(k, int(n_subjects), int(n_healthy)):
+            out.append(draw_subject(seed, k, HEALTHY, 0.0))
+        else:
+            out.append(draw_subject(seed, k, DM1, dm1_severity(seed, k)))
+    return out
+
+
+def subjects_csv(specs: list[SubjectSpec]) -> str:
+    """The text of ``subjects.csv``: header ``subject,group,severity,...`` and one row per subject."""
+    rows = [spec.to_row() for spec in specs]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _outputs(folder: Path, name: str, save_bias: bool, save_fat_fraction: bool) -> dict[str, Path]:
+    keys = ["image", "label"] + ["bias"] * save_bias + ["fat_fraction"] * save_fat_fraction
+    return {k: folder / FOLDERS[k] / f"{name}.nii.gz" for k in keys}
+
+
+def write_subject(
+    spec: SubjectSpec, folder: Path, shape, spacing, n_subslices: int, save_bias: bool, save_fat_fraction: bool
+) -> str:
+    """Render one subject and write its volumes under ``folder`` (each file atomically). Returns its name."""
+    from threadpoolctl import threadpool_limits
+
+    from nnunet_filternet.phantom.subject import generate_subject
+    from nnunet_filternet.utils.atomic import write_image
+
+    with threadpool_limits(1):  # one process per core; no BLAS threads on top
+        subject = generate_subject(spec, shape, spacing, n_subslices)
+    images = subject.to_sitk()
+    for key, path in _outputs(folder, spec.name, save_bias, save_fat_fraction).items():
+        write_image(images[key], path)
+    return spec.name
+
+
+def _check_output(out: Path, overwrite: bool) -> None:
+    """Refuse outputs that cannot be written or must not be replaced."""
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(out, "expected a folder for the cohort, found a file")
+        if any(out.iterdir()):
+            if not overwrite:
+                raise InputError(out, "the output folder is not empty; pass --overwrite to replace it")
+            if not (out / MARKER).is_file():
+                raise InputError(
+                    out, f"refusing to replace a folder that `filternet phantom` did not make (no {MARKER})"
+                )
+    ancestor = out.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(out, f"cannot create the output folder: {ancestor} is not a writable folder")
+
+
+def _check_preview(path: Path) -> None:
+    if path.suffix.lower() != ".png":
+        raise InputError(path, "expected a .png file name for the preview")
+    ancestor = path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(path, f"cannot write the preview: {ancestor} is not a writable folder")
+
+
+def _partial_folder(out: Path, params: dict) -> Path:
+    """The work folder beside ``out`` (kept after an interruption); restarted if its parameters differ."""
+    work = out.parent / f".{out.name}.partial"
+    marker = work / MARKER
+    if work.exists():
+        try:
+            same = json.loads(marker.read_text()) == params
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if not marker.exists():
+        from nnunet_filternet.utils.atomic import write_json
+
+        write_json(marker, params)
+    return work
+
+
+def make_cohort(
+    out_dir: str | os.PathLike,
+    n_subjects: int = 40,
+    n_healthy: int = 10,
+    seed: int = 0,
+    shape: tuple[int, int, int] = DEFAULT_SHAPE,
+    spacing: tuple[float, float, float] = DEFAULT_SPACING,
+    save_bias: bool = False,
+    save_fat_fraction: bool = False,
+    preview: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    jobs: int | None = None,
+    n_subslices: int = DEFAULT_SUBSLICES,
+) -> Path:
+    """Write a cohort to ``out_dir`` (layout in this module's docstring); return its path.
+
+    The cohort is built in a sibling work folder ``.<name>.partial`` and moved into place when complete,
+    so ``out_dir`` appears whole or not at all. After an interruption, the same call resumes: subjects
+    already written to the work folder are kept (the work folder is restarted if any parameter differs).
+
+    Args:
+        out_dir: the cohort folder; must not exist, be empty, or (with ``overwrite``) be an earlier cohort.
+        n_subjects, n_healthy, seed: see :func:`cohort_specs`.
+        shape, spacing: image size (x, y, z) in voxels and voxel size (x, y, z) in mm.
+        save_bias, save_fat_fraction: also write the true bias field / fat fraction.
+        preview: PNG path for a Fig. 1-like panel (a healthy and a DM1 cross-section with labels), or None.
+        overwrite: replace an existing cohort folder.
+        jobs: worker processes (default: all cores available).
+        n_subslices: odd number of sub-slices averaged per thick slice.
+
+    Raises:
+        FilterNetError: bad counts, shape, spacing or output folder, or legs that do not fit the field of view.
+    """
+    from nnunet_filternet.phantom.layout import place_legs
+    from nnunet_filternet.utils.atomic import atomic_dir, write_json, write_text
+    from nnunet_filternet.utils.parallel import parallel_map
+
+    out = Path(out_dir).absolute()
+    grid = make_grid(shape, spacing)
+    if int(n_subslices) != n_subslices or n_subslices < 1 or n_subslices % 2 == 0:
+        raise FilterNetError(f"the number of sub-slices must be an odd positive integer, got {n_subslices}")
+    if jobs is not None and (int(jobs) != jobs or jobs < 1):
+        raise FilterNetError(f"jobs must be a positive integer, got {jobs}")
+    specs = cohort_specs(n_subjects, n_healthy, seed)
+    _check_output(out, overwrite)
+    if preview is not None:
+        _check_preview(Path(preview))
+    for spec in specs:  # fail early, before any rendering
+        place_legs(spec, grid)
+
+    params = {
+        "generator": "nnunet_filternet.phantom",
+        "seed": int(seed),
+        "n_subjects": int(n_subjects),
+        "n_healthy": int(n_healthy),
+        "shape_xyz": list(grid.shape),
+        "spacing_xyz_mm": list(grid.spacing),
+        "n_subslices": int(n_subslices),
+        "save_bias": bool(save_bias),
+        "save_fat_fraction": bool(save_fat_fraction),
+        "space": "LPS, identity direction, image centred on the origin",
+        "axes": "x index up = patient's left (right leg in the low-x half), y up = posterior, z up = proximal",
+        "label_of_slice": "anatomy at the slice centre (middle sub-slice)",
+        "labels": {"0": "background", "1": "TA", "2": "TP", "3": "Sol", "4": "Gas", "5": "PL"},
+    }
+    work = _partial_folder(out, params)
+    todo = [
+        s for s in specs if not all(p.exists() for p in _outputs(work, s.name, save_bias, save_fat_fraction).values())
+    ]
+    if len(todo) < len(specs):
+        print(f"resuming: {len(specs) - len(todo)} of {len(specs)} subjects already made in {work}")
+    fn = partial(
+        write_subject,
+        folder=work,
+        shape=grid.shape,
+        spacing=grid.spacing,
+        n_subslices=int(n_subslices),
+        save_bias=save_bias,
+        save_fat_fraction=save_fat_fraction,
+    )
+    parallel_map(fn, todo, jobs=jobs, desc="phantom", unit="subject")
+    write_text(work / "subjects.csv", subjects_csv(specs))
+    write_json(work / MARKER, params)
+    with atomic_dir(out, overwrite=out.exists()) as tmp:
+        tmp.rmdir()
+        os.replace(work, tmp)
+    if preview is not None:
+        from nnunet_filternet.phantom.preview import write_preview
+
+        write_preview(out, preview)
+    return out
