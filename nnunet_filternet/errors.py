@@ -14,3 +14,7 @@ class InputError(FilterNetError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self):
+        """Picklable, so that it crosses process boundaries (parallel_map workers)."""
+        return (type(self), (self.path, self.problem))

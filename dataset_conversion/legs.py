@@ -1,0 +1,188 @@
+"""Find the legs of a scan (Otsu + KMeans, k = 2) and the crop box of each.
+
+Works on a patient-aligned body mask (index axes: left, posterior, superior; see
+:mod:`~dataset_conversion.orientation`):
+
+1. Footprint: the mask projected along the superior axis (one axial silhouette for all slices), holes
+   filled, specks smaller than ``min_component_fraction`` of the largest blob dropped.
+2. KMeans (k = 2, scikit-learn, seeded) on the footprint's pixel positions in mm.
+3. Two legs or one? Along the left-right axis, the footprint's width (pixels per column) between the two
+   cluster centres must drop below ``valley_ratio`` times the smaller of the two legs' widest columns (a
+   gap, or the narrow contact of touching legs). KMeans also cuts a single leg in two, but then the width
+   between the centres stays near the leg's maximum.
+4. Two legs: they are cut apart at the middle of the narrowest column run between the centres; the leg
+   on the patient's left (+x in LPS) is "L". One leg: its side is its centre's position relative to the
+   centre of the field of view (left half: "L").
+5. Crop box: the leg's bounding box (all slices where it appears) plus ``margin_mm``, clipped to the image
+   and to the leg's side of the cut, so two crops never overlap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
+
+from nnunet_filternet.errors import FilterNetError
+
+
+@dataclass(frozen=True)
+class LegSettings:
+    """Parameters of :func:`find_legs`.
+
+    Attributes:
+        margin_mm: Margin added around each leg's bounding box, mm (per axis, clipped at the image border
+            and at the cut between the legs).
+        min_component_fraction: Footprint blobs smaller than this fraction of the largest are ignored.
+        valley_ratio: Two legs when the narrowest column between the cluster centres is below this
+            fraction of the smaller leg's widest column.
+        max_points: KMeans runs on at most this many footprint pixels (a seeded random subset).
+        seed: Seed of the subset and of KMeans.
+    """
+
+    margin_mm: float = 10.0
+    min_component_fraction: float = 0.1
+    valley_ratio: float = 0.5
+    max_points: int = 20000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LegBox:
+    """One leg's crop box in patient-aligned indices.
+
+    Attributes:
+        side: "L" (patient's left) or "R".
+        start: First voxel (left, posterior, superior), inclusive.
+        stop: End (exclusive).
+        x_limits: The range [lo, hi) of left-right indices on this leg's side of the cut (the whole axis for a
+            single leg); boxes never leave it.
+        side_from: "two legs" (the leg further to the patient's left is L) or "position vs image centre"
+            (a single leg).
+    """
+
+    side: str
+    start: tuple[int, int, int]
+    stop: tuple[int, int, int]
+    x_limits: tuple[int, int]
+    side_from: str
+
+    def covering(self, mask: np.ndarray) -> LegBox:
+        """This box grown (within ``x_limits``) so that it holds every True voxel of ``mask`` on its side."""
+        lo, hi = self.x_limits
+        sub = mask[lo:hi]
+        if not sub.any():
+            return self
+        first, last = _extent(sub)
+        first[0] += lo
+        last[0] += lo
+        start = tuple(min(a, int(b)) for a, b in zip(self.start, first))
+        stop = tuple(max(a, int(b) + 1) for a, b in zip(self.stop, last))
+        return LegBox(self.side, start, stop, self.x_limits, self.side_from)  # type: ignore[arg-type]
+
+    def slices(self) -> tuple[slice, slice, slice]:
+        """Numpy slices of the box in the patient-aligned array."""
+        return tuple(slice(a, b) for a, b in zip(self.start, self.stop))  # type: ignore[return-value]
+
+
+def footprint(mask: np.ndarray, min_component_fraction: float) -> np.ndarray:
+    """Axial silhouette of a patient-aligned mask (left, posterior, superior) -> (left, posterior) bool."""
+    flat = ndimage.binary_fill_holes(mask.any(axis=2))
+    labels, n = ndimage.label(flat)
+    if n == 0:
+        raise FilterNetError("no body found: the Otsu foreground is empty")
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = np.flatnonzero(sizes >= min_component_fraction * sizes.max()) + 1
+    return np.isin(labels, keep)
+
+
+def cluster_centres(flat: np.ndarray, spacing_mm, settings: LegSettings) -> np.ndarray:
+    """KMeans (k = 2) centres of a footprint's pixels, in index units, sorted along left-right. Shape (2, 2)."""
+    points = np.argwhere(flat).astype(float)
+    if len(points) < 2:
+        raise FilterNetError(f"the body footprint has {len(points)} pixel(s); cannot locate legs")
+    if len(points) > settings.max_points:
+        rng = np.random.default_rng(settings.seed)
+        points = points[rng.choice(len(points), settings.max_points, replace=False)]
+    scale = np.asarray(spacing_mm[:2], float)
+    with threadpool_limits(1):  # a few thousand 2D points: threads cost more than they save
+        km = KMeans(n_clusters=2, n_init=4, random_state=settings.seed).fit(points * scale)
+    centres = km.cluster_centers_ / scale
+    return centres[np.argsort(centres[:, 0])]
+
+
+def find_cut(width: np.ndarray, lo: int, hi: int, valley_ratio: float) -> int | None:
+    """Left-right index where two legs separate, or None if the footprint is one leg.
+
+    Args:
+        width: Footprint pixels per left-right column, shape (n,).
+        lo, hi: Left-right indices of the two cluster centres (lo <= hi).
+        valley_ratio: See :class:`LegSettings`.
+
+    Returns:
+        ``cut`` such that columns ``< cut`` hold the right leg and columns ``>= cut`` the left leg.
+    """
+    if hi - lo < 2:
+        return None
+    between = width[lo : hi + 1]
+    valley = between.min()
+    run = np.flatnonzero(between == valley) + lo
+    cut = int(run[0] + run[-1] + 1) // 2
+    peaks = min(width[:cut].max(initial=0), width[cut:].max(initial=0))
+    return cut if valley < valley_ratio * peaks else None
+
+
+def find_legs(mask: np.ndarray, spacing_mm, settings: LegSettings = LegSettings()) -> list[LegBox]:
+    """Crop boxes of the legs in a patient-aligned body mask.
+
+    Args:
+        mask: Body mask, bool, shape (left, posterior, superior) (index axes along patient L, P, S).
+        spacing_mm: Voxel size along those axes, mm (3,).
+        settings: See :class:`LegSettings`.
+
+    Returns:
+        One or two :class:`LegBox` (right leg first).
+
+    Raises:
+        FilterNetError: no body in the mask.
+    """
+    flat = footprint(mask, settings.min_component_fraction)
+    body = mask & flat[:, :, None]
+    centres = cluster_centres(flat, spacing_mm, settings)
+    width = flat.sum(axis=1)
+    lo, hi = (int(round(c)) for c in centres[:, 0])
+    cut = find_cut(width, lo, hi, settings.valley_ratio)
+    n = mask.shape[0]
+    margin = [math.ceil(settings.margin_mm / s) for s in spacing_mm]
+    if cut is None:
+        centre = np.argwhere(flat)[:, 0].mean()
+        side = "L" if centre > (n - 1) / 2 else "R"
+        return [_box(body, side, (0, n), margin, "position vs image centre")]
+    return [_box(body, "R", (0, cut), margin, "two legs"), _box(body, "L", (cut, n), margin, "two legs")]
+
+
+def _box(body: np.ndarray, side: str, x_limits: tuple[int, int], margin, side_from: str) -> LegBox:
+    lo, hi = x_limits
+    first, last = _extent(body[lo:hi])
+    first[0] += lo
+    last[0] += lo
+    limits_lo = (lo, 0, 0)
+    limits_hi = (hi, body.shape[1], body.shape[2])
+    start = tuple(max(int(f) - m, a) for f, m, a in zip(first, margin, limits_lo))
+    stop = tuple(min(int(l) + 1 + m, b) for l, m, b in zip(last, margin, limits_hi))
+    return LegBox(side, start, stop, x_limits, side_from)  # type: ignore[arg-type]
+
+
+def _extent(mask: np.ndarray) -> tuple[list[int], list[int]]:
+    """First and last True index along each axis of a non-empty mask."""
+    first, last = [], []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=other))
+        first.append(int(hits[0]))
+        last.append(int(hits[-1]))
+    return first, last

@@ -1,0 +1,145 @@
+"""Measurements of the conversion on a phantom cohort: crop coverage, residual bias field, speed.
+
+Run on a cohort written by ``filternet phantom --save-bias``::
+
+    python -m dataset_conversion.quality --cohort DIR [--timing K] [-j JOBS]
+
+For every subject the scan is converted WITHOUT its labels (as in inference, so the crop boxes come from
+the image alone), then:
+
+- coverage: the share of each leg's labelled voxels inside that leg's crop, and the number of the
+  other leg's labelled voxels inside it. Which leg a voxel belongs to comes from the phantom's layout:
+  its legs lie on either side of the plane x = gap_centre * gap_mm (subjects.csv).
+- bias: coefficient of variation (std / mean) inside muscle (label > 0) of the scan before and after N4,
+  of the true field, and of the ratio estimated / true field (0 = the field is recovered up to a
+  constant factor).
+- speed: :func:`dataset_conversion.convert.time_conversion` on the first ``K`` scans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+
+def gap_planes(cohort: Path) -> dict[str, float]:
+    """subject -> x (mm) of the plane between its legs, from a phantom cohort's subjects.csv."""
+    with (Path(cohort) / "subjects.csv").open(newline="") as f:
+        return {r["subject"]: float(r["gap_centre"]) * float(r["gap_mm"]) for r in csv.DictReader(f)}
+
+
+def physical_x(image) -> np.ndarray:
+    """Patient left-right coordinate (mm, LPS x) of every voxel, indexed (x, y, z)."""
+    size = image.GetSize()
+    d = np.asarray(image.GetDirection()).reshape(3, 3)
+    idx = np.meshgrid(*[np.arange(n) for n in size], indexing="ij")
+    return image.GetOrigin()[0] + sum(d[0, j] * image.GetSpacing()[j] * idx[j] for j in range(3))
+
+
+def cv(values: np.ndarray) -> float:
+    """Coefficient of variation std / mean."""
+    return float(values.std() / values.mean())
+
+
+def measure_subject(subject: str, cohort: Path, plane_x: float) -> dict:
+    """Coverage of both legs' crops and bias metrics of one phantom subject (see the module docstring)."""
+    import SimpleITK as sitk
+
+    from dataset_conversion.legs_of_scan import legs_of_scan, xyz_array
+
+    image = sitk.ReadImage(str(cohort / "images" / f"{subject}.nii.gz"))
+    label = xyz_array(sitk.ReadImage(str(cohort / "labels" / f"{subject}.nii.gz")))
+    result = legs_of_scan(image, None)
+    x = physical_x(image)
+    row: dict = {"subject": subject}
+    for side in ("R", "L"):
+        leg = next((g for g in result.legs if g.side == side), None)
+        own = (label > 0) & ((x > plane_x) if side == "L" else (x < plane_x))
+        other = (label > 0) & ~own
+        inside = np.zeros(label.shape, bool)
+        if leg is not None:
+            inside[tuple(slice(i, i + n) for i, n in zip(leg.crop_index, leg.crop_size))] = True
+        row[f"{side}_coverage"] = float(inside[own].mean())
+        row[f"{side}_other_voxels"] = int(inside[other].sum())
+    muscle = label > 0
+    scan, corrected = xyz_array(image).astype(np.float64), xyz_array(result.corrected).astype(np.float64)
+    bias_file = cohort / "bias" / f"{subject}.nii.gz"
+    row["cv_before"], row["cv_after"] = cv(scan[muscle]), cv(corrected[muscle])
+    if bias_file.is_file():
+        true = xyz_array(sitk.ReadImage(str(bias_file))).astype(np.float64)
+        row["cv_true_field"] = cv(true[muscle])
+        row["cv_estimated_over_true"] = cv((scan / corrected / true)[muscle])
+    row["seconds"] = result.seconds["total"]
+    row["seconds_n4"] = result.seconds["n4"]
+    return row
+
+
+def measure_cohort(cohort: Path, jobs: int | None = None, subjects: list[str] | None = None) -> list[dict]:
+    """:func:`measure_subject` for every (or the given) subject of a phantom cohort, in parallel."""
+    from nnunet_filternet.utils.parallel import parallel_map
+
+    planes = gap_planes(cohort)
+    names = subjects or sorted(planes)
+    rows = parallel_map(partial(_measure_one, cohort=Path(cohort), planes=planes), names, jobs=jobs, desc="measure")
+    groups = _groups(cohort)
+    for r in rows:
+        r["group"] = groups.get(r["subject"], "")
+    return rows
+
+
+def _measure_one(subject: str, cohort: Path, planes: dict[str, float]) -> dict:
+    return measure_subject(subject, cohort, planes[subject])
+
+
+def _groups(cohort: Path) -> dict[str, str]:
+    with (Path(cohort) / "subjects.csv").open(newline="") as f:
+        return {r["subject"]: r["group"] for r in csv.DictReader(f)}
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Cohort summary: worst coverage, largest intrusion, mean bias metrics by group."""
+    out: dict = {
+        "subjects": len(rows),
+        "min_own_coverage": min(min(r["R_coverage"], r["L_coverage"]) for r in rows),
+        "max_other_leg_voxels": max(max(r["R_other_voxels"], r["L_other_voxels"]) for r in rows),
+    }
+    keys = ["cv_before", "cv_after", "cv_true_field", "cv_estimated_over_true"]
+    for group in sorted({r["group"] for r in rows}):
+        sel = [r for r in rows if r["group"] == group]
+        out[group] = {k: round(float(np.mean([r[k] for r in sel])), 4) for k in keys if k in sel[0]}
+        out[group]["n"] = len(sel)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dataset_conversion.quality", description=__doc__.splitlines()[0])
+    parser.add_argument("--cohort", required=True, type=Path, help="phantom cohort folder (with --save-bias)")
+    parser.add_argument("--timing", type=int, default=3, help="time the conversion of the first K scans (3)")
+    parser.add_argument("-j", "--jobs", type=int, default=None, help="worker processes for the measurements")
+    parser.add_argument("--csv", type=Path, help="also write the per-subject rows to this CSV")
+    args = parser.parse_args(argv)
+
+    from dataset_conversion.convert import time_conversion
+
+    rows = measure_cohort(args.cohort, args.jobs)
+    if args.csv:
+        with args.csv.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    summary = summarise(rows)
+    images = sorted((args.cohort / "images").glob("*.nii.gz"))[: args.timing]
+    summary["timing"] = [time_conversion(p) for p in images]
+    json.dump(summary, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
