@@ -1,0 +1,220 @@
+"""The owner of the edge gate's trainable sigma inside an nnU-Net trainer.
+
+nnU-Net's base trainer builds the optimizer before the loss, clips and checkpoints only
+``self.network`` and lets DDP synchronise only the network's gradients. The gate (and its one parameter,
+``log_sigma``) lives outside the network, so that a prediction is a plain forward of the network. This
+mixin gives it an explicit owner, each duty through one of nnU-Net's hooks, always wrapping ``super()``:
+
+- ``initialize``: builds the gate from the configuration's spacing before nnU-Net builds the optimizer.
+- ``configure_optimizers``: adds the gate's own parameter group (no weight decay) to whatever optimizer
+  ``super()`` returns; nnU-Net's LR schedulers set the learning rate of every group, so sigma follows the
+  network's schedule. A step pre-hook on the optimizer clips sigma's gradient norm at
+  :data:`GRAD_CLIP` (nnU-Net clips ``network.parameters()`` at 12 in ``train_step``; the gate is clipped
+  separately, at the same bound, after GradScaler's unscale, just before the step).
+- DDP: a post-accumulate-grad hook averages sigma's gradient over the ranks (its own process group, so
+  the collective never interleaves with DDP's buckets) and ``on_train_start`` broadcasts sigma from rank 0.
+- ``save_checkpoint`` / ``load_checkpoint``: the gate's state dict under :data:`EDGE_GATE_KEY` in every
+  checkpoint; ``nnUNetv2_train --c`` restores it.
+- ``_build_loss``: wraps ``super()``'s region loss into :class:`RegionEdgeLoss`, with W from dataset.json.
+- per epoch: lambda from :func:`edge_lambda`, the line ``edge gate: lambda 0.001 sigma 0.987`` in the
+  training log, and both values in the logger and the progress plot.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import distributed as dist
+from torch import nn
+
+from nnunet_filternet.errors import FilterNetError, InputError
+
+#: nnU-Net's default device in the trainer ``__init__`` signature.
+DEFAULT_DEVICE = torch.device("cuda")
+
+#: Checkpoint key holding the gate's state dict.
+EDGE_GATE_KEY = "filternet_edge_gate"
+
+#: Name of the optimizer parameter group that holds the gate's parameters.
+EDGE_GATE_GROUP = "filternet_edge_gate"
+
+#: Gradient-norm bound of the gate (nnU-Net's bound for the network in ``train_step``).
+GRAD_CLIP = 12.0
+
+
+def build_edge_gate(configuration_manager) -> nn.Module:
+    """An ``EdgeGate`` for a plans configuration: in-plane axes from its spacing, sigma = 1.
+
+    Args:
+        configuration_manager: nnU-Net's ``ConfigurationManager`` (needs ``.spacing``, nnU-Net axis order).
+    """
+    from nnunet_filternet.edge.gate import EdgeGate, in_plane_axes_from_spacing
+
+    spacing = list(configuration_manager.spacing)
+    return EdgeGate(n_spatial_dims=len(spacing), in_plane_axes=in_plane_axes_from_spacing(spacing))
+
+
+def add_gate_param_group(optimizer: torch.optim.Optimizer, gate: nn.Module) -> dict:
+    """Give ``gate``'s parameters their own group (no weight decay, current LR of group 0); return it."""
+    group = {"params": list(gate.parameters()), "weight_decay": 0.0, "name": EDGE_GATE_GROUP}
+    if "lr" in optimizer.param_groups[0]:
+        group["lr"] = optimizer.param_groups[0]["lr"]
+    optimizer.add_param_group(group)
+    return optimizer.param_groups[-1]
+
+
+def clip_gate_grads_before_step(optimizer: torch.optim.Optimizer, gate: nn.Module, max_norm: float = GRAD_CLIP):
+    """Register an optimizer step pre-hook clipping ``gate``'s gradient norm at ``max_norm``; return its handle."""
+
+    def _clip(_optimizer, _args, _kwargs):
+        params = [p for p in gate.parameters() if p.grad is not None]
+        if params:
+            torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    return optimizer.register_step_pre_hook(_clip)
+
+
+def average_gate_grads_across_ranks(gate: nn.Module, group=None) -> list:
+    """Average ``gate``'s gradients over all ranks as soon as backward has accumulated them.
+
+    Every rank runs the same backward, so every rank reaches the hook once per step; the result is the
+    gradient of the mean loss over ranks, as DDP gives the network. Returns the hook handles.
+
+    Args:
+        gate: module whose parameters live outside the DDP-wrapped network.
+        group: process group (default: the world). A dedicated group keeps this collective apart from
+            the ones DDP runs for the network.
+    """
+
+    def _average(param: torch.Tensor) -> None:
+        dist.all_reduce(param.grad, op=dist.ReduceOp.SUM, group=group)
+        param.grad.div_(dist.get_world_size(group))
+
+    return [p.register_post_accumulate_grad_hook(_average) for p in gate.parameters()]
+
+
+def broadcast_gate(gate: nn.Module, src: int = 0, group=None) -> None:
+    """Copy ``gate``'s parameters and buffers from rank ``src`` to every rank."""
+    with torch.no_grad():
+        for tensor in [*gate.parameters(), *gate.buffers()]:
+            dist.broadcast(tensor, src=src, group=group)
+
+
+def add_to_checkpoint(filename: str, key: str, value) -> None:
+    """Add ``key: value`` to the torch checkpoint ``filename``, rewriting it atomically."""
+    from nnunet_filternet.utils.atomic import atomic_path
+
+    checkpoint = torch.load(filename, map_location="cpu", weights_only=False)
+    checkpoint[key] = value
+    with atomic_path(filename) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def gate_state_from_checkpoint(filename_or_checkpoint) -> dict:
+    """The gate's state dict stored under :data:`EDGE_GATE_KEY` (file path or loaded checkpoint dict).
+
+    Raises:
+        InputError: the checkpoint has no gate state (it was not written by an edge-gate trainer).
+    """
+    if isinstance(filename_or_checkpoint, dict):
+        checkpoint, source = filename_or_checkpoint, "checkpoint"
+    else:
+        source = os.fspath(filename_or_checkpoint)
+        checkpoint = torch.load(source, map_location="cpu", weights_only=False, mmap=True)
+    if EDGE_GATE_KEY not in checkpoint:
+        raise InputError(
+            source,
+            f'expected the key "{EDGE_GATE_KEY}" (the edge gate\'s sigma, written by every edge-gate trainer), '
+            f"found only {sorted(checkpoint)}",
+        )
+    return checkpoint[EDGE_GATE_KEY]
+
+
+def edge_gate_log_line(edge_lambda_value: float, sigma: float) -> str:
+    """The per-epoch training-log line the report parser reads, e.g. ``edge gate: lambda 0.001 sigma 0.987``."""
+    return f"edge gate: lambda {edge_lambda_value:g} sigma {sigma:.3f}"
+
+
+class EdgeGateOwnerMixin:
+    """Mixin for an ``nnUNetTrainer`` subclass: owns the edge gate and adds the edge loss (see module doc).
+
+    Put it before the trainer classes in the bases; it only wraps ``super()``'s hooks. ``self.edge_gate``
+    is the gate (None before ``initialize``); ``self.edge_lambda`` is the current lambda.
+    """
+
+    def __init__(
+        self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = DEFAULT_DEVICE
+    ):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        from nnunet_filternet.training.progress_logger import EdgeGateLocalLogger
+
+        self.logger.local_logger = EdgeGateLocalLogger(self.logger.local_logger.verbose)
+        self.edge_gate = None
+        self.edge_lambda = 0.0
+        self._edge_gate_group = None
+
+    # --- ownership: build, optimise, clip, synchronise ---------------------------------------------------
+    def initialize(self):
+        if not self.was_initialized:
+            self.edge_gate = build_edge_gate(self.configuration_manager).to(self.device)
+            if self.is_ddp:
+                self._edge_gate_group = dist.new_group()
+                average_gate_grads_across_ranks(self.edge_gate, self._edge_gate_group)
+        super().initialize()
+
+    def configure_optimizers(self):
+        optimizer, lr_scheduler = super().configure_optimizers()
+        add_gate_param_group(optimizer, self.edge_gate)
+        clip_gate_grads_before_step(optimizer, self.edge_gate)
+        return optimizer, lr_scheduler
+
+    def on_train_start(self):
+        super().on_train_start()
+        if self.is_ddp:
+            broadcast_gate(self.edge_gate, src=0, group=self._edge_gate_group)
+
+    # --- loss ------------------------------------------------------------------------------------------
+    def _build_loss(self):
+        from nnunet_filternet.edge.loss import EdgeLoss
+        from nnunet_filternet.training.edge_weights import edge_weights_from_dataset_json
+        from nnunet_filternet.training.region_edge_loss import RegionEdgeLoss
+
+        if self.label_manager.has_regions or self.label_manager.has_ignore_label:
+            raise FilterNetError(
+                f"{self.__class__.__name__}: the edge loss needs plain labels (softmax output); this dataset uses "
+                "region-based training or an ignore label"
+            )
+        source = os.path.join(self.preprocessed_dataset_folder_base or "", "dataset.json")
+        weights = edge_weights_from_dataset_json(
+            self.dataset_json, self.label_manager.num_segmentation_heads, source=source
+        )
+        return RegionEdgeLoss(super()._build_loss(), EdgeLoss(self.edge_gate, weights), self.edge_lambda)
+
+    # --- schedule and logging ----------------------------------------------------------------------------
+    def on_train_epoch_start(self):
+        from nnunet_filternet.edge.schedule import edge_lambda
+
+        super().on_train_epoch_start()
+        self.edge_lambda = edge_lambda(self.current_epoch, self.num_epochs)
+        self.loss.edge_lambda = self.edge_lambda
+
+    def on_train_epoch_end(self, train_outputs):
+        super().on_train_epoch_end(train_outputs)
+        sigma = float(self.edge_gate.sigma.detach().cpu())
+        self.logger.log("edge_lambda", self.edge_lambda, self.current_epoch)
+        self.logger.log("edge_sigma", sigma, self.current_epoch)
+        self.print_to_log_file(edge_gate_log_line(self.edge_lambda, sigma))
+
+    # --- checkpoints -------------------------------------------------------------------------------------
+    def save_checkpoint(self, filename: str) -> None:
+        super().save_checkpoint(filename)
+        if self.local_rank == 0 and not self.disable_checkpointing:
+            add_to_checkpoint(filename, EDGE_GATE_KEY, {k: v.cpu() for k, v in self.edge_gate.state_dict().items()})
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        gate_state = gate_state_from_checkpoint(filename_or_checkpoint)  # fail early, naming the file
+        super().load_checkpoint(filename_or_checkpoint)
+        self.edge_gate.load_state_dict(gate_state)
+        sigma = self.edge_gate.sigma.detach().item()
+        self.print_to_log_file(f"edge gate: restored sigma {sigma:.6f} from the checkpoint")

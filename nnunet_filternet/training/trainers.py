@@ -1,0 +1,118 @@
+"""The trainers nnU-Net's CLIs find by name (``nnUNetv2_train ... -tr NAME``, ``nnUNetv2_predict ... -tr NAME``).
+
+nnU-Net recipe (nnU-Net's optimizer, schedule, Dice + CE with deep supervision, augmentation, plans):
+
+========================================  =====================================  ==============================
+trainer                                   network                                loss
+========================================  =====================================  ==============================
+``nnUNetTrainer`` (stock)                 the plans' network                     Dice + CE
+``nnUNetTrainerUNet``                     plain U-Net (E_A + D_A)                Dice + CE
+``nnUNetTrainerBUNet``                    FilterNet (E_B + D_A)                  Dice + CE (lambda = 0)
+``nnUNetTrainerUNetF``                    plain U-Net                            (1 - l) Lc + l Le, edge gate
+``nnUNetTrainerFilterNet``                FilterNet                              (1 - l) Lc + l Le, edge gate
+``nnUNetTrainerBoundaryAwareFCN``         Boundary-Aware FCN                     final + region + edge CE
+========================================  =====================================  ==============================
+
+``nnUNetTrainerUNet`` differs from the stock trainer only by our log lines (parameter count, peak memory)
+and by building a plain U-Net even from ``nnUNetPlans_FilterNet``. Each trainer ``X`` also exists as
+``XPaper`` (the paper's protocol, :mod:`paper_protocol`) and every one of these as budget variants
+``X_1epoch``, ``X_5epochs``, ... (:mod:`budget`), all module-level attributes of this module.
+"""
+
+from __future__ import annotations
+
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_filternet.training.boundary_aware_loss import BoundaryAwareLossMixin
+from nnunet_filternet.training.budget import BUDGETS, make_budget_variant
+from nnunet_filternet.training.edge_gate_owner import EdgeGateOwnerMixin
+from nnunet_filternet.training.networks import BOUNDARY_AWARE_FCN, FILTERNET, PLAIN_UNET, PlansNetworkMixin
+from nnunet_filternet.training.paper_protocol import PaperProtocolMixin
+from nnunet_filternet.training.telemetry import TelemetryMixin
+
+
+# --- nnU-Net recipe ---------------------------------------------------------------------------------------
+class nnUNetTrainerUNet(TelemetryMixin, PlansNetworkMixin, nnUNetTrainer):
+    """UNet baseline: plain U-Net (Block A encoder and decoder), nnU-Net's recipe."""
+
+    network_class_name = PLAIN_UNET
+
+
+class nnUNetTrainerBUNet(TelemetryMixin, PlansNetworkMixin, nnUNetTrainer):
+    """BUNet: Block B encoder + nnU-Net decoder, no edge gate (lambda = 0)."""
+
+    network_class_name = FILTERNET
+
+
+class nnUNetTrainerFilterNet(EdgeGateOwnerMixin, nnUNetTrainerBUNet):
+    """FilterNet: Block B encoder + edge gate and loss (8)."""
+
+
+class nnUNetTrainerUNetF(EdgeGateOwnerMixin, nnUNetTrainerUNet):
+    """UNet-F: plain U-Net + edge gate and loss (8)."""
+
+
+class nnUNetTrainerBoundaryAwareFCN(BoundaryAwareLossMixin, TelemetryMixin, PlansNetworkMixin, nnUNetTrainer):
+    """Boundary-Aware FCN: shared encoder, region and edge decoders, fusion; three-term loss."""
+
+    network_class_name = BOUNDARY_AWARE_FCN
+
+
+# --- the paper's protocol ---------------------------------------------------------------------------------
+class nnUNetTrainerUNetPaper(TelemetryMixin, PaperProtocolMixin, PlansNetworkMixin, nnUNetTrainer):
+    """UNet baseline, paper protocol."""
+
+    network_class_name = PLAIN_UNET
+
+
+class nnUNetTrainerBUNetPaper(TelemetryMixin, PaperProtocolMixin, PlansNetworkMixin, nnUNetTrainer):
+    """BUNet, paper protocol."""
+
+    network_class_name = FILTERNET
+
+
+class nnUNetTrainerFilterNetPaper(EdgeGateOwnerMixin, nnUNetTrainerBUNetPaper):
+    """FilterNet, paper protocol (CE + lambda Le)."""
+
+
+class nnUNetTrainerUNetFPaper(EdgeGateOwnerMixin, nnUNetTrainerUNetPaper):
+    """UNet-F, paper protocol (CE + lambda Le)."""
+
+
+class nnUNetTrainerBoundaryAwareFCNPaper(
+    BoundaryAwareLossMixin, TelemetryMixin, PaperProtocolMixin, PlansNetworkMixin, nnUNetTrainer
+):
+    """Boundary-Aware FCN, paper protocol (CE on final, region and edge outputs)."""
+
+    network_class_name = BOUNDARY_AWARE_FCN
+
+
+#: The trainers above, in table order; each also gets the budget variants below.
+BASE_TRAINERS: tuple[type, ...] = (
+    nnUNetTrainerUNet,
+    nnUNetTrainerBUNet,
+    nnUNetTrainerFilterNet,
+    nnUNetTrainerUNetF,
+    nnUNetTrainerBoundaryAwareFCN,
+    nnUNetTrainerUNetPaper,
+    nnUNetTrainerBUNetPaper,
+    nnUNetTrainerFilterNetPaper,
+    nnUNetTrainerUNetFPaper,
+    nnUNetTrainerBoundaryAwareFCNPaper,
+)
+
+
+def _register_budget_variants() -> list[str]:
+    """Create ``X_1epoch``, ``X_5epochs``, ... for every base trainer as attributes of this module."""
+    names = []
+    for base in BASE_TRAINERS:
+        for num_epochs in BUDGETS:
+            variant = make_budget_variant(base, num_epochs, __name__)
+            globals()[variant.__name__] = variant
+            names.append(variant.__name__)
+    return names
+
+
+BUDGET_TRAINER_NAMES: tuple[str, ...] = tuple(_register_budget_variants())
+
+__all__ = [cls.__name__ for cls in BASE_TRAINERS] + list(BUDGET_TRAINER_NAMES)

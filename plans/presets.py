@@ -1,0 +1,322 @@
+"""Plans presets written next to a dataset's ``nnUNetPlans.json``: ``filternet``, ``tiny`` and ``paper``.
+
+==========  ==========================  ========================================================================
+preset      plans name                  what changes against nnU-Net's plans
+==========  ==========================  ========================================================================
+filternet   ``nnUNetPlans_FilterNet``   3D network = our FilterNet, patch/batch re-planned by nnU-Net's planner
+                                        for it (:class:`plans.planner.FilterNetPlanner`); shares preprocessed data
+tiny        ``nnUNetPlans_tiny``        ``3d_fullres`` only: in-plane spacing x2 (kept < 1/3 of the slice
+                                        spacing), patch <= 8 x 48 x 48, features 8-16-32-64, batch 2; needs its
+                                        own preprocessing (data identifier ``nnUNetPlans_tiny_3d_fullres``)
+paper       ``nnUNetPlans_paper``       ``3d_fullres`` only: patch 28 x 120 x 120, batch 2, BatchNorm; same
+                                        spacing, so it shares nnU-Net's preprocessed data
+==========  ==========================  ========================================================================
+
+Presets keep the source plans' network class (plain U-Net or FilterNet, whose Block B kernels are derived
+again for the new topology). The topology (strides, kernels, stages) always comes from nnU-Net's
+``get_pool_and_conv_props``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nnunet_filternet.errors import FilterNetError, InputError
+
+#: preset -> plans name.
+PLANS_NAMES: dict[str, str] = {
+    "filternet": "nnUNetPlans_FilterNet",
+    "tiny": "nnUNetPlans_tiny",
+    "paper": "nnUNetPlans_paper",
+}
+
+#: Trainer suggested in the follow-up commands of each preset.
+SUGGESTED_TRAINER: dict[str, str] = {
+    "filternet": "nnUNetTrainerFilterNet",
+    "tiny": "nnUNetTrainerFilterNet",
+    "paper": "nnUNetTrainerFilterNetPaper",
+}
+
+TINY_PATCH_SIZE = (8, 48, 48)
+TINY_FEATURES = (8, 16, 32, 64)
+TINY_INPLANE_FACTOR = 2.0
+#: nnU-Net's smallest edge of a bottleneck feature map (``UNet_featuremap_min_edge_length``).
+MIN_FEATURE_MAP_EDGE = 4
+
+
+@dataclass(frozen=True)
+class PresetResult:
+    """What :func:`write_preset` wrote.
+
+    Attributes:
+        plans_file: the plans JSON written.
+        plans_name: its name (``-p`` / ``-plans_name`` of nnU-Net's CLIs).
+        dataset_name: ``DatasetXXX_Name``.
+        data_identifiers: configuration -> data identifier (folder of preprocessed data).
+        to_preprocess: configurations whose preprocessed folder does not exist yet.
+        trainer: trainer suggested in the follow-up commands.
+    """
+
+    plans_file: Path
+    plans_name: str
+    dataset_name: str
+    data_identifiers: dict[str, str]
+    to_preprocess: tuple[str, ...] = field(default=())
+    trainer: str = "nnUNetTrainerFilterNet"
+
+    @property
+    def dataset_id(self) -> int:
+        return int(self.dataset_name[7:10])
+
+    def follow_up_commands(self) -> list[str]:
+        """nnU-Net commands to run next (preprocess if needed, train, predict)."""
+        d, p = self.dataset_id, self.plans_name
+        config = "3d_fullres" if "3d_fullres" in self.data_identifiers else next(iter(self.data_identifiers))
+        commands = []
+        if self.to_preprocess:
+            commands.append(f"nnUNetv2_preprocess -d {d} -plans_name {p} -c {' '.join(self.to_preprocess)}")
+        commands.append(f"nnUNetv2_train {d} {config} 0 -tr {self.trainer} -p {p}")
+        predict = f"nnUNetv2_predict -i INPUT_FOLDER -o OUTPUT_FOLDER -d {d} -c {config} -f 0"
+        commands.append(f"{predict} -tr {self.trainer} -p {p}")
+        return commands
+
+
+# --- pure plans transformations -------------------------------------------------------------------------
+def nnunet_topology(spacing: Sequence[float], patch_size: Sequence[int], exact: bool = False) -> dict:
+    """Strides, kernels and patch size from nnU-Net's ``get_pool_and_conv_props``.
+
+    Args:
+        spacing: voxel spacing (mm) of the configuration.
+        patch_size: requested patch size in voxels.
+        exact: keep ``patch_size`` unchanged: use the deepest topology for which nnU-Net needs no padding.
+            Otherwise nnU-Net may enlarge the patch to a multiple of its total stride.
+
+    Returns:
+        dict with ``patch_size``, ``strides``, ``kernel_sizes``, ``n_stages`` (plain Python types).
+    """
+    from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
+
+    requested = [int(i) for i in patch_size]
+    for max_numpool in (999999, *range(8, 0, -1)):
+        _, strides, kernels, patch, _ = get_pool_and_conv_props(
+            list(spacing), requested, MIN_FEATURE_MAP_EDGE, max_numpool
+        )
+        if not exact or [int(i) for i in patch] == requested:
+            break
+    else:
+        raise FilterNetError(f"no nnU-Net topology keeps the patch {requested} unpadded at spacing {list(spacing)}")
+    return {
+        "patch_size": [int(i) for i in patch],
+        "strides": [[int(s) for s in stride] for stride in strides],
+        "kernel_sizes": [[int(k) for k in kernel] for kernel in kernels],
+        "n_stages": len(strides),
+    }
+
+
+def _architecture(source_config: dict, topology: dict, features: Sequence[int], batch_norm: bool) -> dict:
+    """The source configuration's architecture with a new topology and widths (network class kept)."""
+    from nnunet_filternet.training.networks import FILTERNET, plain_arch_kwargs, with_batch_norm
+
+    architecture = copy.deepcopy(source_config["architecture"])
+    n = topology["n_stages"]
+    kwargs = plain_arch_kwargs(architecture["arch_kwargs"])
+    kwargs.update(
+        n_stages=n,
+        features_per_stage=[int(f) for f in features][:n],
+        kernel_sizes=topology["kernel_sizes"],
+        strides=topology["strides"],
+        n_conv_per_stage=[2] * n,
+        n_conv_per_stage_decoder=[2] * (n - 1),
+    )
+    if batch_norm:
+        kwargs = with_batch_norm(kwargs)
+    if architecture["network_class_name"] == FILTERNET:
+        from nnunet_filternet.network.from_plans import filternet_arch_kwargs
+
+        kwargs = filternet_arch_kwargs(kwargs)
+    architecture["arch_kwargs"] = kwargs
+    return architecture
+
+
+def _fullres(source: dict, source_name: str) -> dict:
+    try:
+        return source["configurations"]["3d_fullres"]
+    except KeyError:
+        raise InputError(source_name, "expected a 3d_fullres configuration (a 3D dataset), found none") from None
+
+
+def tiny_spacing(spacing: Sequence[float], factor: float = TINY_INPLANE_FACTOR) -> list[float]:
+    """Coarsen the in-plane axes by ``factor``, but keep them finer than 1/3 of the slice spacing.
+
+    Keeping the data anisotropic keeps nnU-Net's topology and the edge gate on the paper's in-plane path.
+    Isotropic spacing is coarsened on every axis.
+    """
+    from nnunet_filternet.edge.gate import ANISOTROPY_THRESHOLD, in_plane_axes_from_spacing
+
+    spacing = [float(s) for s in spacing]
+    axes = in_plane_axes_from_spacing(spacing)
+    if axes is None:
+        return [s * factor for s in spacing]
+    ceiling = max(spacing) / ANISOTROPY_THRESHOLD * 0.999
+    return [max(s, min(s * factor, ceiling)) if a in axes else s for a, s in enumerate(spacing)]
+
+
+def tiny_plans(
+    source: dict,
+    plans_name: str = PLANS_NAMES["tiny"],
+    patch_size: Sequence[int] = TINY_PATCH_SIZE,
+    features: Sequence[int] = TINY_FEATURES,
+    batch_size: int = 2,
+    source_name: str = "source plans",
+) -> dict:
+    """``nnUNetPlans_tiny`` from nnU-Net plans: coarse, small, fast (see module doc). ``source`` is not modified."""
+    config = copy.deepcopy(_fullres(source, source_name))
+    old = [float(s) for s in config["spacing"]]
+    new = tiny_spacing(old)
+    median = [float(m) * o / n for m, o, n in zip(config["median_image_size_in_voxels"], old, new)]
+    patch = [max(1, min(int(p), int(round(m)))) for p, m in zip(patch_size, median)]
+    topology = nnunet_topology(new, patch)
+    widths = [min(int(features[-1]), int(features[0]) * 2**i) for i in range(topology["n_stages"])]
+    config.update(
+        data_identifier=f"{plans_name}_3d_fullres",
+        batch_size=int(batch_size),
+        patch_size=topology["patch_size"],
+        median_image_size_in_voxels=median,
+        spacing=new,
+        architecture=_architecture(config, topology, widths, batch_norm=False),
+    )
+    return _with_configuration(source, plans_name, config)
+
+
+def paper_plans(source: dict, plans_name: str = PLANS_NAMES["paper"], source_name: str = "source plans") -> dict:
+    """``nnUNetPlans_paper``: the paper's patch, batch and BatchNorm on nnU-Net's spacing (see module doc)."""
+    from nnunet_filternet.training.paper_protocol import PAPER_BATCH_SIZE, PAPER_PATCH_SIZE
+
+    config = copy.deepcopy(_fullres(source, source_name))
+    topology = nnunet_topology(config["spacing"], PAPER_PATCH_SIZE, exact=True)
+    widths = list(config["architecture"]["arch_kwargs"]["features_per_stage"])
+    widths += [widths[-1]] * (topology["n_stages"] - len(widths))
+    config.update(
+        batch_size=PAPER_BATCH_SIZE,
+        patch_size=topology["patch_size"],
+        architecture=_architecture(config, topology, widths, batch_norm=True),
+    )
+    return _with_configuration(source, plans_name, config)
+
+
+def _with_configuration(source: dict, plans_name: str, config: dict) -> dict:
+    plans = copy.deepcopy(source)
+    plans["plans_name"] = plans_name
+    plans["configurations"] = {"3d_fullres": config}
+    return plans
+
+
+# --- files ----------------------------------------------------------------------------------------------
+def resolve_dataset_name(dataset: str | int) -> str:
+    """``DatasetXXX_Name`` from an id or a name (nnU-Net's ``maybe_convert_to_dataset_name``)."""
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    try:
+        return str(maybe_convert_to_dataset_name(dataset))
+    except (RuntimeError, ValueError) as e:
+        reason = str(e).split(". ")[0]
+        raise FilterNetError(
+            f"cannot resolve dataset {dataset!r}: expected the id or name of a dataset in nnUNet_raw, "
+            f"nnUNet_preprocessed or nnUNet_results ({reason})"
+        ) from None
+
+
+def preprocessed_folder(dataset_name: str) -> Path:
+    root = os.environ.get("nnUNet_preprocessed")
+    if not root:
+        raise FilterNetError("nnUNet_preprocessed is not set; point it at nnU-Net's preprocessed folder")
+    return Path(root) / dataset_name
+
+
+def load_plans(dataset_name: str, plans_name: str) -> dict:
+    """The plans JSON ``nnUNet_preprocessed/<dataset>/<plans_name>.json``."""
+    import json
+
+    path = preprocessed_folder(dataset_name) / f"{plans_name}.json"
+    if not path.is_file():
+        raise InputError(
+            path, f"expected nnU-Net plans; run `nnUNetv2_plan_and_preprocess -d {dataset_name[7:10]}` first"
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"expected JSON plans, found invalid JSON ({e})") from None
+
+
+@contextlib.contextmanager
+def _at_least_one_planning_thread():
+    """nnU-Net's planner sets torch's thread count to ``nnUNet_n_proc_DA``, which fails for 0 (set for CPU runs)."""
+    saved = os.environ.get("nnUNet_n_proc_DA")
+    if saved is not None and saved.strip() == "0":
+        os.environ["nnUNet_n_proc_DA"] = "1"
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["nnUNet_n_proc_DA"] = saved
+
+
+def run_filternet_planner(dataset_name: str, source_plans: str, gpu_memory_target_gb: float = 8.0) -> dict:
+    """Run :class:`FilterNetPlanner` (nnU-Net's planning API); it writes ``nnUNetPlans_FilterNet.json``."""
+    from plans.planner import FILTERNET_PLANS, FilterNetPlanner
+
+    folder = preprocessed_folder(dataset_name)
+    if not (folder / "dataset_fingerprint.json").is_file():
+        raise InputError(folder / "dataset_fingerprint.json", "expected nnU-Net's fingerprint; run nnU-Net's planning")
+    raw = Path(os.environ.get("nnUNet_raw", "")) / dataset_name / "dataset.json"
+    if not os.environ.get("nnUNet_raw") or not raw.is_file():
+        raise InputError(raw, "expected the raw dataset (nnU-Net's planner reads nnUNet_raw); set nnUNet_raw")
+    with contextlib.redirect_stdout(io.StringIO()), _at_least_one_planning_thread():
+        planner = FilterNetPlanner(
+            dataset_name, gpu_memory_target_gb, plans_name=FILTERNET_PLANS, source_plans_name=source_plans
+        )
+        return planner.plan_experiment()
+
+
+def write_preset(
+    dataset: str | int, preset: str, source_plans: str = "nnUNetPlans", gpu_memory_target_gb: float = 8.0
+) -> PresetResult:
+    """Write a preset's plans for a dataset into ``nnUNet_preprocessed/<dataset>/``.
+
+    Args:
+        dataset: nnU-Net dataset id or name.
+        preset: ``filternet``, ``tiny`` or ``paper``.
+        source_plans: plans the preset starts from (nnU-Net's ``nnUNetPlans`` by default).
+        gpu_memory_target_gb: GPU memory the ``filternet`` preset plans for (nnU-Net's default 8 GB).
+
+    Returns:
+        What was written, with the follow-up commands.
+    """
+    from nnunet_filternet.utils.atomic import write_json
+
+    if preset not in PLANS_NAMES:
+        raise FilterNetError(f"unknown preset {preset!r}; expected one of {', '.join(PLANS_NAMES)}")
+    dataset_name = resolve_dataset_name(dataset)
+    source = load_plans(dataset_name, source_plans)
+    plans_name = PLANS_NAMES[preset]
+    plans_file = preprocessed_folder(dataset_name) / f"{plans_name}.json"
+    source_name = str(preprocessed_folder(dataset_name) / f"{source_plans}.json")
+    if preset == "filternet":
+        plans = run_filternet_planner(dataset_name, source_plans, gpu_memory_target_gb)
+    else:
+        build = tiny_plans if preset == "tiny" else paper_plans
+        plans = build(source, plans_name, source_name=source_name)
+        write_json(plans_file, plans)
+    identifiers = {
+        name: config["data_identifier"]
+        for name, config in plans["configurations"].items()
+        if "data_identifier" in config
+    }
+    missing = tuple(n for n, i in identifiers.items() if not (preprocessed_folder(dataset_name) / i).is_dir())
+    return PresetResult(plans_file, plans_name, dataset_name, identifiers, missing, SUGGESTED_TRAINER[preset])
