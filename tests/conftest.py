@@ -33,6 +33,8 @@ def run_cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None =
         [sys.executable, "-m", "nnunet_filternet", *map(str, args)],
         capture_output=True,
         text=True,
+        encoding="utf-8",
+        errors="replace",
         env=full_env,
         cwd=cwd,
         timeout=timeout,

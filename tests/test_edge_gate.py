@@ -48,6 +48,18 @@ def test_sigma_is_positive_trainable_and_receives_gradient():
     assert gate.log_sigma.grad is not None and gate.log_sigma.grad.abs() > 0
 
 
+def test_isotropic_3d_gate_filters_all_axes():
+    """None (isotropic) resolves to all three axes inside the gate and must still run and differ per slice."""
+    gate = EdgeGate(3, None)
+    assert gate.axes == (0, 1, 2)
+    x = torch.zeros(1, 1, 7, 7, 7)
+    x[0, 0, 3, 3, 3] = 1.0
+    out = gate(x)
+    torch.testing.assert_close(out, lrhog_filter(x, torch.tensor(1.0), None))
+    assert out[0, 0, 2, 3, 3] != 0  # a 3D kernel spreads the response to the neighbouring slice
+    assert EdgeGate(3, (1, 2))(x)[0, 0, 2, 3, 3] == 0  # the in-plane gate does not
+
+
 def test_gate_computes_in_float32_under_autocast():
     gate = EdgeGate(2, None)
     x = torch.rand(1, 2, 16, 16)

@@ -136,6 +136,19 @@ def test_absent_compartment_has_zero_volume_and_nan(tmp_path):
     assert all(r["n_voxels"] == "0" and math.isnan(float(r["fat_fraction_t1"])) for r in pl)
 
 
+def test_leg_without_contrast_keeps_volumes_and_says_why(tmp_path, capsys):
+    """A poor segmentation (labels on uniform signal, no fat around) must not abort the whole CSV."""
+    labels, image, _ = scan()
+    noise = np.random.default_rng(0).normal(0, 5, image.shape)
+    image[:] = np.where(labels > 0, 1000.0, 500.0) + noise  # surroundings darker than "muscle": no fat mode
+    write(labels, tmp_path / "labels" / "s01.nii.gz")
+    write(image, tmp_path / "images" / "s01.nii.gz")
+    rows = read_csv(quantify_folder(tmp_path / "images", tmp_path / "labels", tmp_path / "b.csv", jobs=1))
+    assert len(rows) == 10 and all(int(r["n_voxels"]) > 0 and float(r["volume_ml"]) > 0 for r in rows)
+    assert all(math.isnan(float(r["fat_fraction_t1"])) and "cannot estimate" in r["note"] for r in rows)
+    assert "quantify: warning: s01 L: cannot estimate" in capsys.readouterr().out
+
+
 def test_bad_input_is_listed(folders, tmp_path):
     root, labels = folders
     (root / "images" / "s02_0000.nii.gz").unlink()

@@ -32,6 +32,8 @@ def resolve_axes(n_spatial_dims: int, axes: Sequence[int] | None) -> tuple[int, 
     if axes is None:
         return tuple(range(n_spatial_dims))
     axes = tuple(sorted(int(a) for a in axes))
+    if axes == tuple(range(n_spatial_dims)):  # all axes, as resolved earlier from None
+        return axes
     if len(axes) != 2 or len(set(axes)) != 2 or not all(0 <= a < n_spatial_dims for a in axes):
         raise FilterNetError(
             f"edge filter: expected two distinct in-plane axes in 0..{n_spatial_dims - 1} (or None), found {axes}"

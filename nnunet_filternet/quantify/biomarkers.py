@@ -9,7 +9,9 @@ are estimated per subject and side (:mod:`.fat_fraction`): per leg rather than p
 field differs most between the legs.
 
 Columns: ``subject, side, compartment, n_voxels, volume_ml, mean_t1, mean_t1_normalised, fat_fraction_t1``,
-``fat_fraction_dixon`` (with ``--fat/--water``), ``muscle_mode, fat_mode`` (the leg's T1 modes), then
+``fat_fraction_dixon`` (with ``--fat/--water``), ``muscle_mode, fat_mode`` (the leg's T1 modes), ``note``
+(why intensity biomarkers are empty: a leg whose labelled muscle shows no muscle / fat contrast, e.g. a poor
+segmentation, keeps its volumes, gets NaN intensity biomarkers and a note, and a warning is printed), then
 the columns of ``--subjects-csv``. An absent compartment has ``n_voxels`` 0 and NaN intensities.
 A rerun reuses the rows of subjects whose files are older than the output CSV.
 """
@@ -42,7 +44,7 @@ from nnunet_filternet.utils.parallel import parallel_map
 BASE_COLUMNS: tuple[str, ...] = (
     "subject", "side", "compartment", "n_voxels", "volume_ml", "mean_t1", "mean_t1_normalised", "fat_fraction_t1",
 )  # fmt: skip
-MODE_COLUMNS: tuple[str, ...] = ("muscle_mode", "fat_mode")
+MODE_COLUMNS: tuple[str, ...] = ("muscle_mode", "fat_mode", "note")
 DIXON_COLUMN = "fat_fraction_dixon"
 
 
@@ -107,17 +109,20 @@ def _side_labels(labels: np.ndarray, side_mask: np.ndarray | None) -> np.ndarray
     return labels if side_mask is None else np.where(side_mask, labels, 0)
 
 
-def _estimate_modes(subject: str, sides: dict[str, list], path: Path) -> dict[str, TissueModes]:
-    """side -> tissue modes from that side's (muscle values, fat reference values) of all cases."""
-    modes = {}
+def _estimate_modes(sides: dict[str, list]) -> tuple[dict[str, TissueModes | None], dict[str, str]]:
+    """side -> tissue modes from that side's (muscle values, fat reference values) of all cases.
+
+    A side without usable muscle / fat contrast (e.g. a poor segmentation) gets None and a note: its
+    volumes are still valid, its intensity biomarkers are NaN.
+    """
+    modes, notes = {}, {}
     for side, parts in sides.items():
         try:
             modes[side] = tissue_modes(np.concatenate([m for m, _ in parts]), np.concatenate([f for _, f in parts]))
         except ValueError as e:
-            raise InputError(
-                path, f"subject {subject} side {side}: cannot estimate muscle and fat intensities: {e}"
-            ) from e
-    return modes
+            modes[side] = None
+            notes[side] = f"cannot estimate muscle and fat intensities: {e}"
+    return modes, notes
 
 
 def quantify_subject(subject: str, cases: list[CaseFiles]) -> list[dict]:
@@ -145,22 +150,23 @@ def quantify_subject(subject: str, cases: list[CaseFiles]) -> list[dict]:
             muscle = image.array[side_labels > 0].astype(np.float64)
             fat = fat_reference_values(image.array, side_labels, labels.spacing_zyx)
             sides.setdefault(side, []).append((muscle, fat))
-    modes = _estimate_modes(subject, sides, cases[0].image)
+    modes, notes = _estimate_modes(sides)
     rows = []
     for _files, labels, image, dixon, masks in loaded:
         voxel_ml = voxel_volume_ml(labels.spacing_zyx)
         for side, side_mask in masks.items():
             side_labels = _side_labels(labels.array, side_mask)
-            m = modes[side]
+            m, nan = modes[side], float("nan")
             for value, name in enumerate(COMPARTMENTS, start=1):
                 mask = side_labels == value
                 n = int(mask.sum())
-                mean = float(image[mask].mean()) if n else float("nan")
+                mean = float(image[mask].mean()) if n else nan
                 row = {
                     "subject": subject, "side": side, "compartment": name, "n_voxels": n, "volume_ml": n * voxel_ml,
-                    "mean_t1": mean, "mean_t1_normalised": mean / m.muscle if n else float("nan"),
-                    "fat_fraction_t1": t1_fat_fraction(mean, m) if n else float("nan"),
-                    "muscle_mode": m.muscle, "fat_mode": m.fat,
+                    "mean_t1": mean, "mean_t1_normalised": mean / m.muscle if n and m else nan,
+                    "fat_fraction_t1": t1_fat_fraction(mean, m) if n and m else nan,
+                    "muscle_mode": m.muscle if m else nan, "fat_mode": m.fat if m else nan,
+                    "note": notes.get(side, ""),
                 }  # fmt: skip
                 if dixon is not None:
                     row[DIXON_COLUMN] = dixon_fat_fraction(dixon[0].array[mask], dixon[1].array[mask])
@@ -294,6 +300,11 @@ def quantify_folder(
     if errors:
         raise FilterNetError(f"{len(errors)} subject(s) could not be quantified: " + " | ".join(errors))
     computed = {s: rows for (s, _), rows in zip(todo, results)}
+    noted = sorted(
+        {f"{r['subject']} {r['side']}: {r['note']}" for rows in computed.values() for r in rows if r["note"]}
+    )
+    for line in sorted(noted):
+        print(f"quantify: warning: {line} (fat fraction and normalised T1 left empty)")
     with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns + extra_columns)

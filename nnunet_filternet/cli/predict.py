@@ -1,0 +1,32 @@
+"""``filternet predict``: segment new scans (NIfTI, NRRD, MHA or DICOM series folders) with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", required=True, help="folder of scans (files or DICOM series sub-folders)")
+    parser.add_argument("--out", required=True, help="output folder: <subject>.nii.gz label maps + biomarkers.csv")
+    parser.add_argument("--results", required=True, help="$nnUNet_results/DatasetNNN_NAME of the trained model")
+    parser.add_argument("--trainer", default="nnUNetTrainerFilterNet", help="trainer name (default: %(default)s)")
+    parser.add_argument("--plans", help="plans identifier (default: the only one trained with this trainer)")
+    parser.add_argument("--configuration", default="3d_fullres", help="default: %(default)s")
+    parser.add_argument("--folds", type=int, nargs="+", help="folds to ensemble (default: all trained)")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda when available (default)"
+    )
+    parser.add_argument("--checkpoint", default="checkpoint_final.pth", help="default: %(default)s")
+    parser.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation")
+    parser.add_argument("-j", "--jobs", type=int, help="worker processes for conversion and restore")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_filternet.pipeline.predict import predict_scans
+
+    predict_scans(
+        args.images, args.out, args.results, trainer=args.trainer, plans=args.plans,
+        configuration=args.configuration, folds=args.folds, device=args.device, checkpoint=args.checkpoint,
+        jobs=args.jobs, disable_tta=args.disable_tta,
+    )  # fmt: skip
+    return 0

@@ -1,0 +1,225 @@
+"""``filternet demo``: the whole system on the synthetic cohort, in one work folder.
+
+Stages (each resumable, see :mod:`nnunet_filternet.pipeline.stages`):
+
+1. phantom cohort (``filternet phantom``);
+2. conversion into an nnU-Net raw dataset with subject-grouped 4-fold splits (``filternet convert``);
+3. nnU-Net fingerprint, planning and preprocessing through nnU-Net's API (+ our plans preset);
+4. training of each trainer on the chosen folds through ``nnUNetv2_train``;
+5. ``nnUNetv2_predict`` on each fold's held-out subjects;
+6. ``filternet restore`` of the leg predictions onto the original scans;
+7. ``filternet evaluate``, ``filternet report`` and ``filternet quantify``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from nnunet_filternet.errors import FilterNetError
+from nnunet_filternet.pipeline import nnunet_runs
+from nnunet_filternet.pipeline.budget_trainers import budget_trainer_name, write_budget_trainers
+from nnunet_filternet.pipeline.presets import DemoPreset
+from nnunet_filternet.pipeline.stages import StageRunner
+
+DATASET_ID = 501
+DATASET_NAME = "FilterNetPhantom"
+CONFIGURATION = "3d_fullres"
+
+
+class Demo:
+    """The demo's folders and stages. ``run()`` does everything; each stage is a method."""
+
+    def __init__(self, workdir: str | Path, preset: DemoPreset, jobs: int | None = None):
+        self.workdir = Path(workdir).resolve()
+        self.preset = preset
+        self.jobs = jobs
+        self.scans = self.workdir / "scans"
+        self.folders = nnunet_runs.nnunet_folders(self.workdir)
+        self.trainer_dir = self.workdir / "trainers"
+        self.env = nnunet_runs.environment(self.folders, [self.trainer_dir])
+        self.dataset = f"Dataset{DATASET_ID:03d}_{DATASET_NAME}"
+        self.plans = "nnUNetPlans"
+        self.out = self.workdir / "outputs"
+
+    # ---- stages -------------------------------------------------------------------------------
+    def make_cohort(self) -> None:
+        from nnunet_filternet.phantom import make_cohort
+
+        if self.scans.exists():  # make_cohort writes atomically: a present folder is complete
+            return
+        p = self.preset
+        make_cohort(
+            self.scans, n_subjects=p.subjects, n_healthy=p.healthy, seed=0, shape=p.shape, spacing=p.spacing,
+            preview=self.workdir / "cohort_preview.png", jobs=self.jobs,
+        )  # fmt: skip
+
+    def convert(self) -> None:
+        from dataset_conversion.convert import convert_training
+
+        with nnunet_runs.environment_set(self.env):
+            convert_training(
+                self.scans / "images", self.scans / "labels", DATASET_ID, DATASET_NAME, folds=4, seed=0,
+                jobs=self.jobs, subjects_csv=self.scans / "subjects.csv",
+            )  # fmt: skip
+
+    def plan_and_preprocess(self) -> None:
+        from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+            extract_fingerprints,
+            plan_experiments,
+            preprocess,
+        )
+
+        nproc = self.jobs or 2
+        with nnunet_runs.environment_set(self.env):
+            extract_fingerprints([DATASET_ID], num_processes=nproc, check_dataset_integrity=True, clean=True)
+            plan_experiments([DATASET_ID])
+            self.plans = self._apply_plans_preset()
+            preprocess(
+                [DATASET_ID], plans_identifier=self.plans, configurations=(CONFIGURATION,), num_processes=(nproc,)
+            )
+
+    def _apply_plans_preset(self) -> str:
+        if self.preset.plans_preset is None:
+            return "nnUNetPlans"
+        from plans.presets import write_preset
+
+        return write_preset(DATASET_ID, self.preset.plans_preset).plans_name
+
+    def train(self) -> None:
+        write_budget_trainers(self.trainer_dir, list(self.preset.trainers), self.preset.budget)
+        for trainer in self.preset.trainers:
+            for fold in self.preset.folds:
+                name = budget_trainer_name(trainer)
+                fold_dir = self.model_dir(trainer) / f"fold_{fold}"
+                if (fold_dir / "checkpoint_final.pth").exists() and (fold_dir / "validation" / "summary.json").exists():
+                    print(f"  {name} fold {fold}: already trained", flush=True)
+                    continue
+                args = [DATASET_ID, CONFIGURATION, fold, "-tr", name, "-p", self.plans, "-device", self.preset.device]
+                if (fold_dir / "checkpoint_latest.pth").exists() or (fold_dir / "checkpoint_final.pth").exists():
+                    args.append("--c")
+                nnunet_runs.run("nnUNetv2_train", args, self.env, self.workdir / "logs" / f"train_{name}_{fold}.log")
+
+    def predict(self) -> None:
+        for trainer in self.preset.trainers:
+            legs_out = self.out / trainer / "legs"
+            for fold in self.preset.folds:
+                cases = self.held_out_cases(fold)
+                inp = self.workdir / "held_out" / f"fold_{fold}"
+                self._link_images(cases, inp)
+                if all((legs_out / f"{c}.nii.gz").exists() for c in cases):
+                    continue
+                args = ["-i", inp, "-o", legs_out, "-d", DATASET_ID, "-c", CONFIGURATION, "-tr",
+                        budget_trainer_name(trainer), "-p", self.plans, "-f", fold, "-device", self.preset.device,
+                        "-npp", 1, "-nps", 1, "--continue_prediction"]  # fmt: skip
+                nnunet_runs.run("nnUNetv2_predict", args, self.env, self.workdir / "logs" / f"predict_{trainer}.log")
+
+    def restore(self) -> None:
+        from dataset_conversion.restore import restore_predictions
+
+        # restore writes the scans whose legs were all predicted (the held-out subjects) and skips the rest
+
+        records = self.folders["nnUNet_raw"] / self.dataset / "legs.json"
+        for trainer in self.preset.trainers:
+            restore_predictions(self.out / trainer / "legs", records, self.out / trainer / "scans", jobs=self.jobs)
+
+    def evaluate_report_quantify(self) -> str:
+        from nnunet_filternet.metrics.evaluate import evaluate_folders
+        from nnunet_filternet.quantify.biomarkers import quantify_folder
+        from nnunet_filternet.report.report import write_report
+
+        subjects = sorted({c.rsplit("_", 1)[0] for f in self.preset.folds for c in self.held_out_cases(f)})
+        ref = self._link_subset(self.scans / "labels", subjects, self.workdir / "held_out" / "reference")
+        images = self._link_subset(self.scans / "images", subjects, self.workdir / "held_out" / "scans")
+        for trainer in self.preset.trainers:
+            evaluate_folders(self.out / trainer / "scans", ref, self.out / trainer / "metrics.csv", jobs=self.jobs)
+            quantify_folder(
+                images, self.out / trainer / "scans", self.out / trainer / "biomarkers.csv",
+                subjects_csv=self.scans / "subjects.csv",
+            )  # fmt: skip
+        names = [budget_trainer_name(t) for t in self.preset.trainers]
+        with nnunet_runs.environment_set(self.env):
+            report = write_report(
+                self.folders["nnUNet_results"] / self.dataset, names, names[0], self.out / "report",
+                plans=self.plans, configuration=CONFIGURATION,
+            )  # fmt: skip
+        return str(report)
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def model_dir(self, trainer: str) -> Path:
+        return (
+            self.folders["nnUNet_results"]
+            / self.dataset
+            / f"{budget_trainer_name(trainer)}__{self.plans}__{CONFIGURATION}"
+        )
+
+    def held_out_cases(self, fold: int) -> list[str]:
+        splits = json.loads((self.folders["nnUNet_preprocessed"] / self.dataset / "splits_final.json").read_text())
+        return sorted(splits[fold]["val"])
+
+    def _link_images(self, cases: list[str], folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        src = self.folders["nnUNet_raw"] / self.dataset / "imagesTr"
+        for c in cases:
+            target = folder / f"{c}_0000.nii.gz"
+            if not target.exists():
+                os.symlink(src / f"{c}_0000.nii.gz", target)
+
+    @staticmethod
+    def _link_subset(src: Path, subjects: list[str], folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        for s in subjects:
+            target = folder / f"{s}.nii.gz"
+            if not target.exists():
+                os.symlink(src / f"{s}.nii.gz", target)
+        return folder
+
+    # ---- all ----------------------------------------------------------------------------------
+    def run(self) -> str:
+        runner = StageRunner(self.workdir / "demo_state.json", self.preset.as_dict())
+        stages = [
+            ("phantom", f"phantom cohort: {self.preset.subjects} subjects", self.make_cohort),
+            ("convert", "conversion to an nnU-Net dataset (legs, mirroring, folds)", self.convert),
+            ("plan", "nnU-Net fingerprint, plans and preprocessing", self.plan_and_preprocess),
+            ("train", f"training {', '.join(self.preset.trainers)} on folds {list(self.preset.folds)}", self.train),
+            ("predict", "nnUNetv2_predict on the held-out subjects", self.predict),
+            ("restore", "restoring leg predictions onto the original scans", self.restore),
+            ("report", "evaluation, report and biomarkers", self.evaluate_report_quantify),
+        ]
+        if runner.done("plan"):
+            self.plans = self._plans_name_after_planning()
+        for i, (name, desc, fn) in enumerate(stages, 1):
+            runner.run(i, len(stages), name, desc, fn)
+        return str(self.out / "report" / "report.md")
+
+    def _plans_name_after_planning(self) -> str:
+        if self.preset.plans_preset is None:
+            return "nnUNetPlans"
+        from plans.presets import PLANS_NAMES
+
+        return PLANS_NAMES[self.preset.plans_preset]
+
+
+def run_demo(
+    workdir: str | Path,
+    preset: DemoPreset,
+    subjects: int | None = None,
+    folds: list[int] | None = None,
+    trainers: list[str] | None = None,
+    jobs: int | None = None,
+) -> Path:
+    """Run (or continue) the demo in ``workdir``; return the report's path. Overrides replace preset fields."""
+    if subjects is not None:
+        if subjects < 4:
+            raise FilterNetError(f"--subjects {subjects}: at least 4 subjects are needed for 4 folds")
+        preset = replace(preset, subjects=subjects, healthy=max(1, round(subjects * preset.healthy / preset.subjects)))
+    if folds is not None:
+        bad = [f for f in folds if f not in range(4)]
+        if bad:
+            raise FilterNetError(f"--folds {bad}: folds are 0, 1, 2, 3")
+        preset = replace(preset, folds=tuple(folds))
+    if trainers:
+        preset = replace(preset, trainers=tuple(trainers))
+    return Path(Demo(workdir, preset, jobs).run())

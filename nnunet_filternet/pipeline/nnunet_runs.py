@@ -1,0 +1,105 @@
+"""Running nnU-Net's own entry points for a pipeline, with its folders set for that run only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from nnunet_filternet.errors import FilterNetError
+
+#: nnU-Net console script -> the function behind it (used when the script is not on PATH).
+ENTRY_POINTS = {
+    "nnUNetv2_train": "nnunetv2.run.run_training:run_training_entry",
+    "nnUNetv2_predict": "nnunetv2.inference.predict_from_raw_data:predict_entry_point",
+}
+
+
+def nnunet_folders(workdir: str | Path) -> dict[str, Path]:
+    """The three nnU-Net folders inside ``workdir`` (created if missing)."""
+    workdir = Path(workdir)
+    folders = {
+        "nnUNet_raw": workdir / "nnUNet_raw",
+        "nnUNet_preprocessed": workdir / "nnUNet_preprocessed",
+        "nnUNet_results": workdir / "nnUNet_results",
+    }
+    for f in folders.values():
+        f.mkdir(parents=True, exist_ok=True)
+    return folders
+
+
+def environment(folders: dict[str, Path], ext_trainer_dirs: Sequence[str | Path] = ()) -> dict[str, str]:
+    """A copy of this process' environment with nnU-Net's folders and extra trainer folders set."""
+    from nnunet_filternet.nnunet_ext import add_to_environment
+
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in folders.items()})
+    env["nnUNet_extTrainer"] = os.pathsep.join(str(d) for d in ext_trainer_dirs)
+    if not env["nnUNet_extTrainer"]:
+        del env["nnUNet_extTrainer"]
+    add_to_environment(env)
+    return env
+
+
+@contextlib.contextmanager
+def environment_set(env: dict[str, str]) -> Iterator[None]:
+    """Set ``env``'s nnU-Net variables in this process for the duration of the block, then restore."""
+    keys = ["nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"]
+    old = {k: os.environ.get(k) for k in keys}
+    try:
+        for k in keys:
+            if k in env:
+                os.environ[k] = env[k]
+            else:
+                os.environ.pop(k, None)
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def command(script: str) -> list[str]:
+    """argv prefix that runs nnU-Net's console ``script`` with this interpreter's installation."""
+    candidate = Path(sys.executable).parent / script
+    if candidate.exists():
+        return [str(candidate)]
+    found = shutil.which(script)
+    if found:
+        return [found]
+    module, func = ENTRY_POINTS[script].split(":")
+    return [sys.executable, "-c", f"import sys; from {module} import {func} as f; sys.argv[0] = {script!r}; f()"]
+
+
+def run(script: str, args: Sequence[str], env: dict[str, str], log_file: str | Path | None = None) -> None:
+    """Run an nnU-Net console script, streaming its output; raise FilterNetError if it fails.
+
+    Output goes to this process' stdout and, if given, is appended to ``log_file``.
+    """
+    argv = [*command(script), *map(str, args)]
+    print("  $ " + " ".join([script, *map(str, args)]), flush=True)
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_file, "a") if log_file else None  # noqa: SIM115
+    tail: list[str] = []
+    try:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write("    " + line)
+            sys.stdout.flush()
+            if log:
+                log.write(line)
+            tail = (tail + [line.rstrip()])[-15:]
+        rc = proc.wait()
+    finally:
+        if log:
+            log.close()
+    if rc != 0:
+        raise FilterNetError(f"{script} failed with exit code {rc}; last lines:\n" + "\n".join(tail))

@@ -1,0 +1,73 @@
+"""Demo presets: what ``filternet demo`` runs on a CPU and on a GPU."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from nnunet_filternet.pipeline.budget_trainers import Budget
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """Everything the demo needs to know besides the work folder.
+
+    Attributes:
+        name: ``cpu`` or ``gpu``.
+        subjects, healthy: cohort size and healthy count (the rest are DM1).
+        shape: scan matrix (x, y, z) in voxels; spacing: (x, y, z) in mm.
+        plans_preset: our plans preset applied on top of nnU-Net's plans (``filternet plans``), or None to
+            train on nnU-Net's own ``nnUNetPlans``.
+        folds: cross-validation folds trained (of 4).
+        budget: training length of every trainer.
+        device: ``cpu`` or ``cuda``.
+    """
+
+    name: str
+    subjects: int
+    healthy: int
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    plans_preset: str | None
+    folds: tuple[int, ...]
+    budget: Budget
+    device: str
+    trainers: tuple[str, ...] = field(default=("nnUNetTrainerFilterNet", "nnUNetTrainer"))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+#: 2-core CPU: small scans, the tiny plans, one fold, about 4 minutes of training per trainer.
+CPU = DemoPreset(
+    name="cpu",
+    subjects=8,
+    healthy=2,
+    shape=(256, 256, 16),
+    spacing=(1.4, 1.4, 7.0),
+    plans_preset="tiny",
+    folds=(0,),
+    budget=Budget(epochs=12, iterations=25, val_iterations=4),
+    device="cpu",
+)
+
+#: One GPU: the paper-sized cohort at full resolution, nnU-Net's own 3d_fullres plans, four folds.
+GPU = DemoPreset(
+    name="gpu",
+    subjects=40,
+    healthy=10,
+    shape=(512, 512, 30),
+    spacing=(0.7, 0.7, 7.0),
+    plans_preset=None,
+    folds=(0, 1, 2, 3),
+    budget=Budget(epochs=100, iterations=250, val_iterations=50),
+    device="cuda",
+)
+
+
+def resolve(name: str) -> DemoPreset:
+    """``auto`` -> ``gpu`` when CUDA is available, else ``cpu``."""
+    if name == "auto":
+        import torch
+
+        name = "gpu" if torch.cuda.is_available() else "cpu"
+    return {"cpu": CPU, "gpu": GPU}[name]
