@@ -109,3 +109,22 @@ def test_edge_targets_leave_the_coarse_axis_alone():
     in_plane = edge_targets(labels, (1, 2))
     assert in_plane[0, 0, 1, 2, 2] == 0 and in_plane[0, 0, 1, 1, 1] == 3 and in_plane.sum() == 3 * 8
     assert edge_targets(labels, None)[0, 0, 1, 2, 2] == 3  # 3D neighbours along the slice axis differ
+
+
+@pytest.mark.parametrize("weights", [(0.0, 0.2, 0.2, 0.15, 0.15, 0.3), (0.5, 1.0, 0.0, 2.0, 0.1, 0.3)])
+@pytest.mark.parametrize("axes", [(1, 2), None])
+def test_edge_loss_equals_the_definition_with_the_gate(weights, axes):
+    """The fast path (one Gaussian on the difference, w = 0 classes skipped) = sum_n w_n mean|F(Y_n) - F(P_n)|."""
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(2, 6, 5, 12, 12, dtype=torch.float64)).requires_grad_()
+    target = torch.randint(0, 6, (2, 1, 5, 12, 12)).double()
+    gate = EdgeGate(3, axes, sigma_init=0.8).double()
+    loss = EdgeLoss(gate, weights)(logits, target)
+    one_hot = torch.nn.functional.one_hot(target[:, 0].long(), 6).movedim(-1, 1).double()
+    diff = (gate(one_hot) - gate(torch.softmax(logits, 1))).abs().mean(dim=(0, 2, 3, 4))
+    expected = (diff * torch.tensor(weights, dtype=torch.float64)).sum()
+    torch.testing.assert_close(loss, expected)
+    g_fast = torch.autograd.grad(loss, (logits, gate.log_sigma), retain_graph=True)
+    g_ref = torch.autograd.grad(expected, (logits, gate.log_sigma))
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b)

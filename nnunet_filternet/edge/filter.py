@@ -1,9 +1,15 @@
 """The functional L-rho-G operator of the edge gate: F(x | sigma) = G(sigma) * rho(L * x).
 
 ``L`` is the discrete Laplacian, ``rho`` clamps to [0, 1] and ``G`` the normalised 5-wide Gaussian (paper
-eq. 2-6). Every channel is filtered on its own by one depthwise (grouped) convolution per kernel. The
-filtered axes are the in-plane ones (``axes``); the others get a kernel of size 1, so a volume is filtered
-slice by slice. Borders are padded by replication, so the image border is not an edge.
+eq. 2-6). Every channel is filtered on its own. The filtered axes are the in-plane ones (``axes``); the others
+are left alone, so a volume is filtered slice by slice. Borders are padded by replication, so the image
+border is not an edge.
+
+Both kernels are applied as sums of shifted copies rather than as convolutions: the Laplacian is a
+5- (7-) point stencil and the normalised Gaussian is separable (the outer product of normalised 1D
+Gaussians), so G is two (three) 1D passes of 5 taps. These are a handful of element-wise ops with cheap
+backward passes, where a depthwise convolution's weight gradient (needed for sigma) is costly; the result
+is the same as the dense kernels of ``kernels.py`` (tested against scipy.ndimage).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from nnunet_filternet.edge.kernels import gaussian_kernel, laplacian_kernel
+from nnunet_filternet.edge.kernels import gaussian_kernel_1d
 from nnunet_filternet.errors import FilterNetError
 
 
@@ -41,19 +47,31 @@ def resolve_axes(n_spatial_dims: int, axes: Sequence[int] | None) -> tuple[int, 
     return axes
 
 
-def _depthwise(x: torch.Tensor, kernel: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
-    """Convolve each channel of ``x`` (B C *spatial) with ``kernel`` acting on ``axes``, replicate padding."""
-    n_spatial = x.ndim - 2
-    shape = [1] * n_spatial
-    for axis, side in zip(axes, kernel.shape):
-        shape[axis] = side
-    weight = kernel.reshape(1, 1, *shape).expand(x.shape[1], 1, *shape)
+def _pad(x: torch.Tensor, axes: Sequence[int], radius: int) -> torch.Tensor:
+    """Replicate-pad the spatial ``axes`` of ``x`` (B C *spatial) by ``radius`` on both sides."""
     pad = []
-    for side in reversed(shape):  # F.pad lists the last axis first
-        pad += [side // 2, side // 2]
-    padded = F.pad(x, pad, mode="replicate")
-    conv = F.conv2d if n_spatial == 2 else F.conv3d
-    return conv(padded, weight, groups=x.shape[1])
+    for axis in reversed(range(x.ndim - 2)):  # F.pad lists the last axis first
+        pad += [radius, radius] if axis in axes else [0, 0]
+    return F.pad(x, pad, mode="replicate")
+
+
+def _window(padded: torch.Tensor, shape: torch.Size, axes: Sequence[int], radius: int, axis: int, offset: int):
+    """The block of ``padded`` with ``shape`` shifted by ``offset`` (in -radius..radius) along spatial ``axis``."""
+    out = padded
+    for a in axes:
+        start = radius + (offset if a == axis else 0)
+        out = out.narrow(a + 2, start, shape[a + 2])
+    return out
+
+
+def _gaussian_1d_pass(x: torch.Tensor, weights: torch.Tensor, axis: int) -> torch.Tensor:
+    """Correlate each channel of ``x`` with the odd-length 1D ``weights`` along spatial ``axis`` (replicate)."""
+    radius = weights.numel() // 2
+    padded = _pad(x, (axis,), radius)
+    out = weights[0] * padded.narrow(axis + 2, 0, x.shape[axis + 2])
+    for k in range(1, weights.numel()):
+        out = out + weights[k] * padded.narrow(axis + 2, k, x.shape[axis + 2])
+    return out
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -74,7 +92,11 @@ def laplacian_filter(x: torch.Tensor, axes: Sequence[int] | None = None) -> torc
     axes = resolve_axes(x.ndim - 2, axes)
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = _as_float(x)
-        return _depthwise(x, laplacian_kernel(len(axes), x.dtype, x.device), axes)
+        padded = _pad(x, axes, 1)
+        out = (2 * len(axes)) * x
+        for axis in axes:
+            out = out - _window(padded, x.shape, axes, 1, axis, -1) - _window(padded, x.shape, axes, 1, axis, 1)
+        return out
 
 
 def gaussian_filter(x: torch.Tensor, sigma: torch.Tensor, axes: Sequence[int] | None = None) -> torch.Tensor:
@@ -92,7 +114,10 @@ def gaussian_filter(x: torch.Tensor, sigma: torch.Tensor, axes: Sequence[int] | 
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = _as_float(x)
         sigma = torch.as_tensor(sigma, device=x.device).to(x.dtype)
-        return _depthwise(x, gaussian_kernel(sigma, len(axes)), axes)
+        weights = gaussian_kernel_1d(sigma)
+        for axis in axes:
+            x = _gaussian_1d_pass(x, weights, axis)
+        return x
 
 
 def lrhog_filter(x: torch.Tensor, sigma: torch.Tensor, axes: Sequence[int] | None = None) -> torch.Tensor:

@@ -61,14 +61,27 @@ def gaussian_kernel(sigma: torch.Tensor, n_dims: int, size: int = GAUSSIAN_SIZE)
         Tensor of shape ``(size,) * n_dims`` summing to 1.
     """
     _check_n_dims(n_dims)
+    g = gaussian_kernel_1d(sigma, size)
+    kernel = g
+    for _ in range(n_dims - 1):
+        kernel = kernel[..., None] * g
+    return kernel
+
+
+def gaussian_kernel_1d(sigma: torch.Tensor, size: int = GAUSSIAN_SIZE) -> torch.Tensor:
+    """Normalised 1D Gaussian exp(-r^2 / (2 sigma^2)), r = -size//2 .. size//2; the n-D kernel is its outer power.
+
+    Args:
+        sigma: scalar tensor, standard deviation in voxels (> 0); differentiable.
+        size: odd side length.
+
+    Returns:
+        Tensor of shape ``(size,)`` summing to 1, with ``sigma``'s dtype and device.
+    """
     if size < 1 or size % 2 == 0:
         raise FilterNetError(f"gaussian_kernel: expected an odd positive size, found {size}")
     sigma = torch.as_tensor(sigma)
     radius = size // 2
     r = torch.arange(-radius, radius + 1, dtype=sigma.dtype, device=sigma.device)
     g = torch.exp(-(r**2) / (2 * sigma**2))
-    g = g / g.sum()
-    kernel = g
-    for _ in range(n_dims - 1):
-        kernel = kernel[..., None] * g
-    return kernel
+    return g / g.sum()

@@ -46,7 +46,7 @@ CPU = DemoPreset(
     spacing=(1.4, 1.4, 7.0),
     plans_preset="tiny",
     folds=(0,),
-    budget=Budget(epochs=12, iterations=25, val_iterations=4),
+    budget=Budget(epochs=40, iterations=40, val_iterations=4),
     device="cpu",
 )
 

@@ -1,0 +1,36 @@
+"""Wall-clock timing of repeated calls, synchronised with the device so that GPU work is counted."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for all queued work on ``device`` (CUDA); a no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(fn: Callable[[], object], repeats: int, device: torch.device) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn``, each bracketed by device synchronisation.
+
+    Warm-up is the caller's job (call ``fn`` before): the first calls pay for cuDNN autotuning,
+    ``torch.compile`` and allocator growth.
+    """
+    seconds = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def median(seconds: list[float]) -> float | None:
+    """Median of a list of timings, None for an empty list."""
+    return statistics.median(seconds) if seconds else None

@@ -1,0 +1,129 @@
+"""``filternet bench``: FilterNet against stock nnU-Net on cost (time, memory, FLOPs), side by side."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import sys
+
+from nnunet_filternet.bench.models import MODELS
+from nnunet_filternet.bench.options import EDGE_GATE, PARTS, BenchOptions
+from nnunet_filternet.bench.plans import PRESETS
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default=None, help="where to run (default: cuda if available, else cpu)"
+    )
+    parser.add_argument("--plans", metavar="FILE", help="an nnUNetPlans.json (default: built-in phantom-leg plans)")
+    parser.add_argument("--configuration", metavar="NAME", help="configuration in --plans (default: 3d_fullres)")
+    parser.add_argument("--repeats", type=int, default=None, metavar="N", help="timed rounds (default 5, --quick 3)")
+    parser.add_argument("--quick", action="store_true", help="small patch, volume and scans (a few minutes on a CPU)")
+    parser.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help="built-in plans preset (default: quick with --quick, else the device's), e.g. the cuda sizes on a CPU",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of Markdown")
+    parser.add_argument(
+        "--out", metavar="FILE", help="also put the Markdown section into FILE (e.g. docs/benchmarks.md), in place"
+    )
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the networks (CUDA only; default: nnU-Net's rule, i.e. the nnUNet_compile variable)",
+    )
+    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's)")
+    parser.add_argument("--models", type=_names, metavar="A,B", help=f"subset of {', '.join(m.name for m in MODELS)}")
+    parser.add_argument(
+        "--parts",
+        type=_names,
+        metavar="A,B",
+        help=f"subset of {', '.join(PARTS)} (default: all; FLOPs and parameters are always counted)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="MODEL",
+        help="instead of benchmarking, print torch.profiler's operator table of MODEL's training step "
+        f"(or of FilterNet's '{EDGE_GATE}' and edge loss alone)",
+    )
+
+
+def _device(requested: str | None) -> str:
+    import torch
+
+    from nnunet_filternet.errors import FilterNetError
+
+    available = torch.cuda.is_available()
+    if requested == "cuda" and not available:
+        raise FilterNetError("--device cuda: expected a CUDA GPU visible to torch, found none")
+    return requested or ("cuda" if available else "cpu")
+
+
+def _check(args, device: str) -> None:
+    from nnunet_filternet.errors import FilterNetError
+
+    if args.repeats is not None and args.repeats < 1:
+        raise FilterNetError(f"--repeats: expected a positive number of rounds, found {args.repeats}")
+    if args.threads is not None and args.threads < 1:
+        raise FilterNetError(f"--threads: expected a positive number, found {args.threads}")
+    if args.compile and device != "cuda":
+        raise FilterNetError("--compile: nnU-Net does not compile on a CPU; use it with --device cuda")
+    unknown = sorted(set(args.parts or ()) - set(PARTS))
+    if unknown:
+        raise FilterNetError(f"--parts: expected names from {list(PARTS)}, found {unknown}")
+
+
+def _profile(name: str, setup, device: str) -> int:
+    import torch
+
+    from nnunet_filternet.bench.models import select_models
+    from nnunet_filternet.bench.profile import profile_table
+
+    gate_only = name.lower() == EDGE_GATE
+    model = "FilterNet" if gate_only else name
+    spec = next(m for m in select_models([model]) if m.name.lower() == model.lower())
+    with contextlib.redirect_stdout(sys.stderr):
+        table = profile_table(spec, setup, torch.device(device), gate_only=gate_only)
+    print(table)
+    return 0
+
+
+def run(args) -> int:
+    import torch
+
+    from nnunet_filternet.bench.plans import resolve_setup
+    from nnunet_filternet.bench.report import to_json, to_markdown, write_section
+    from nnunet_filternet.bench.runner import run_benchmark
+
+    device = _device(args.device)
+    _check(args, device)
+    if args.compile is not None:  # nnU-Net's own switch, read by its trainer and predictor code
+        os.environ["nnUNet_compile"] = "t" if args.compile else "f"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    setup = resolve_setup(device, args.plans, args.configuration, args.quick, args.preset)
+    if args.profile:
+        return _profile(args.profile, setup, device)
+    options = BenchOptions(
+        device=device,
+        repeats=args.repeats or (3 if args.quick else 5),
+        quick=args.quick,
+        preset=args.preset,
+        models=args.models or None,
+        parts=args.parts or PARTS,
+    )
+    command = "filternet " + shlex.join(sys.argv[1:])
+    with contextlib.redirect_stdout(sys.stderr):  # nnU-Net prints notes on stdout; keep it for the result
+        result = run_benchmark(setup, options, command=command)
+    print(to_json(result) if args.json else to_markdown(result), end="")
+    if args.out:
+        print(f"wrote {write_section(args.out, result)}", file=sys.stderr)
+    return 0

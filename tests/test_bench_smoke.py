@@ -1,0 +1,94 @@
+"""``filternet bench`` end to end on a tiny plans file, its errors, and the throughput parts on a tiny scan.
+
+Only the machinery is checked (every model measured, FLOPs and memory present, ratios consistent, the
+Markdown section written); timings are never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+
+from nnunet_filternet.bench.plans import plain_unet_configuration
+from nnunet_filternet.bench.throughput import ScanSize, conversion_throughput, metric_throughput
+from nnunet_filternet.cli import main
+from tests.conftest import run_cli
+
+MODELS = ["nnU-Net", "ResEnc M", "FilterNet", "BUNet", "UNet-F", "BA-FCN"]
+
+
+def _tiny_plans(folder):
+    """nnUNetPlans.json of a 4-stage 3d_fullres U-Net with 4..32 features on 4 x 32 x 32 patches."""
+    config = plain_unet_configuration((4, 32, 32), batch_size=2)
+    kwargs = config["architecture"]["arch_kwargs"]
+    kwargs["features_per_stage"] = [4 * 2**i for i in range(kwargs["n_stages"])]
+    plans = {
+        "dataset_name": "Dataset999_Tiny",
+        "plans_name": "nnUNetPlans",
+        "label_manager": "LabelManager",
+        "configurations": {"3d_fullres": config},
+    }
+    path = folder / "nnUNetPlans.json"
+    path.write_text(json.dumps(plans))
+    return path
+
+
+def test_bench_runs_every_model_on_tiny_plans(tmp_path):
+    plans = _tiny_plans(tmp_path)
+    before = plans.read_text()
+    out = tmp_path / "docs" / "benchmarks.md"
+    args = ["--device", "cpu", "--threads", "1", "--plans", plans, "--configuration", "3d_fullres", "--repeats", "1"]
+    r = run_cli("bench", *args, "--quick", "--parts", "training,inference", "--json", "--out", out)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert plans.read_text() == before  # the input is only read
+    assert result["setup"]["patch_size"] == [4, 32, 32]
+    models = {m["name"]: m for m in result["models"]}
+    assert list(models) == MODELS
+    for m in models.values():
+        assert m["available"], m["unavailable_reason"]
+        assert m["parameters"] > 0 and m["flops"] > 0 and m["peak_bytes"] > 0
+        assert len(m["step_seconds"]) == 1
+        assert set(m["inference_seconds"]) == {"no_mirroring", "mirroring"}
+    stock, filternet, bunet = models["nnU-Net"], models["FilterNet"], models["BUNet"]
+    assert stock["ratios"]["flops"] == 1.0 and stock["ratios"]["step_time"] == 1.0
+    # halved features below full resolution: fewer FLOPs and parameters than the plain U-Net
+    assert filternet["ratios"]["flops"] < 1 and filternet["ratios"]["parameters"] < 1
+    # the gate is training-only: same network as BUNet, FLOPs differ by exactly the gate's
+    assert filternet["parameters"] == bunet["parameters"]
+    assert filternet["flops"] - bunet["flops"] == result["edge_gate"]["flops"]
+    assert models["UNet-F"]["flops"] - stock["flops"] == result["edge_gate"]["flops"]
+    assert 0 < result["edge_gate"]["share_of_filternet_step"]
+    assert [t["passed"] is not None for t in result["targets"]] == [True] * 4
+    text = out.read_text()
+    assert text.count("<!-- filternet-bench:cpu-quick-nnUNetPlans-3d_fullres:begin -->") == 1
+    assert "| FilterNet |" in text and "Targets:" in text
+
+
+def test_profile_prints_the_operator_table_of_the_gate(tmp_path, capsys):
+    plans = _tiny_plans(tmp_path)
+    assert main(["bench", "--device", "cpu", "--plans", str(plans), "--profile", "edge gate"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("FilterNet's edge gate and edge loss, 2 calls, patch [4, 32, 32], batch 2, cpu")
+    assert "aten::" in out and "Self CPU time total" in out  # torch.profiler's operator table
+
+
+def test_bench_errors_are_one_line(tmp_path, capsys):
+    missing = tmp_path / "missing.json"
+    assert main(["bench", "--device", "cpu", "--plans", str(missing)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"filternet bench: error: {missing}: expected an nnUNetPlans.json (a JSON file), found no such file"
+    ]
+    assert main(["bench", "--device", "cpu", "--compile"]) == 2
+    assert "nnU-Net does not compile on a CPU" in capsys.readouterr().err
+    assert main(["bench", "--device", "cpu", "--models", "FilterNet,UNet++", "--parts", "training"]) == 2
+    assert "found ['UNet++']" in capsys.readouterr().err
+
+
+def test_throughput_of_conversion_and_metrics_on_a_tiny_scan():
+    scan = ScanSize((112, 64, 6), (3.0, 3.0, 7.0))  # the smallest field of view that holds both phantom legs
+    conversion = conversion_throughput(scan, repeats=1)
+    assert conversion["scan_shape_xyz"] == [112, 64, 6] and len(conversion["seconds"]) == 1
+    assert conversion["scans_per_minute"] == 60 / conversion["seconds"][0]
+    metrics = metric_throughput(scan, repeats=2)
+    assert metrics["scan_shape_zyx"] == [6, 64, 112] and len(metrics["seconds"]) == 2
+    assert metrics["scans_per_second"] > 0

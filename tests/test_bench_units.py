@@ -1,0 +1,108 @@
+"""The benchmark's measuring pieces on small hand-made inputs (no timing is ever asserted)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nnunet_filternet.bench.flops import count_flops, fake_tensors
+from nnunet_filternet.bench.memory import allocation_peak, step_peak_bytes, tensor_bytes
+from nnunet_filternet.bench.plans import PRESETS, builtin_plans, resenc_m_kwargs, setup_from_plans_file
+from nnunet_filternet.bench.report import place_section
+from nnunet_filternet.bench.runner import paired_ratio
+from nnunet_filternet.errors import InputError
+
+
+def test_allocation_peak_sums_events_in_time_order():
+    # in time order: +100, +50 (150), -100 (50), +200 (250), -250 (0)
+    events = [(3, 200), (0, 100), (4, -250), (2, -100), (1, 50)]
+    assert allocation_peak(events) == 250
+    assert allocation_peak([(0, -10), (1, -5)]) == 0
+
+
+def test_tensor_bytes_counts_shared_storage_once():
+    a = torch.zeros(10, dtype=torch.float32)  # 40 bytes
+    b = torch.zeros(3, dtype=torch.float64)  # 24 bytes
+    assert tensor_bytes([a, a[2:5], a.view(2, 5), b]) == 64
+
+
+def test_cpu_step_peak_is_resident_plus_step_peak():
+    resident = [torch.zeros(1000, dtype=torch.float32)]  # 4000 bytes
+
+    def step():
+        x = torch.ones(250_000, dtype=torch.float32)  # 1e6 bytes, then 1e6 more for y while x lives
+        y = x + 1
+        return float(y[0])
+
+    peak = step_peak_bytes(step, resident, torch.device("cpu"))
+    assert 4000 + 2_000_000 <= peak < 4000 + 2_100_000
+
+
+def test_count_flops_of_a_convolution_matches_the_formula():
+    conv = torch.nn.Conv3d(2, 4, kernel_size=3, padding=1, bias=False)
+    x = torch.randn(1, 2, 4, 4, 4)
+    expected = 2 * 4 * 2 * 27 * 64  # 2 FLOPs per multiply-add, C_out * C_in * k^3 per output voxel
+    assert count_flops(lambda: conv(x)) == expected
+    # forward + backward: grad of input and of weight cost one more convolution each
+    assert count_flops(lambda: conv(x.requires_grad_()).sum().backward()) == 3 * expected
+
+
+def test_flops_on_fake_tensors_equal_real_flops():
+    def make():
+        conv = torch.nn.Conv2d(3, 5, kernel_size=3)
+        x = torch.randn(2, 3, 10, 10)
+        return lambda: conv(x).sum().backward()
+
+    with fake_tensors():
+        fake = count_flops(make())
+    forward = 2 * 5 * 3 * 9 * 2 * 8 * 8  # 2 x C_out x C_in x k^2 x batch x output pixels
+    assert fake == count_flops(make()) == 2 * forward  # + weight gradient; x needs no gradient
+
+
+def test_paired_ratio_is_median_of_round_ratios():
+    assert paired_ratio([2.0, 4.0, 6.0], [1.0, 1.0, 3.0]) == 2.0
+    assert paired_ratio([], [1.0]) is None
+
+
+def test_builtin_cuda_plans_follow_nnunet_topology():
+    config = builtin_plans(PRESETS["cuda"])["configurations"]["3d_fullres"]
+    kwargs = config["architecture"]["arch_kwargs"]
+    assert config["patch_size"] == [24, 160, 160]
+    # 0.7 x 0.7 x 7 mm: nnU-Net pools in-plane only until z is within 2x of the in-plane spacing
+    assert kwargs["strides"][:4] == [[1, 1, 1], [1, 2, 2], [1, 2, 2], [1, 2, 2]]
+    assert kwargs["kernel_sizes"][0] == [1, 3, 3]
+    assert kwargs["features_per_stage"] == [32, 64, 128, 256, 320, 320][: kwargs["n_stages"]]
+
+
+def test_resenc_m_kwargs_use_residual_blocks_and_one_decoder_conv():
+    plain = {"n_stages": 5, "n_conv_per_stage": [2] * 5, "n_conv_per_stage_decoder": [2] * 4, "conv_bias": True}
+    out = resenc_m_kwargs(plain)
+    assert out["n_blocks_per_stage"] == [1, 3, 4, 6, 6]
+    assert out["n_conv_per_stage_decoder"] == [1, 1, 1, 1]
+    assert "n_conv_per_stage" not in out and "n_conv_per_stage" in plain  # input untouched
+
+
+def test_place_section_appends_then_replaces_only_its_own_section():
+    doc = "# Benchmarks\n\nprose\n"
+    doc = place_section(doc, "cpu-quick", "old cpu")
+    doc = place_section(doc, "cuda", "gpu numbers")
+    doc = place_section(doc, "cpu-quick", "new cpu")
+    assert doc.startswith("# Benchmarks\n\nprose\n")
+    assert "new cpu" in doc and "old cpu" not in doc and "gpu numbers" in doc
+    assert doc.count("filternet-bench:cpu-quick:begin") == 1
+
+
+def test_plans_file_errors_name_the_file(tmp_path):
+    missing = tmp_path / "nnUNetPlans.json"
+    with pytest.raises(InputError, match="nnUNetPlans.json.*no such file"):
+        setup_from_plans_file(missing, "3d_fullres")
+    plans = builtin_plans(PRESETS["quick"])
+    missing.write_text(json.dumps(plans))
+    with pytest.raises(InputError, match=r"expected configuration '2d', found only \['3d_fullres'\]"):
+        setup_from_plans_file(missing, "2d")
+    plans["configurations"]["3d_fullres"]["architecture"]["network_class_name"] = "some.ResidualEncoderUNet"
+    missing.write_text(json.dumps(plans))
+    with pytest.raises(InputError, match="found some.ResidualEncoderUNet"):
+        setup_from_plans_file(missing, "3d_fullres")
