@@ -157,3 +157,16 @@ def test_partial_cross_validation_is_reported_not_hidden(fake, tmp_path, monkeyp
     rows = {(r["metric"], r["compartment"], r["trainer"]): r for r in _csv(tmp_path / "out" / "table1.csv")}
     assert rows[("dice", "TA", "nnUNetTrainer")]["n_pairs"] == "3"
     assert rows[("dice", "TA", REFERENCE)]["n"] == "6"
+
+
+def test_checkpoint_parameter_count_counts_shared_tensors_once(tmp_path):
+    """nnU-Net's networks register each conv twice (conv / all_modules) and the decoder holds the encoder."""
+    import torch
+    from dynamic_network_architectures.architectures.unet import PlainConvUNet
+
+    from nnunet_filternet.report.checkpoints import checkpoint_parameters
+
+    net = PlainConvUNet(1, 3, (4, 8, 16), torch.nn.Conv3d, 3, (1, 2, 2), 2, 3, 2, True, torch.nn.BatchNorm3d)
+    assert len(net.state_dict()) > len(list(net.parameters())) + 3 * 6  # duplicates and BN statistics present
+    torch.save({"network_weights": net.state_dict()}, tmp_path / "checkpoint_final.pth")
+    assert checkpoint_parameters(tmp_path / "checkpoint_final.pth") == sum(p.numel() for p in net.parameters())

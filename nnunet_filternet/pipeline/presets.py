@@ -59,7 +59,7 @@ GPU = DemoPreset(
     spacing=(0.7, 0.7, 7.0),
     plans_preset=None,
     folds=(0, 1, 2, 3),
-    budget=Budget(epochs=100, iterations=250, val_iterations=50),
+    budget=Budget(epochs=50, iterations=250, val_iterations=50),
     device="cuda",
 )
 

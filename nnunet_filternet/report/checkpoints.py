@@ -29,12 +29,22 @@ def find_checkpoint(fold_dir: str | os.PathLike) -> Path | None:
 
 
 def count_parameters(state_dict: dict) -> int:
-    """Number of trainable values in a network state dict (floating tensors, BN statistics excluded)."""
-    total = 0
+    """Number of trainable values in a network state dict (floating tensors, BN statistics excluded).
+
+    A tensor registered under several names counts once: dynamic-network-architectures' conv blocks hold each
+    conv both as ``conv`` and in ``all_modules``, and its decoder keeps a reference to the encoder, so one
+    weight appears two to four times in a state dict. ``torch.save`` keeps such tensors sharing storage,
+    which identifies them.
+    """
+    total, seen = 0, set()
     for key, tensor in state_dict.items():
         if key.endswith(_BUFFER_SUFFIXES) or not hasattr(tensor, "is_floating_point"):
             continue
         if tensor.is_floating_point():
+            identity = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+            if identity in seen:
+                continue
+            seen.add(identity)
             total += tensor.numel()
     return total
 
