@@ -30,7 +30,7 @@ import numpy as np
 
 def gap_planes(cohort: Path) -> dict[str, float]:
     """subject -> x (mm) of the plane between its legs, from a phantom cohort's subjects.csv."""
-    with (Path(cohort) / "subjects.csv").open(newline="") as f:
+    with (Path(cohort) / "subjects.csv").open(newline="", encoding="utf-8") as f:
         return {r["subject"]: float(r["gap_centre"]) * float(r["gap_mm"]) for r in csv.DictReader(f)}
 
 
@@ -98,7 +98,7 @@ def _measure_one(subject: str, cohort: Path, planes: dict[str, float]) -> dict:
 
 
 def _groups(cohort: Path) -> dict[str, str]:
-    with (Path(cohort) / "subjects.csv").open(newline="") as f:
+    with (Path(cohort) / "subjects.csv").open(newline="", encoding="utf-8") as f:
         return {r["subject"]: r["group"] for r in csv.DictReader(f)}
 
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = measure_cohort(args.cohort, args.jobs)
     if args.csv:
-        with args.csv.open("w", newline="") as f:
+        with args.csv.open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)

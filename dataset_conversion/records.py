@@ -90,7 +90,7 @@ def load_records(path: Path) -> list[LegRecord]:
     if not path.is_file():
         raise InputError(path, "legs.json not found (written by `filternet convert` beside the leg images)")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise InputError(path, f"expected JSON, found a syntax error at line {e.lineno}") from None
     if isinstance(data, dict):

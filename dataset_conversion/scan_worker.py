@@ -82,7 +82,7 @@ def _finished(job: ScanJob, stamp: str) -> list[dict] | None:
     """The scan's records if an earlier run converted it with the same inputs and settings."""
     ledger = job.out_dir / LEDGER / f"{job.subject}.json"
     try:
-        data = json.loads(ledger.read_text())
+        data = json.loads(ledger.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
     if data.get("stamp") != stamp:
@@ -154,7 +154,7 @@ def remove_outputs(out_dir: Path, ledger: Path) -> None:
     if not ledger.is_file():
         return
     try:
-        records = json.loads(ledger.read_text())["records"]
+        records = json.loads(ledger.read_text(encoding="utf-8"))["records"]
     except (OSError, json.JSONDecodeError, KeyError):
         records = []
     for r in records:

@@ -25,7 +25,7 @@ def read_groups(path: Path) -> dict[str, str]:
     """
     path = Path(path)
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except OSError as e:
         raise InputError(path, f"cannot be read ({e.strerror})") from None

@@ -249,7 +249,7 @@ def load_plans(dataset_name: str, plans_name: str) -> dict:
             path, f"expected nnU-Net plans; run `nnUNetv2_plan_and_preprocess -d {dataset_name[7:10]}` first"
         )
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise InputError(path, f"expected JSON plans, found invalid JSON ({e})") from None
 

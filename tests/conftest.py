@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 import os
 import subprocess
 import sys
@@ -10,6 +11,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _restore_locale():
+    """SimpleITK's DICOM writer (GDCM) switches the process locale to "C" (ASCII); undo it after each test.
+
+    Our own code names its text encodings, so it is immune; this keeps one test's DICOM fixture from changing
+    the defaults of the tests that run after it in the same process.
+    """
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    locale.setlocale(locale.LC_ALL, saved)
 
 
 @pytest.fixture

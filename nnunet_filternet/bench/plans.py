@@ -294,7 +294,7 @@ def _read_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise InputError(path, f"expected {what} (a JSON file), found no such file")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(path, f"expected {what} in JSON, could not parse it ({e})") from None
     if not isinstance(data, dict):

@@ -182,6 +182,6 @@ def write_section(path: str | Path, result: dict) -> Path:
     from nnunet_filternet.utils.atomic import write_text
 
     path = Path(path)
-    document = path.read_text() if path.exists() else ""
+    document = path.read_text(encoding="utf-8") if path.exists() else ""
     write_text(path, place_section(document, section_key(result), to_markdown(result)))
     return path

@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``filternet``. Returns the process exit code."""
     from nnunet_filternet.errors import FilterNetError
 
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 console shows "?" rather than crashing on "±"
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(verb if verb in VERBS else None)

@@ -63,13 +63,13 @@ def _parse_value(column: str, text: str):
 
 def read_rows(csv_path: str | os.PathLike) -> list[dict]:
     """Rows of a CSV written by this module (numbers as floats, ``nan`` / ``inf`` included)."""
-    with open(csv_path, newline="") as f:
+    with open(csv_path, newline="", encoding="utf-8") as f:
         return [{k: _parse_value(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def write_rows(rows: Sequence[dict], csv_path: str | os.PathLike, columns: Sequence[str]) -> Path:
     """Write ``rows`` (only ``columns``, in that order) atomically; floats in full precision."""
-    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
         for row in rows:

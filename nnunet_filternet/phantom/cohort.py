@@ -151,7 +151,7 @@ def _partial_folder(out: Path, params: dict) -> Path:
     marker = work / MARKER
     if work.exists():
         try:
-            same = json.loads(marker.read_text()) == params
+            same = json.loads(marker.read_text(encoding="utf-8")) == params
         except (OSError, ValueError):
             same = False
         if not same:

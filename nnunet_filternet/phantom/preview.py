@@ -98,7 +98,7 @@ def _read_rows(cohort: Path) -> list[dict[str, str]]:
     table = cohort / "subjects.csv"
     if not table.is_file():
         raise InputError(table, "expected the cohort's subjects.csv, found nothing")
-    with table.open(newline="") as f:
+    with table.open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 

@@ -156,7 +156,9 @@ class Demo:
         )
 
     def held_out_cases(self, fold: int) -> list[str]:
-        splits = json.loads((self.folders["nnUNet_preprocessed"] / self.dataset / "splits_final.json").read_text())
+        splits = json.loads(
+            (self.folders["nnUNet_preprocessed"] / self.dataset / "splits_final.json").read_text(encoding="utf-8")
+        )
         return sorted(splits[fold]["val"])
 
     def _link_images(self, cases: list[str], folder: Path) -> None:

@@ -86,10 +86,19 @@ def run(script: str, args: Sequence[str], env: dict[str, str], log_file: str | P
     print("  $ " + " ".join([script, *map(str, args)]), flush=True)
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_file, "a") if log_file else None  # noqa: SIM115
+    log = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
     tail: list[str] = []
     try:
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            encoding="utf-8",
+            errors="replace",
+        )
         assert proc.stdout is not None
         for line in proc.stdout:
             sys.stdout.write("    " + line)

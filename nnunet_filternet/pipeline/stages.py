@@ -32,7 +32,7 @@ class StageRunner:
         self.settings = json.loads(json.dumps(settings))  # normalise tuples -> lists
         self.state = {"settings": self.settings, "done": {}}
         if self.state_file.exists():
-            old = json.loads(self.state_file.read_text())
+            old = json.loads(self.state_file.read_text(encoding="utf-8"))
             if old.get("settings") != self.settings:
                 raise FilterNetError(
                     f"{self.state_file}: this work folder was started with other settings "

@@ -227,7 +227,7 @@ def read_subjects_csv(path: os.PathLike, subjects: list[str]) -> tuple[list[str]
     Raises:
         InputError: no ``subject`` column, duplicate subjects, or subjects missing from the CSV (listed).
     """
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "subject" not in reader.fieldnames:
             raise InputError(path, f"expected a CSV with a 'subject' column, found columns {reader.fieldnames}")
@@ -249,7 +249,7 @@ def read_subjects_csv(path: os.PathLike, subjects: list[str]) -> tuple[list[str]
 def _cached_rows(out_csv: Path, subjects: dict[str, list[CaseFiles]], columns: list[str]) -> dict[str, list[dict]]:
     if not out_csv.is_file():
         return {}
-    with open(out_csv, newline="") as f:
+    with open(out_csv, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not set(columns) <= set(reader.fieldnames):
             return {}
@@ -305,7 +305,7 @@ def quantify_folder(
     )
     for line in sorted(noted):
         print(f"quantify: warning: {line} (fat fraction and normalised T1 left empty)")
-    with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(out_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(columns + extra_columns)
         for subject in subjects:

@@ -54,7 +54,7 @@ def fat_fraction_errors(
         present, ``fat_fraction_dixon``; plus ``"rows"``: the per-row values.
     """
     truth = true_fat_fractions(labels_dir, fat_fraction_dir)
-    with open(biomarkers_csv, newline="") as f:
+    with open(biomarkers_csv, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     result: dict = {"rows": []}
     for column in ("fat_fraction_t1", "fat_fraction_dixon"):

@@ -205,4 +205,4 @@ def headline_table(out_dir: str | os.PathLike) -> str:
     path = Path(out_dir) / HEADLINE_FILE
     if not path.is_file():
         raise InputError(path, "expected Table I of a report written by filternet report, found none")
-    return path.read_text().rstrip("\n")
+    return path.read_text(encoding="utf-8").rstrip("\n")

@@ -53,7 +53,7 @@ class Table:
         return "\n".join(lines + ([""] + self.notes if self.notes else []))
 
     def write_csv(self, path: str | os.PathLike) -> None:
-        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(self.header)
             writer.writerows([[repr(v) if isinstance(v, float) else v for v in row] for row in self.rows])

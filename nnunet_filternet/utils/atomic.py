@@ -48,7 +48,7 @@ def _umask() -> int:
 def write_text(target: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``target`` atomically."""
     with atomic_path(target) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(target: str | os.PathLike, obj, indent: int = 2) -> None:
