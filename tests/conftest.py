@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+_SESSION_LOCALE = locale.setlocale(locale.LC_ALL)
 
 
 @pytest.fixture(autouse=True)
@@ -20,9 +21,9 @@ def _restore_locale():
     Our own code names its text encodings, so it is immune; this keeps one test's DICOM fixture from changing
     the defaults of the tests that run after it in the same process.
     """
-    saved = locale.setlocale(locale.LC_ALL)
+    locale.setlocale(locale.LC_ALL, _SESSION_LOCALE)  # also undoes a switch made by a module fixture
     yield
-    locale.setlocale(locale.LC_ALL, saved)
+    locale.setlocale(locale.LC_ALL, _SESSION_LOCALE)
 
 
 @pytest.fixture

@@ -43,6 +43,8 @@ def test_nnunet_finds_every_trainer_in_a_fresh_interpreter(tmp_path):
         [sys.executable, "-c", FIND_SCRIPT, *TRAINERS],
         capture_output=True,
         text=True,
+        encoding="utf-8",
+        errors="replace",
         env=_clean_env(),
         cwd=tmp_path,  # not the repository: the package must be found as installed
         timeout=300,
@@ -61,7 +63,15 @@ def test_start_up_hook_appends_to_a_user_setting(tmp_path):
     script = f"import os, site; site.addsitedir({str(pth.parent)!r}); print(os.environ['nnUNet_extTrainer'])"
     env = _clean_env()
     env["nnUNet_extTrainer"] = str(tmp_path)
-    out = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", script],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().split(os.pathsep) == [str(tmp_path), TRAINER_DIR]
 

@@ -43,7 +43,9 @@ def test_budget_trainers_are_found_by_nnunet(tmp_path):
         "import inspect; print(c.__mro__[1].__name__, list(inspect.signature(c.__init__).parameters))"
     )
     env = {"nnUNet_extTrainer": str(folder), "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", errors="replace", env=env
+    )
     assert r.returncode == 0, r.stderr
     assert "nnUNetTrainer ['self', 'plans', 'configuration', 'fold', 'dataset_json', 'device']" in r.stdout
 

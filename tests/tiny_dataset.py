@@ -140,7 +140,9 @@ def run_checked(args: list[str], env: dict, timeout: float = 600):
     """Run a command; raise AssertionError with its output tail if it fails. Returns the CompletedProcess."""
     import subprocess
 
-    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)
+    result = subprocess.run(
+        args, capture_output=True, text=True, encoding="utf-8", errors="replace", env=env, timeout=timeout
+    )
     if result.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
