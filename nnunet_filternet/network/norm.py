@@ -1,0 +1,49 @@
+"""Instance norm that runs PyTorch's fused group-norm kernel on the CPU (same result, about 3x faster there).
+
+nnU-Net's plans name ``torch.nn.InstanceNorm3d`` (affine, no running statistics). On the CPU PyTorch computes
+it as a batch norm over a reshaped (1, B*C, ...) view, with copies of the input and repeated affine
+parameters, forward and backward; ``F.group_norm`` with one group per channel computes exactly the same
+normalisation in one native kernel. Measured on this project's CPU (1 thread, 2 x 32 x 16 x 64 x 64 float32,
+norm + LeakyReLU, forward + backward): 48 ms with ``InstanceNorm3d``, 15 ms with group norm (docs/benchmarks.md).
+
+The subclasses below keep the module type (``isinstance(m, nn.InstanceNorm3d)`` holds), the parameters and the
+state-dict keys, so checkpoints are interchangeable with plain instance norm. Only the CPU path changes: on
+other devices (CUDA, where nnU-Net compiles the network and autocasts to fp16) they call PyTorch's own code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _group_norm_applies(norm: nn.modules.instancenorm._InstanceNorm, x: torch.Tensor) -> bool:
+    """Per-sample statistics only (no running statistics), a batched input on the CPU."""
+    return x.device.type == "cpu" and not norm.track_running_stats and x.dim() == norm._get_no_batch_dim() + 1
+
+
+class CPUFastInstanceNorm3d(nn.InstanceNorm3d):
+    """``nn.InstanceNorm3d`` (x: B C Z Y X -> same shape) computed by ``F.group_norm`` on the CPU."""
+
+    def _apply_instance_norm(self, input: torch.Tensor) -> torch.Tensor:
+        if _group_norm_applies(self, input):
+            return F.group_norm(input, self.num_features, self.weight, self.bias, self.eps)
+        return super()._apply_instance_norm(input)
+
+
+class CPUFastInstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` (x: B C Y X -> same shape) computed by ``F.group_norm`` on the CPU."""
+
+    def _apply_instance_norm(self, input: torch.Tensor) -> torch.Tensor:
+        if _group_norm_applies(self, input):
+            return F.group_norm(input, self.num_features, self.weight, self.bias, self.eps)
+        return super()._apply_instance_norm(input)
+
+
+_FAST = {nn.InstanceNorm3d: CPUFastInstanceNorm3d, nn.InstanceNorm2d: CPUFastInstanceNorm2d}
+
+
+def cpu_fast_norm_op(norm_op: type[nn.Module] | None) -> type[nn.Module] | None:
+    """The CPU-fast subclass for nnU-Net's instance norms; any other norm op (or None) unchanged."""
+    return _FAST.get(norm_op, norm_op)
