@@ -120,3 +120,31 @@ def test_sigma_is_recovered_by_fitting():
 def test_bad_axes_raise(axes):
     with pytest.raises(FilterNetError, match="in-plane axes"):
         lrhog_filter(torch.rand(1, 1, 4, 5, 6), torch.tensor(1.0), axes)
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 7])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_shifted_sum_backward_is_the_adjoint_even_on_axes_shorter_than_the_kernel(length, axis):
+    from nnunet_filternet.edge.filter import _shifted_sum
+
+    torch.manual_seed(length + 10 * axis)
+    shape = [1, 2, 3, 4, 5]
+    shape[axis + 2] = length
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(5, dtype=torch.float64, requires_grad=True)  # not symmetric: every tap is checked
+    assert torch.autograd.gradcheck(lambda x, w: _shifted_sum(x, w, axis), (x, weights))
+    # against the definition: replicate padding then the weighted sum of shifted windows
+    padded = x.detach().movedim(axis + 2, -1)
+    padded = torch.cat([padded[..., :1]] * 2 + [padded] + [padded[..., -1:]] * 2, dim=-1)
+    expected = sum(weights[k].detach() * padded[..., k : k + length] for k in range(5)).movedim(-1, axis + 2)
+    torch.testing.assert_close(_shifted_sum(x, weights, axis).detach(), expected, rtol=0, atol=1e-12)
+
+
+def test_shifted_sum_without_weight_gradient_keeps_no_padded_copy():
+    from nnunet_filternet.edge.filter import _shifted_sum
+
+    x = torch.randn(1, 1, 4, 6, dtype=torch.float64, requires_grad=True)
+    taps = torch.tensor([-1.0, 2.0, -1.0], dtype=torch.float64)  # the Laplacian's constant taps
+    out = _shifted_sum(x, taps, 1)
+    assert out.grad_fn.saved_tensors[0] is None  # only the weights are kept for backward
+    assert torch.autograd.gradcheck(lambda x: _shifted_sum(x, taps, 1), (x,))

@@ -7,9 +7,10 @@ border is not an edge.
 
 Both kernels are applied as sums of shifted copies rather than as convolutions: the Laplacian is a
 5- (7-) point stencil and the normalised Gaussian is separable (the outer product of normalised 1D
-Gaussians), so G is two (three) 1D passes of 5 taps. These are a handful of element-wise ops with cheap
-backward passes, where a depthwise convolution's weight gradient (needed for sigma) is costly; the result
-is the same as the dense kernels of ``kernels.py`` (tested against scipy.ndimage).
+Gaussians), so G is two (three) 1D passes of 5 taps; the Laplacian is one 3-tap pass per axis. Each pass
+is one autograd function with its own backward (``_ShiftedSum``), where a depthwise convolution's weight
+gradient (needed for sigma) is costly and autograd through narrowed views fills and copies a padded buffer
+per tap. The result is the same as the dense kernels of ``kernels.py`` (tested against scipy.ndimage).
 """
 
 from __future__ import annotations
@@ -55,23 +56,57 @@ def _pad(x: torch.Tensor, axes: Sequence[int], radius: int) -> torch.Tensor:
     return F.pad(x, pad, mode="replicate")
 
 
-def _window(padded: torch.Tensor, shape: torch.Size, axes: Sequence[int], radius: int, axis: int, offset: int):
-    """The block of ``padded`` with ``shape`` shifted by ``offset`` (in -radius..radius) along spatial ``axis``."""
-    out = padded
-    for a in axes:
-        start = radius + (offset if a == axis else 0)
-        out = out.narrow(a + 2, start, shape[a + 2])
-    return out
+class _ShiftedSum(torch.autograd.Function):
+    """y = sum_k w[k] * x shifted by k - r along one spatial axis (replicate borders), with a hand-written backward.
+
+    Forward is the correlation of ``x`` with the 2r+1 taps ``w`` after replicate padding by r. Backward is its
+    adjoint: the same taps scattered into a zero buffer of the padded size, whose r border entries on each side
+    are added back onto the first / last voxel (the adjoint of replicate padding); the gradient of w[k] is the
+    dot product of the incoming gradient with the k-th shifted window. Autograd through the same sum of
+    narrowed views allocates, fills and copies a padded-size buffer per tap and per gradient; this does the
+    work once (measured in docs/benchmarks.md, target 2).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weights: torch.Tensor, axis: int) -> torch.Tensor:
+        dim, length, radius = axis + 2, x.shape[axis + 2], weights.numel() // 2
+        padded = _pad(x, (axis,), radius)
+        out = padded.narrow(dim, 0, length) * weights[0]
+        for k in range(1, weights.numel()):
+            out.addcmul_(padded.narrow(dim, k, length), weights[k])
+        ctx.save_for_backward(padded if weights.requires_grad else None, weights)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        padded, weights = ctx.saved_tensors
+        dim, length, radius = ctx.axis + 2, grad.shape[ctx.axis + 2], weights.numel() // 2
+        grad_x = grad_weights = None
+        if ctx.needs_input_grad[0]:
+            shape = list(grad.shape)
+            shape[dim] += 2 * radius
+            grad_padded = grad.new_zeros(shape)
+            for k in range(weights.numel()):
+                grad_padded.narrow(dim, k, length).addcmul_(grad, weights[k])
+            grad_x = grad_padded.narrow(dim, radius, length)
+            if radius:
+                grad_x.narrow(dim, 0, 1).add_(grad_padded.narrow(dim, 0, radius).sum(dim, keepdim=True))
+                tail = grad_padded.narrow(dim, length + radius, radius).sum(dim, keepdim=True)
+                grad_x.narrow(dim, length - 1, 1).add_(tail)
+        if ctx.needs_input_grad[1]:
+            grad_weights = torch.stack(
+                [torch.mul(grad, padded.narrow(dim, k, length)).sum() for k in range(weights.numel())]
+            )
+        return grad_x, grad_weights, None
 
 
-def _gaussian_1d_pass(x: torch.Tensor, weights: torch.Tensor, axis: int) -> torch.Tensor:
-    """Correlate each channel of ``x`` with the odd-length 1D ``weights`` along spatial ``axis`` (replicate)."""
-    radius = weights.numel() // 2
-    padded = _pad(x, (axis,), radius)
-    out = weights[0] * padded.narrow(axis + 2, 0, x.shape[axis + 2])
-    for k in range(1, weights.numel()):
-        out = out + weights[k] * padded.narrow(axis + 2, k, x.shape[axis + 2])
-    return out
+def _shifted_sum(x: torch.Tensor, weights: torch.Tensor, axis: int) -> torch.Tensor:
+    """Correlate each channel of ``x`` (B C *spatial) with the odd-length 1D ``weights`` along spatial ``axis``.
+
+    Borders are replicated. Differentiable in ``x`` and ``weights`` (same dtype and device as ``x``).
+    """
+    return _ShiftedSum.apply(x, weights, axis)
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -92,10 +127,10 @@ def laplacian_filter(x: torch.Tensor, axes: Sequence[int] | None = None) -> torc
     axes = resolve_axes(x.ndim - 2, axes)
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = _as_float(x)
-        padded = _pad(x, axes, 1)
-        out = (2 * len(axes)) * x
-        for axis in axes:
-            out = out - _window(padded, x.shape, axes, 1, axis, -1) - _window(padded, x.shape, axes, 1, axis, 1)
+        taps = torch.tensor([-1.0, 2.0, -1.0], dtype=x.dtype, device=x.device)  # 1D second difference
+        out = _shifted_sum(x, taps, axes[0])
+        for axis in axes[1:]:
+            out = out + _shifted_sum(x, taps, axis)
         return out
 
 
@@ -116,7 +151,7 @@ def gaussian_filter(x: torch.Tensor, sigma: torch.Tensor, axes: Sequence[int] | 
         sigma = torch.as_tensor(sigma, device=x.device).to(x.dtype)
         weights = gaussian_kernel_1d(sigma)
         for axis in axes:
-            x = _gaussian_1d_pass(x, weights, axis)
+            x = _shifted_sum(x, weights, axis)
         return x
 
 
