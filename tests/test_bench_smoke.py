@@ -7,6 +7,7 @@ Markdown section written); timings are never asserted.
 from __future__ import annotations
 
 import json
+import platform
 
 from nnunet_filternet.bench.plans import plain_unet_configuration
 from nnunet_filternet.bench.throughput import ScanSize, conversion_throughput, metric_throughput
@@ -48,6 +49,7 @@ def test_bench_runs_every_model_on_tiny_plans(tmp_path):
         assert m["available"], m["unavailable_reason"]
         assert m["parameters"] > 0 and m["flops"] > 0 and m["peak_bytes"] > 0
         assert len(m["step_seconds"]) == 1
+        assert len(m["step_page_faults"]) == 1 and m["step_page_faults"][0] >= 0
         assert set(m["inference_seconds"]) == {"no_mirroring", "mirroring"}
     stock, filternet, bunet = models["nnU-Net"], models["FilterNet"], models["BUNet"]
     assert stock["ratios"]["flops"] == 1.0 and stock["ratios"]["step_time"] == 1.0
@@ -62,6 +64,10 @@ def test_bench_runs_every_model_on_tiny_plans(tmp_path):
     text = out.read_text()
     assert text.count("<!-- filternet-bench:cpu-quick-nnUNetPlans-3d_fullres:begin -->") == 1
     assert "| FilterNet |" in text and "Targets:" in text
+    assert "Minor page faults per training step (median over rounds): nnU-Net " in text
+    assert f"allocator: {result['environment']['malloc']};" in text
+    if platform.libc_ver()[0] == "glibc":  # the CPU run keeps freed memory (utils/malloc.py)
+        assert result["environment"]["malloc"].startswith("glibc ")
 
 
 def test_profile_prints_the_operator_table_of_the_gate(tmp_path, capsys):
@@ -92,3 +98,13 @@ def test_throughput_of_conversion_and_metrics_on_a_tiny_scan():
     metrics = metric_throughput(scan, repeats=2)
     assert metrics["scan_shape_zyx"] == [6, 64, 112] and len(metrics["seconds"]) == 2
     assert metrics["scans_per_second"] > 0
+
+
+def test_system_malloc_leaves_the_allocator_alone(tmp_path):
+    plans = _tiny_plans(tmp_path)
+    args = ["--device", "cpu", "--plans", plans, "--parts", "flops", "--models", "FilterNet", "--json"]
+    r = run_cli("bench", *args, "--system-malloc")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["environment"]["malloc"] == "system default"
+    assert result["environment"]["options"]["system_malloc"] is True

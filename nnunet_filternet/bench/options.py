@@ -25,6 +25,8 @@ class BenchOptions:
         models: model names to run (None: all); stock nnU-Net is always included.
         parts: subset of :data:`PARTS`.
         seed: seed of the synthetic data.
+        system_malloc: leave the C library's allocator as it is on the CPU (default: make it keep freed memory,
+            see :mod:`nnunet_filternet.utils.malloc`), e.g. to measure what that setting changes.
     """
 
     device: str = "cpu"
@@ -34,6 +36,7 @@ class BenchOptions:
     models: tuple[str, ...] | None = None
     parts: tuple[str, ...] = PARTS
     seed: int = 0
+    system_malloc: bool = False
 
     @property
     def warmup(self) -> int:

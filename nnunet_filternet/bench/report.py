@@ -79,6 +79,16 @@ def _edge_gate_line(result: dict) -> str | None:
     return "Edge gate + edge loss alone: " + "; ".join(parts) + "." if parts else None
 
 
+def _page_fault_line(result: dict) -> str | None:
+    """Median minor page faults per training step of every model (memory the kernel had to map in again)."""
+    faults = [(m["name"], _median(m.get("step_page_faults", []))) for m in result["models"] if m["available"]]
+    faults = [(name, value) for name, value in faults if value is not None]
+    if not faults:
+        return None
+    listed = ", ".join(f"{name} {value:.0f}" for name, value in faults)
+    return f"Minor page faults per training step (median over rounds): {listed}."
+
+
 def _throughput_lines(throughput: dict) -> list[str]:
     lines = []
     conversion, metrics = throughput.get("conversion"), throughput.get("metrics")
@@ -137,7 +147,8 @@ def to_markdown(result: dict) -> str:
         "",
         f"- Device: {env['device']} ({env['device_name']}), {env['cpu_cores']} CPU cores, torch threads "
         f"{env['torch_threads']}; torch {env['torch']}, nnunetv2 {env['nnunetv2']}; AMP {env['amp']}; "
-        f"torch.compile {compile_text}; cudnn.benchmark {env['cudnn_benchmark']}; 1-minute load average "
+        f"torch.compile {compile_text}; cudnn.benchmark {env['cudnn_benchmark']}; allocator: "
+        f"{env.get('malloc', 'system default')}; 1-minute load average "
         f"{' -> '.join(str(v) for v in env.get('load_average', []))} (start -> end).",
         f"- Plans: {setup['source']}, configuration {setup['configuration']}: patch {_dims(setup['patch_size'])}, "
         f"batch {setup['batch_size']}, spacing {_dims(setup['spacing_mm'])} mm, {setup['n_stages']} stages, "
@@ -147,9 +158,9 @@ def to_markdown(result: dict) -> str:
         *model_rows(result),
         "",
     ]
-    gate_line = _edge_gate_line(result)
-    if gate_line:
-        lines += [gate_line, ""]
+    for line in (_edge_gate_line(result), _page_fault_line(result)):
+        if line:
+            lines += [line, ""]
     throughput = _throughput_lines(result.get("throughput", {}))
     if throughput:
         lines += ["Throughput:", "", *throughput, ""]

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from nnunet_filternet.bench.models import STOCK, ModelSpec, select_models
 from nnunet_filternet.bench.options import EDGE_GATE, BenchOptions
 from nnunet_filternet.bench.plans import BenchSetup
-from nnunet_filternet.bench.timing import time_calls
+from nnunet_filternet.bench.timing import CountPageFaults, time_calls
 
 INFERENCE_MODES: tuple[str, ...] = ("no_mirroring", "mirroring")
 
@@ -66,6 +66,18 @@ def environment(device: torch.device, options: BenchOptions, command: str) -> di
     }
 
 
+def configure_allocator(device: torch.device, options: BenchOptions) -> str:
+    """On the CPU, make the C library keep freed memory (unless ``options.system_malloc``); describe the result.
+
+    Process-wide and applied before any model runs, so every model is measured under the same allocator.
+    """
+    from nnunet_filternet.utils.malloc import keep_freed_memory
+
+    if device.type != "cpu" or options.system_malloc:
+        return "system default"
+    return keep_freed_memory() or "system default (not glibc)"
+
+
 def _model_entry(spec: ModelSpec) -> dict:
     reason = spec.unavailable_reason()
     return {
@@ -78,6 +90,7 @@ def _model_entry(spec: ModelSpec) -> dict:
         "parameters": None,
         "flops": None,
         "step_seconds": [],
+        "step_page_faults": [],
         "peak_bytes": None,
         "inference_seconds": {},
     }
@@ -136,11 +149,11 @@ def _measure_training(entries, setup: BenchSetup, options: BenchOptions, result:
         for _ in range(options.warmup):
             step()
         entry["peak_bytes"] = step_peak_bytes(step, step.resident_tensors(), device)
-        calls[spec.name] = step
+        calls[spec.name] = CountPageFaults(step)
         bar.update(1)
     gate_model = _gate_model(entries)
     if gate_model is not None:
-        gate = EdgeGateCost(calls[gate_model.name].loss.edge_loss, setup, device, options.seed)
+        gate = EdgeGateCost(calls[gate_model.name].fn.loss.edge_loss, setup, device, options.seed)
         for _ in range(options.warmup):
             gate()
         calls[EDGE_GATE] = gate
@@ -148,6 +161,7 @@ def _measure_training(entries, setup: BenchSetup, options: BenchOptions, result:
     seconds = interleaved_rounds(calls, options.repeats, device, bar)
     for entry, _ in entries:
         entry["step_seconds"] = seconds[entry["name"]]
+        entry["step_page_faults"] = calls[entry["name"]].faults
     result["edge_gate"]["seconds"] = seconds.get(EDGE_GATE, [])
 
 
@@ -232,7 +246,7 @@ def run_benchmark(setup: BenchSetup, options: BenchOptions, command: str = "", p
         torch.backends.cudnn.benchmark = True  # as nnU-Net's run_training and predictor set it
     specs = select_models(list(options.models) if options.models else None)
     result = {
-        "environment": environment(device, options, command),
+        "environment": {**environment(device, options, command), "malloc": configure_allocator(device, options)},
         "setup": setup.describe(),
         "models": [_model_entry(s) for s in specs],
         "edge_gate": {},

@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch.compile the networks (CUDA only; default: nnU-Net's rule, i.e. the nnUNet_compile variable)",
     )
     parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="CPU: leave the C library's allocator as it is (default: it keeps freed memory for reuse, so steps do "
+        "not fault their memory in again; see docs/benchmarks.md)",
+    )
     parser.add_argument("--models", type=_names, metavar="A,B", help=f"subset of {', '.join(m.name for m in MODELS)}")
     parser.add_argument(
         "--parts",
@@ -81,11 +87,14 @@ def _check(args, device: str) -> None:
         raise FilterNetError(f"--parts: expected names from {list(PARTS)}, found {unknown}")
 
 
-def _profile(name: str, setup, device: str) -> int:
+def _profile(name: str, setup, device: str, options: BenchOptions) -> int:
     import torch
 
     from nnunet_filternet.bench.models import select_models
     from nnunet_filternet.bench.profile import profile_table
+    from nnunet_filternet.bench.runner import configure_allocator
+
+    print(f"allocator: {configure_allocator(torch.device(device), options)}", file=sys.stderr)
 
     gate_only = name.lower() == EDGE_GATE
     model = "FilterNet" if gate_only else name
@@ -110,8 +119,6 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     setup = resolve_setup(device, args.plans, args.configuration, args.quick, args.preset)
-    if args.profile:
-        return _profile(args.profile, setup, device)
     options = BenchOptions(
         device=device,
         repeats=args.repeats or (3 if args.quick else 5),
@@ -119,7 +126,10 @@ def run(args) -> int:
         preset=args.preset,
         models=args.models or None,
         parts=args.parts or PARTS,
+        system_malloc=args.system_malloc,
     )
+    if args.profile:
+        return _profile(args.profile, setup, device, options)
     command = "filternet " + shlex.join(sys.argv[1:])
     with contextlib.redirect_stdout(sys.stderr):  # nnU-Net prints notes on stdout; keep it for the result
         result = run_benchmark(setup, options, command=command)
