@@ -110,3 +110,15 @@ def test_our_networks_use_it_and_stock_nnunet_does_not(network_cls):
     assert norms and set(norms) == {CPUFastInstanceNorm3d}  # encoder, decoder(s), skips and fusion alike
     stock = PlainConvUNet(**_kwargs())
     assert {type(m) for m in stock.modules() if isinstance(m, nn.InstanceNorm3d)} == {nn.InstanceNorm3d}
+
+
+def test_other_devices_take_pytorchs_own_instance_norm(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("group norm must only run on the CPU")
+
+    fast = CPUFastInstanceNorm3d(3, affine=True, device="meta")
+    monkeypatch.setattr("nnunet_filternet.network.norm.F.group_norm", refuse)
+    out = fast(torch.empty(2, 3, 4, 5, 6, device="meta"))  # a non-CPU device without needing a GPU
+    assert out.device.type == "meta" and out.shape == (2, 3, 4, 5, 6)
+    with pytest.raises(AssertionError, match="only run on the CPU"):
+        fast.to_empty(device="cpu")(torch.randn(2, 3, 4, 5, 6))

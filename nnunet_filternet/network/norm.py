@@ -4,7 +4,8 @@ nnU-Net's plans name ``torch.nn.InstanceNorm3d`` (affine, no running statistics)
 it as a batch norm over a reshaped (1, B*C, ...) view, with copies of the input and repeated affine
 parameters, forward and backward; ``F.group_norm`` with one group per channel computes exactly the same
 normalisation in one native kernel. Measured on this project's CPU (1 thread, 2 x 32 x 16 x 64 x 64 float32,
-norm + LeakyReLU, forward + backward): 48 ms with ``InstanceNorm3d``, 15 ms with group norm (docs/benchmarks.md).
+norm + LeakyReLU, forward + backward): 35 ms with ``InstanceNorm3d``, 10 ms with group norm (the snippet in
+docs/benchmarks.md, target 1).
 
 The subclasses below keep the module type (``isinstance(m, nn.InstanceNorm3d)`` holds), the parameters and the
 state-dict keys, so checkpoints are interchangeable with plain instance norm. Only the CPU path changes: on

@@ -3,10 +3,10 @@
 PyTorch's CPU allocator hands every tensor back to the C library when it is freed, and glibc returns large
 blocks to the kernel at once (blocks above the mmap threshold are unmapped; the top of the heap is trimmed).
 A training step frees and re-allocates the same activations every step, so each step then faults its
-memory in again page by page, and the kernel zeroes every page: measured on this project's CPU with the
-benchmark's quick configuration, 33 500 page faults per step for stock nnU-Net and 56 000-62 000 for
-FilterNet, with the count depending on which model ran before (docs/benchmarks.md). Serving every
-allocation from the heap and never trimming it makes a step reuse its pages: 0-5 000 faults per step.
+memory in again page by page, and the kernel zeroes every page: on this project's CPU, with the benchmark's
+quick configuration, 8 000-16 000 minor page faults per training step, depending on which model ran before
+(``filternet bench --device cpu --quick --threads 1 --system-malloc``, docs/benchmarks.md). Serving every
+allocation from the heap and never trimming it makes a step reuse its pages: 0 to 8 000 faults per step there.
 
 The price is that the process keeps its peak heap (the largest step's working set) until it exits; the
 memory is still reused by later allocations.
