@@ -141,10 +141,14 @@ def test_shifted_sum_backward_is_the_adjoint_even_on_axes_shorter_than_the_kerne
 
 
 def test_shifted_sum_without_weight_gradient_keeps_no_padded_copy():
-    from nnunet_filternet.edge.filter import _shifted_sum
+    from nnunet_filternet.edge.filter import SECOND_DIFFERENCE, _shifted_sum
 
     x = torch.randn(1, 1, 4, 6, dtype=torch.float64, requires_grad=True)
-    taps = torch.tensor([-1.0, 2.0, -1.0], dtype=torch.float64)  # the Laplacian's constant taps
+    taps = torch.tensor(SECOND_DIFFERENCE, dtype=torch.float64)  # constant taps as a tensor without gradient
     out = _shifted_sum(x, taps, 1)
     assert out.grad_fn.saved_tensors[0] is None  # only the weights are kept for backward
     assert torch.autograd.gradcheck(lambda x: _shifted_sum(x, taps, 1), (x,))
+    # the same taps as Python numbers (the Laplacian's way: no tensor, no copy to a GPU): same values, same adjoint
+    constant = _shifted_sum(x, SECOND_DIFFERENCE, 1)
+    assert torch.equal(constant, out) and constant.grad_fn.saved_tensors == ()
+    assert torch.autograd.gradcheck(lambda x: _shifted_sum(x, SECOND_DIFFERENCE, 1), (x,))

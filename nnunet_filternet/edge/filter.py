@@ -56,6 +56,14 @@ def _pad(x: torch.Tensor, axes: Sequence[int], radius: int) -> torch.Tensor:
     return F.pad(x, pad, mode="replicate")
 
 
+def _add_scaled(out: torch.Tensor, source: torch.Tensor, weight: torch.Tensor | float) -> None:
+    """out += weight * source, in place; ``weight`` a 0-d tensor (on out's device) or a Python number."""
+    if isinstance(weight, torch.Tensor):
+        out.addcmul_(source, weight)
+    else:
+        out.add_(source, alpha=weight)
+
+
 class _ShiftedSum(torch.autograd.Function):
     """y = sum_k w[k] * x shifted by k - r along one spatial axis (replicate borders), with a hand-written backward.
 
@@ -65,48 +73,64 @@ class _ShiftedSum(torch.autograd.Function):
     dot product of the incoming gradient with the k-th shifted window. Autograd through the same sum of
     narrowed views allocates, fills and copies a padded-size buffer per tap and per gradient; this does the
     work once (measured in docs/benchmarks.md, target 2).
+
+    ``weights`` is a 1D tensor (trainable taps: the Gaussian's, from sigma) or a tuple of Python numbers
+    (constant taps: the Laplacian's, which then never become a tensor, so nothing is copied to a GPU per step).
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weights: torch.Tensor, axis: int) -> torch.Tensor:
-        dim, length, radius = axis + 2, x.shape[axis + 2], weights.numel() // 2
+    def forward(ctx, x: torch.Tensor, weights: torch.Tensor | tuple[float, ...], axis: int) -> torch.Tensor:
+        n_taps = len(weights)
+        dim, length, radius = axis + 2, x.shape[axis + 2], n_taps // 2
         padded = _pad(x, (axis,), radius)
         out = padded.narrow(dim, 0, length) * weights[0]
-        for k in range(1, weights.numel()):
-            out.addcmul_(padded.narrow(dim, k, length), weights[k])
-        ctx.save_for_backward(padded if weights.requires_grad else None, weights)
+        for k in range(1, n_taps):
+            _add_scaled(out, padded.narrow(dim, k, length), weights[k])
+        trainable = isinstance(weights, torch.Tensor) and weights.requires_grad
+        if isinstance(weights, torch.Tensor):
+            ctx.save_for_backward(padded if trainable else None, weights)
+            ctx.constant_taps = None
+        else:
+            ctx.constant_taps = tuple(float(w) for w in weights)
         ctx.axis = axis
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        padded, weights = ctx.saved_tensors
-        dim, length, radius = ctx.axis + 2, grad.shape[ctx.axis + 2], weights.numel() // 2
+        if ctx.constant_taps is None:
+            padded, weights = ctx.saved_tensors
+        else:
+            padded, weights = None, ctx.constant_taps
+        n_taps = len(weights)
+        dim, length, radius = ctx.axis + 2, grad.shape[ctx.axis + 2], n_taps // 2
         grad_x = grad_weights = None
         if ctx.needs_input_grad[0]:
             shape = list(grad.shape)
             shape[dim] += 2 * radius
             grad_padded = grad.new_zeros(shape)
-            for k in range(weights.numel()):
-                grad_padded.narrow(dim, k, length).addcmul_(grad, weights[k])
+            for k in range(n_taps):
+                _add_scaled(grad_padded.narrow(dim, k, length), grad, weights[k])
             grad_x = grad_padded.narrow(dim, radius, length)
             if radius:
                 grad_x.narrow(dim, 0, 1).add_(grad_padded.narrow(dim, 0, radius).sum(dim, keepdim=True))
                 tail = grad_padded.narrow(dim, length + radius, radius).sum(dim, keepdim=True)
                 grad_x.narrow(dim, length - 1, 1).add_(tail)
         if ctx.needs_input_grad[1]:
-            grad_weights = torch.stack(
-                [torch.mul(grad, padded.narrow(dim, k, length)).sum() for k in range(weights.numel())]
-            )
+            grad_weights = torch.stack([torch.mul(grad, padded.narrow(dim, k, length)).sum() for k in range(n_taps)])
         return grad_x, grad_weights, None
 
 
-def _shifted_sum(x: torch.Tensor, weights: torch.Tensor, axis: int) -> torch.Tensor:
+def _shifted_sum(x: torch.Tensor, weights: torch.Tensor | tuple[float, ...], axis: int) -> torch.Tensor:
     """Correlate each channel of ``x`` (B C *spatial) with the odd-length 1D ``weights`` along spatial ``axis``.
 
-    Borders are replicated. Differentiable in ``x`` and ``weights`` (same dtype and device as ``x``).
+    Borders are replicated. ``weights``: a 1D tensor (same dtype and device as ``x``; differentiable) or a tuple
+    of numbers (constant). Differentiable in ``x``.
     """
     return _ShiftedSum.apply(x, weights, axis)
+
+
+#: The 1D second difference: the Laplacian is its sum over the filtered axes.
+SECOND_DIFFERENCE: tuple[float, ...] = (-1.0, 2.0, -1.0)
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -127,10 +151,9 @@ def laplacian_filter(x: torch.Tensor, axes: Sequence[int] | None = None) -> torc
     axes = resolve_axes(x.ndim - 2, axes)
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = _as_float(x)
-        taps = torch.tensor([-1.0, 2.0, -1.0], dtype=x.dtype, device=x.device)  # 1D second difference
-        out = _shifted_sum(x, taps, axes[0])
+        out = _shifted_sum(x, SECOND_DIFFERENCE, axes[0])
         for axis in axes[1:]:
-            out = out + _shifted_sum(x, taps, axis)
+            out = out + _shifted_sum(x, SECOND_DIFFERENCE, axis)
         return out
 
 
