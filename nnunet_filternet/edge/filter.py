@@ -86,9 +86,8 @@ class _ShiftedSum(torch.autograd.Function):
         out = padded.narrow(dim, 0, length) * weights[0]
         for k in range(1, n_taps):
             _add_scaled(out, padded.narrow(dim, k, length), weights[k])
-        trainable = isinstance(weights, torch.Tensor) and weights.requires_grad
         if isinstance(weights, torch.Tensor):
-            ctx.save_for_backward(padded if trainable else None, weights)
+            ctx.save_for_backward(padded if weights.requires_grad else None, weights)
             ctx.constant_taps = None
         else:
             ctx.constant_taps = tuple(float(w) for w in weights)

@@ -19,27 +19,25 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _group_norm_applies(norm: nn.modules.instancenorm._InstanceNorm, x: torch.Tensor) -> bool:
-    """Per-sample statistics only (no running statistics), a batched input on the CPU."""
-    return x.device.type == "cpu" and not norm.track_running_stats and x.dim() == norm._get_no_batch_dim() + 1
+class _GroupNormOnCPU:
+    """Mixin before an ``nn.InstanceNorm*d``: per-sample statistics of a batched CPU input via ``F.group_norm``.
+
+    Running statistics, unbatched input and other devices go to PyTorch's own instance norm.
+    """
+
+    def _apply_instance_norm(self, input: torch.Tensor) -> torch.Tensor:
+        batched = input.dim() == self._get_no_batch_dim() + 1
+        if input.device.type == "cpu" and not self.track_running_stats and batched:
+            return F.group_norm(input, self.num_features, self.weight, self.bias, self.eps)
+        return super()._apply_instance_norm(input)
 
 
-class CPUFastInstanceNorm3d(nn.InstanceNorm3d):
+class CPUFastInstanceNorm3d(_GroupNormOnCPU, nn.InstanceNorm3d):
     """``nn.InstanceNorm3d`` (x: B C Z Y X -> same shape) computed by ``F.group_norm`` on the CPU."""
 
-    def _apply_instance_norm(self, input: torch.Tensor) -> torch.Tensor:
-        if _group_norm_applies(self, input):
-            return F.group_norm(input, self.num_features, self.weight, self.bias, self.eps)
-        return super()._apply_instance_norm(input)
 
-
-class CPUFastInstanceNorm2d(nn.InstanceNorm2d):
+class CPUFastInstanceNorm2d(_GroupNormOnCPU, nn.InstanceNorm2d):
     """``nn.InstanceNorm2d`` (x: B C Y X -> same shape) computed by ``F.group_norm`` on the CPU."""
-
-    def _apply_instance_norm(self, input: torch.Tensor) -> torch.Tensor:
-        if _group_norm_applies(self, input):
-            return F.group_norm(input, self.num_features, self.weight, self.bias, self.eps)
-        return super()._apply_instance_norm(input)
 
 
 _FAST = {nn.InstanceNorm3d: CPUFastInstanceNorm3d, nn.InstanceNorm2d: CPUFastInstanceNorm2d}
