@@ -65,15 +65,22 @@ def test_signed_rank_test_keeps_its_level_under_no_effect():
         assert rate <= _upper(ALPHA, n_cohorts), rate
 
 
-def test_signed_rank_p_is_scipys_with_pratt_zeros_and_ties():
-    d = np.array([0.0, 0.0, 1.5, -1.5, 2.0, 3.0, 4.0, 5.0, 1.5])
-    expected = sps.wilcoxon(d, zero_method="pratt", method="auto").pvalue
-    assert signed_rank_p(d) == pytest.approx(expected)
+def test_signed_rank_p_is_scipys_wilcoxon():
+    """scipy.stats.wilcoxon (method "auto") is the oracle, with ties and zeros (its slow permutation: n <= 9)."""
+    rng = np.random.default_rng(10)
+    for n in (*range(2, 10), 14, 16, 30, 60):
+        for d in (rng.integers(-3, 4, n).astype(float), rng.normal(size=n)):
+            for zero_method in ("pratt", "wilcox"):
+                if np.count_nonzero(d) == 0:
+                    continue
+                expected = sps.wilcoxon(d, zero_method=zero_method, method="auto").pvalue
+                assert signed_rank_p(d, zero_method=zero_method) == pytest.approx(expected, rel=1e-12), (d, zero_method)
     # the exact test: 6 positive differences without ties give p = 2 / 2^6
     assert signed_rank_p(np.arange(1.0, 7.0)) == pytest.approx(2 / 64)
     # round-off does not break ties: these differences are equal in exact arithmetic
     tied = np.array([0.1 + 0.2, 0.3, -0.3, 0.5, 0.7, 0.9])
     assert signed_rank_p(tied) == pytest.approx(sps.wilcoxon(np.round(tied, 9), zero_method="pratt").pvalue)
+    assert signed_rank_p(tied) != pytest.approx(sps.wilcoxon(tied, zero_method="pratt").pvalue)
     assert math.isnan(signed_rank_p(np.zeros(5))) and math.isnan(signed_rank_p(np.ones(1)))
 
 

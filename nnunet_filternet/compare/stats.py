@@ -50,28 +50,77 @@ def mean_difference_interval(differences, level: float) -> tuple[np.ndarray, np.
     return mean, np.where(constant, mean, low), np.where(constant, mean, high)
 
 
-def signed_rank_p(differences) -> np.ndarray:
+#: scipy's ``method="auto"`` limits: the exact null distribution up to this many pairs (without ties or zeros)...
+EXACT_MAX_N = 50
+#: ... and, with ties or zeros, an exact permutation over all 2^n sign flips up to this many.
+PERMUTATION_MAX_N = 13
+
+
+def _signed_rank_sum(zero_method: str):
+    """Vectorised Wilcoxon statistic (sum of the ranks of the positive differences) for permutation_test."""
+
+    def statistic(d, axis=-1):
+        d = np.moveaxis(d, axis, -1)
+        if zero_method == "wilcox":  # zeros are dropped: the others are ranked among themselves
+            ranks = np.nan_to_num(stats.rankdata(np.where(d == 0, np.nan, np.abs(d)), axis=-1, nan_policy="omit"))
+        else:  # pratt: zeros are ranked with the others but count for neither sign
+            ranks = stats.rankdata(np.abs(d), axis=-1)
+        return np.sum(ranks * (d > 0), axis=-1)
+
+    return statistic
+
+
+def _has_ties_or_zeros(d: np.ndarray) -> np.ndarray:
+    magnitudes = np.sort(np.abs(d), axis=-1)
+    return np.any(d == 0, axis=-1) | np.any(np.diff(magnitudes, axis=-1) == 0, axis=-1)
+
+
+def signed_rank_p(differences, zero_method: str = "pratt", decimals: int | None = ROUND_DECIMALS) -> np.ndarray:
     """Two-sided p of the Wilcoxon signed-rank test that the differences are symmetric about 0.
 
-    :func:`scipy.stats.wilcoxon` with ``zero_method="pratt"`` (zero differences are ranked with the others
-    but count for neither sign) and ``method="auto"``: the exact null distribution for n <= 50 without ties
-    or zeros; with ties or zeros, an exact permutation over all 2^n sign flips for n <= 13, otherwise the
-    normal approximation with scipy's tie and zero corrections (no continuity correction); for n > 50 the
-    normal approximation. Differences are first rounded to :data:`ROUND_DECIMALS` decimals.
+    The test and its choice of null distribution are :func:`scipy.stats.wilcoxon`'s with ``method="auto"``:
+    the exact distribution for n <= 50 without ties or zeros; with ties or zeros, an exact permutation over
+    all 2^n sign flips for n <= 13 (run here through :func:`scipy.stats.permutation_test` with a vectorised
+    statistic: scipy's own path evaluates the flips one at a time, seconds per test), otherwise the normal
+    approximation with scipy's tie and zero corrections (no continuity correction); for n > 50 the normal
+    approximation. Each cohort (leading index) gets its own choice.
 
     Args:
         differences: (..., n) candidate - reference per subject, all finite.
+        zero_method: scipy's ``"pratt"`` (zero differences are ranked with the others but count for neither
+            sign; ``filternet compare``) or ``"wilcox"`` (zeros are dropped; scipy's default).
+        decimals: round the differences to this many decimals first, so that ties and zeros that
+            floating-point round-off split apart are recognised (None: no rounding).
 
     Returns:
         (...) p values; NaN where n < 2 or every difference is 0 (nothing to test).
     """
-    d = np.round(np.asarray(differences, dtype=np.float64), ROUND_DECIMALS)
-    if d.shape[-1] < 2:
-        return np.full(d.shape[:-1], np.nan)
+    d = np.asarray(differences, dtype=np.float64)
+    if decimals is not None:
+        d = np.round(d, decimals)
+    n = d.shape[-1]
+    p = np.full(d.shape[:-1], np.nan)
+    if n < 2:
+        return p
+    tied = _has_ties_or_zeros(d)
+    groups = (
+        (~tied, "exact" if n <= EXACT_MAX_N else "asymptotic"),
+        (tied, "permutation" if n <= PERMUTATION_MAX_N else "asymptotic"),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)
-        p = np.asarray(stats.wilcoxon(d, zero_method="pratt", method="auto", axis=-1).pvalue, dtype=np.float64)
+        for mask, method in groups:
+            if not np.any(mask):
+                continue
+            if method == "permutation":
+                result = stats.permutation_test(
+                    (d[mask],), _signed_rank_sum(zero_method), permutation_type="samples", vectorized=True,
+                    n_resamples=np.inf, alternative="two-sided", axis=-1,
+                )  # fmt: skip
+            else:
+                result = stats.wilcoxon(d[mask], zero_method=zero_method, method=method, axis=-1)
+            p[mask] = result.pvalue
     return np.where(np.all(d == 0, axis=-1), np.nan, p)
 
 
