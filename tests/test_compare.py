@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from nnunet_filternet.cli import main
 from nnunet_filternet.compare.comparison import COLUMNS, ComparisonRow, compare_models, verdict_of
@@ -244,3 +245,16 @@ def test_cli_misuse_exits_2(tmp_path, option):
             ["compare", "--reference", str(good), "--candidate", str(other), "--out", str(tmp_path / "o.csv"), *option]
         )
     assert e.value.code == 2
+
+
+def test_the_interval_level_is_one_minus_alpha():
+    rng = np.random.default_rng(4)
+    reference = [_subject_rows({s: rng.uniform(0.6, 0.9) for s in SUBJECTS})]
+    candidate = [_subject_rows({r["subject"]: r["dice"] + rng.normal(0.02, 0.02) for r in reference[0]})]
+    half = {}
+    for alpha in (0.05, 0.01):
+        ta = compare_models(reference, {"x": candidate}, metrics=["dice"], alpha=alpha)["x"][0]
+        half[alpha] = ta.ci_high - ta.difference
+        assert ta.difference - ta.ci_low == pytest.approx(half[alpha])
+    ratio = sps.t.ppf(0.995, 11) / sps.t.ppf(0.975, 11)
+    assert half[0.01] / half[0.05] == pytest.approx(ratio)

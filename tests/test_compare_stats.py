@@ -75,6 +75,10 @@ def test_signed_rank_p_is_scipys_wilcoxon():
                     continue
                 expected = sps.wilcoxon(d, zero_method=zero_method, method="auto").pvalue
                 assert signed_rank_p(d, zero_method=zero_method) == pytest.approx(expected, rel=1e-12), (d, zero_method)
+    # filternet compare's zeros are Pratt's (ranked, counted for neither sign), not scipy's default (dropped)
+    with_zeros = np.array([0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, -2.5, -0.5])
+    assert signed_rank_p(with_zeros) == pytest.approx(sps.wilcoxon(with_zeros, zero_method="pratt").pvalue)
+    assert signed_rank_p(with_zeros) != pytest.approx(sps.wilcoxon(with_zeros).pvalue)
     # the exact test: 6 positive differences without ties give p = 2 / 2^6
     assert signed_rank_p(np.arange(1.0, 7.0)) == pytest.approx(2 / 64)
     # round-off does not break ties: these differences are equal in exact arithmetic
@@ -164,3 +168,15 @@ def test_a_clear_effect_is_found_in_its_direction():
     assert np.mean(decisions(ref, cand, higher_is_better=False) == -1) >= lowest  # a distance: worse
     assert np.mean(decisions(cand, ref) == -1) >= lowest
     assert np.mean(decisions(ref, cand, single_run=True) == 1) >= lowest
+
+
+def test_documented_simulations_run():
+    """docs/evaluation.md's tables come from these functions (small runs here; the docs give the full commands)."""
+    from nnunet_filternet.compare.simulation import interval_coverage, margin_false_positive_rate
+
+    t_cov, boot_cov = interval_coverage(8, n_cohorts=400, n_boot=400)
+    assert abs(t_cov - 0.95) <= 3 * math.sqrt(0.95 * 0.05 / 400)
+    documented = 0.882  # bootstrap, 8 subjects, normal differences, 2,000 cohorts: both rates have binomial error
+    assert abs(boot_cov - documented) <= 3 * math.sqrt(documented * (1 - documented) * (1 / 400 + 1 / 2000))
+    welch, plain = margin_false_positive_rate(2, n_draws=20_000)
+    assert welch <= _upper(ALPHA, 20_000) and plain > 0.2

@@ -244,3 +244,15 @@ def test_repeats_cli_partial_repeat_and_misuse(repeated, tmp_path, monkeypatch, 
         assert main(args + ["--results", *map(str, roots)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("filternet report: error: ") and message in err and err.count("\n") == 1, err
+
+
+def test_table_one_wilcoxon_is_scipys_default():
+    """Table I's Wilcoxon p is scipy.stats.wilcoxon(a, b) (zeros dropped), ties and zeros included."""
+    from scipy import stats
+
+    from nnunet_filternet.report.stats import paired_tests
+
+    a = [0.80, 0.80, 0.71, 0.72, 0.73, 0.74, 0.75, 0.70, 0.79]
+    b = [0.80, 0.80, 0.70, 0.70, 0.70, 0.70, 0.70, 0.725, 0.795]
+    values, reference = dict(zip("abcdefghi", a)), dict(zip("abcdefghi", b))
+    assert paired_tests(values, reference).wilcoxon_p == pytest.approx(stats.wilcoxon(a, b).pvalue, rel=1e-12)
