@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="display names of the two models (default: reference candidate)",
     )  # fmt: skip
     parser.add_argument(
-        "--metrics", nargs="+", default=list(DEFAULT_METRICS), choices=list(METRICS),
-        help=f"metric columns to compare (default: {' '.join(DEFAULT_METRICS)})",
+        "--metrics", nargs="+", default=list(DEFAULT_METRICS), choices=list(METRICS), metavar="METRIC",
+        help=f"metric columns to compare, of {', '.join(METRICS)} (default: {' '.join(DEFAULT_METRICS)})",
     )  # fmt: skip
     parser.add_argument("--alpha", type=_alpha, default=ALPHA, help=f"significance level (default: {ALPHA})")
     parser.add_argument("--out", required=True, help="comparison CSV to write; the figure goes beside it (.png)")

@@ -113,11 +113,11 @@ class ComparisonRow:
 
     def csv_cells(self) -> list:
         """Cells of :data:`COLUMNS`; repeat SDs empty with a single repeat."""
-        cells = [getattr(self, c) for c in COLUMNS]
-        for i, k in ((12, self.n_repeats_reference), (13, self.n_repeats_candidate)):
-            if k < 2:
-                cells[i] = ""
-        return cells
+        cells = {c: getattr(self, c) for c in COLUMNS}
+        for model in ("reference", "candidate"):
+            if getattr(self, f"n_repeats_{model}") < 2:
+                cells[f"repeat_sd_{model}"] = ""
+        return list(cells.values())
 
 
 def _compartments(models: Sequence[Repeats]) -> list[str]:
@@ -252,6 +252,8 @@ def compare_models(
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise FilterNetError(f"unknown metric(s) {', '.join(unknown)}; expected some of {', '.join(METRICS)}")
+    if len(set(metrics)) != len(metrics):
+        raise FilterNetError(f"expected each metric once, found {' '.join(metrics)}")
     if not reference or not all(candidates.values()):
         raise FilterNetError("expected at least one repeat of every model, found a model without any")
     tested = {}
