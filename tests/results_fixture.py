@@ -6,6 +6,10 @@ raw images and labels, preprocessed ``gt_segmentations``, and per trainer two fo
 Legs are (6, 32, 32) with five elliptic compartments; predictions are the ground truth distorted per
 trainer: "good" shifts one compartment by a voxel in some subjects, "bad" shifts every compartment and adds
 a spurious TA blob away from the leg (which largest-component post-processing removes).
+
+``repeats=N`` also writes training repeats 2..N (the cross-validation "trained again") into
+``nnUNet_results_r<k>/Dataset900_Fake``: the same distortions applied to other subjects or in other
+directions, so that repeats differ while "bad" stays worse than "good".
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class FakeResults:
     dataset_results: Path
     subjects: list[str]
     folds: dict[str, int] = field(default_factory=dict)  # case -> fold
+    repeat_results: list[Path] = field(default_factory=list)  # DatasetNNN_NAME of repeats 1, 2, ...
 
 
 def leg_labels(seed: int, shift: tuple[int, int] = (0, 0), labels_shifted=(1, 2, 3, 4, 5)) -> np.ndarray:
@@ -66,11 +71,12 @@ def write(array: np.ndarray, path: Path) -> None:
     sitk.WriteImage(image, str(path))
 
 
-def prediction(trainer_kind: str, gt_seed: int, subject_index: int) -> np.ndarray:
+def prediction(trainer_kind: str, gt_seed: int, subject_index: int, repeat: int = 1) -> np.ndarray:
+    """A trainer's prediction of one leg in training repeat ``repeat`` (repeat 1: the original fixture)."""
     if trainer_kind == "good":
-        shift = (1, 0) if subject_index % 2 else (0, 0)
-        return leg_labels(gt_seed, shift=shift, labels_shifted=(3,))
-    pred = leg_labels(gt_seed, shift=(1, 1))
+        shift = (1, 0) if (subject_index + repeat - 1) % 2 else (0, 0)
+        return leg_labels(gt_seed, shift=shift, labels_shifted=(3,) if repeat == 1 else (3, 5))
+    pred = leg_labels(gt_seed, shift=(1, 1) if repeat == 1 else (1, -1))
     pred[2:4, 28:31, 1:4] = 1  # spurious TA island
     return pred
 
@@ -112,6 +118,7 @@ def make_results(
     n_subjects: int = 6,
     gate_trainers: tuple[str, ...] = (),
     stock_trainers: tuple[str, ...] = ("nnUNetTrainer",),
+    repeats: int = 1,
 ) -> FakeResults:
     """Write the fake dataset and results.
 
@@ -121,6 +128,7 @@ def make_results(
         n_subjects: subjects (two legs each); even subjects in fold 0, odd ones in fold 1.
         gate_trainers: trainers whose logs have edge-gate lines.
         stock_trainers: trainers whose logs have only nnU-Net's lines.
+        repeats: training repeats; repeat k >= 2 goes to ``nnUNet_results_r<k>`` (``fake.repeat_results``).
     """
     raw, pre, res = root / "nnUNet_raw", root / "nnUNet_preprocessed", root / "nnUNet_results"
     subjects = [f"sub{i:02d}" for i in range(n_subjects)]
@@ -133,20 +141,30 @@ def make_results(
             write(labels, pre / DATASET / "gt_segmentations" / f"{case}.nii.gz")
             write(leg_image(labels, seed), raw / DATASET / "imagesTr" / f"{case}_0000.nii.gz")
             fake.folds[case] = i % 2
-    for trainer, kind in trainers.items():
-        folder = fake.dataset_results / f"{trainer}__{PLANS}__{CONFIGURATION}"
-        for fold in (0, 1):
-            fold_dir = folder / f"fold_{fold}"
-            (fold_dir / "validation").mkdir(parents=True)
+    for repeat in range(1, repeats + 1):
+        results = res if repeat == 1 else root / f"nnUNet_results_r{repeat}"
+        fake.repeat_results.append(results / DATASET)
+        for trainer, kind in trainers.items():
             gate, ours = trainer in gate_trainers, trainer not in stock_trainers
-            # the second session's log sorts first as text: the parser must order by date
-            (fold_dir / "training_log_2026_9_5_10_00_00.txt").write_text(log_text(fold, range(0, 2), gate, ours))
-            (fold_dir / "training_log_2026_10_1_09_00_00.txt").write_text(log_text(fold, range(2, 4), gate, ours))
-            fake_checkpoint(fold_dir / "checkpoint_final.pth")
-            (fold_dir / "validation" / "summary.json").write_text("{}")
-        for i, subject in enumerate(subjects):
-            for j, side in enumerate("LR"):
-                case = f"{subject}_{side}"
-                out = folder / f"fold_{fake.folds[case]}" / "validation" / f"{case}.nii.gz"
-                write(prediction(kind, 100 * i + j, i), out)
+            _write_trainer(fake, results / DATASET, trainer, kind, gate=gate, ours=ours, repeat=repeat)
     return fake
+
+
+def _write_trainer(
+    fake: FakeResults, dataset_results: Path, trainer: str, kind: str, *, gate: bool, ours: bool, repeat: int
+) -> None:
+    """One trainer's two folds (logs, checkpoint, validation predictions) in one repeat's results folder."""
+    folder = dataset_results / f"{trainer}__{PLANS}__{CONFIGURATION}"
+    for fold in (0, 1):
+        fold_dir = folder / f"fold_{fold}"
+        (fold_dir / "validation").mkdir(parents=True)
+        # the second session's log sorts first as text: the parser must order by date
+        (fold_dir / "training_log_2026_9_5_10_00_00.txt").write_text(log_text(fold, range(0, 2), gate, ours))
+        (fold_dir / "training_log_2026_10_1_09_00_00.txt").write_text(log_text(fold, range(2, 4), gate, ours))
+        fake_checkpoint(fold_dir / "checkpoint_final.pth")
+        (fold_dir / "validation" / "summary.json").write_text("{}")
+    for i, subject in enumerate(fake.subjects):
+        for j, side in enumerate("LR"):
+            case = f"{subject}_{side}"
+            out = folder / f"fold_{fake.folds[case]}" / "validation" / f"{case}.nii.gz"
+            write(prediction(kind, 100 * i + j, i, repeat), out)

@@ -7,6 +7,9 @@ import shutil
 
 import pytest
 
+from nnunet_filternet.cli import main
+from nnunet_filternet.compare.comparison import COLUMNS as COMPARISON_COLUMNS
+from nnunet_filternet.compare.files import compare_files
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.metrics import evaluate as evaluate_module
 from nnunet_filternet.metrics.evaluate import read_rows
@@ -170,3 +173,86 @@ def test_checkpoint_parameter_count_counts_shared_tensors_once(tmp_path):
     assert len(net.state_dict()) > len(list(net.parameters())) + 3 * 6  # duplicates and BN statistics present
     torch.save({"network_weights": net.state_dict()}, tmp_path / "checkpoint_final.pth")
     assert checkpoint_parameters(tmp_path / "checkpoint_final.pth") == sum(p.numel() for p in net.parameters())
+
+
+# ---- training repeats: one results root per repeat ------------------------------------------------------------
+
+REPEATED = {REFERENCE: "good", "nnUNetTrainer": "bad"}
+
+
+@pytest.fixture(scope="module")
+def repeated(tmp_path_factory):
+    """12 subjects (enough for Holm over 18 rows at n = 12), two trainers, two training repeats."""
+    fake = make_results(tmp_path_factory.mktemp("repeated"), REPEATED, n_subjects=12, repeats=2)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("nnUNet_raw", str(fake.raw))
+    mp.setenv("nnUNet_preprocessed", str(fake.preprocessed))
+    out = tmp_path_factory.mktemp("repeated_report")
+    write_report(fake.repeat_results, list(REPEATED), REFERENCE, out, jobs=1)
+    mp.undo()
+    return fake, out
+
+
+def test_one_results_root_has_no_comparison_section(report_dir):
+    assert not (report_dir / "compare.csv").exists() and not (report_dir / "metrics" / "repeat_2").exists()
+    assert "Comparison over" not in (report_dir / "report.md").read_text()
+
+
+def test_repeats_add_the_comparison_of_every_trainer_with_the_reference(repeated):
+    fake, out = repeated
+    rows = _csv(out / "compare.csv")
+    assert list(rows[0]) == ["candidate", *COMPARISON_COLUMNS]
+    assert {r["candidate"] for r in rows} == {"nnUNetTrainer"} and len(rows) == 6 * 3
+    ta = next(r for r in rows if (r["compartment"], r["metric"]) == ("TA", "dice"))
+    assert (ta["n_subjects"], ta["n_repeats_reference"], ta["n_repeats_candidate"]) == ("12", "2", "2")
+    assert ta["verdict"] == "worse" and float(ta["difference"]) < 0
+    assert ta["repeat_sd_reference"] != "" and ta["repeat_sd_candidate"] != ""
+    text = (out / "report.md").read_text()
+    assert "## Comparison over 2 training repeats (against nnUNetTrainerFilterNet)" in text
+    assert f"repeat 2 (`{fake.repeat_results[1]}`)" in text
+    assert (out / "compare_nnUNetTrainer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the report's comparison is filternet compare's on the per-repeat metrics it wrote
+    metrics = out / "metrics"
+    per_repeat = [metrics / f"{t}.csv" for t in REPEATED], [metrics / "repeat_2" / f"{t}.csv" for t in REPEATED]
+    ref, cand = [per_repeat[0][0], per_repeat[1][0]], [per_repeat[0][1], per_repeat[1][1]]
+    files = compare_files(ref, cand, out.parent / "cli_compare.csv")
+    assert [r.verdict for r in files.rows] == [r["verdict"] for r in rows]
+    assert [r.difference for r in files.rows] == pytest.approx([float(r["difference"]) for r in rows])
+    assert [r.p_holm for r in files.rows] == pytest.approx([float(r["p_holm"]) for r in rows])
+
+
+def test_repeats_cli_partial_repeat_and_misuse(repeated, tmp_path, monkeypatch, capsys):
+    """A repeat with a fold not yet predicted: its subjects are left out of the comparison, and named."""
+    fake, out = repeated
+    monkeypatch.setenv("nnUNet_raw", str(fake.raw))
+    monkeypatch.setenv("nnUNet_preprocessed", str(fake.preprocessed))
+    partial = tmp_path / "nnUNet_results_r2" / "Dataset900_Fake"
+    shutil.copytree(fake.repeat_results[1], partial)  # file times kept: the copied report's metrics are reused
+    shutil.rmtree(partial / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_1" / "validation")
+    shutil.copytree(out, tmp_path / "out")
+    args = ["report", "--trainers", *REPEATED, "--reference", REFERENCE, "-j", "1", "--out", str(tmp_path / "out")]
+    assert main(args + ["--results", str(fake.repeat_results[0]), str(partial)]) == 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    odd = ", ".join(f"sub{i:02d}" for i in range(1, 12, 2))
+    assert f"Left out (not predicted in every repeat of every trainer): {odd}." in text
+    assert {r["n_subjects"] for r in _csv(tmp_path / "out" / "compare.csv")} == {"6"}
+    # the same root twice, or another dataset's results: exit 2, one line
+    other = tmp_path / "nnUNet_results_r3" / "Dataset901_Other"
+    other.mkdir(parents=True)
+    capsys.readouterr()
+    for roots, message in (([partial, partial], "is given twice"), ([partial, other], "expected a results folder")):
+        assert main(args + ["--results", *map(str, roots)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("filternet report: error: ") and message in err and err.count("\n") == 1, err
+
+
+def test_table_one_wilcoxon_is_scipys_default():
+    """Table I's Wilcoxon p is scipy.stats.wilcoxon(a, b) (zeros dropped), ties and zeros included."""
+    from scipy import stats
+
+    from nnunet_filternet.report.stats import paired_tests
+
+    a = [0.80, 0.80, 0.71, 0.72, 0.73, 0.74, 0.75, 0.70, 0.79]
+    b = [0.80, 0.80, 0.70, 0.70, 0.70, 0.70, 0.70, 0.725, 0.795]
+    values, reference = dict(zip("abcdefghi", a)), dict(zip("abcdefghi", b))
+    assert paired_tests(values, reference).wilcoxon_p == pytest.approx(stats.wilcoxon(a, b).pvalue, rel=1e-12)

@@ -20,6 +20,7 @@ VERBS: dict[str, str] = {
     "plans": "write FilterNet / tiny / paper plans presets from a dataset's nnUNetPlans.json",
     "evaluate": "per-compartment Dice and surface distances of label maps against references",
     "report": "the paper's tables and figures from nnU-Net cross-validation results",
+    "compare": "a candidate model against a reference over training repeats: differences, intervals, verdicts",
     "quantify": "per-compartment volume, T1 signal and fat fraction biomarkers",
     "demo": "the whole pipeline end to end on the synthetic cohort",
     "predict": "segment new scans with a trained model (convert, nnU-Net predict, restore, quantify)",

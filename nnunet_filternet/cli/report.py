@@ -6,7 +6,11 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", required=True, help="$nnUNet_results/DatasetNNN_NAME")
+    parser.add_argument(
+        "--results", required=True, nargs="+", metavar="DIR",
+        help="$nnUNet_results/DatasetNNN_NAME; several: one per training repeat (the same dataset trained again "
+        "into another nnUNet_results), which adds the comparison of every trainer with --reference",
+    )  # fmt: skip
     parser.add_argument("--trainers", required=True, nargs="+", help="trainer class names (table column order)")
     parser.add_argument("--reference", required=True, help="trainer the others are tested against")
     parser.add_argument("--out", required=True, help="output folder (report.md, CSV tables, PNG figures)")

@@ -133,15 +133,15 @@ def _mean_over_cases(values: list[float]) -> float:
     return float(np.mean(kept)) if kept else float("nan")
 
 
-def per_subject(rows: Sequence[dict]) -> list[dict]:
-    """Average per-case rows over each subject's cases (see the module docstring for NaN / inf)."""
+def per_subject(rows: Sequence[dict], columns: Sequence[str] = METRIC_COLUMNS) -> list[dict]:
+    """Average the ``columns`` of per-case rows over each subject's cases (module docstring: NaN / inf)."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["subject"], row["compartment"]), []).append(row)
     out = []
     for (subject, compartment), group in groups.items():
         summary = {"subject": subject, "compartment": compartment, "n_cases": len(group)}
-        for column in METRIC_COLUMNS:
+        for column in columns:
             summary[column] = _mean_over_cases([float(r[column]) for r in group])
         out.append(summary)
     return out

@@ -14,7 +14,8 @@ from nnunet_filternet.report.tables import SubjectRows, metric_by_subject
 from nnunet_filternet.utils.atomic import atomic_path
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,7 +24,8 @@ def _pyplot():
     return plt
 
 
-def _save(fig, out_png: str | os.PathLike) -> None:
+def save_png(fig, out_png: str | os.PathLike) -> None:
+    """Save ``fig`` as a PNG atomically."""
     with atomic_path(out_png) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
 
@@ -34,7 +36,7 @@ def plot_metric_bars(subject_rows: SubjectRows, out_png: str | os.PathLike) -> N
     Infinite ASSD (missed compartments) cannot be drawn: those subjects are left out of the bar and counted
     in the bar's label.
     """
-    plt = _pyplot()
+    plt = pyplot()
     trainers = list(subject_rows)
     compartments = [
         c for c in COMPARTMENTS if any(r["compartment"] == c for rows in subject_rows.values() for r in rows)
@@ -68,7 +70,7 @@ def plot_metric_bars(subject_rows: SubjectRows, out_png: str | os.PathLike) -> N
     fig.legend(handles, names, loc="lower center", ncol=min(len(trainers), 4), fontsize=8, frameon=False)
     fig.suptitle("Mean ± std over subjects (legs averaged per subject)")
     fig.tight_layout(rect=(0, 0.08 * ((len(trainers) + 3) // 4), 1, 1))
-    _save(fig, out_png)
+    save_png(fig, out_png)
     plt.close(fig)
 
 
@@ -96,7 +98,7 @@ def _panel(ax, background: np.ndarray | None, labels: np.ndarray, aspect: float,
 
 def plot_overlays(examples: Sequence[Example], out_png: str | os.PathLike) -> None:
     """Fig. 4: rows = examples; columns = image, ground truth, each trainer (fill) with the ground truth outlined."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.patches import Patch
 
     trainers = list(examples[0].predictions) if examples else []
@@ -126,5 +128,5 @@ def plot_overlays(examples: Sequence[Example], out_png: str | os.PathLike) -> No
     handles.append(Patch(facecolor="none", edgecolor="black", label="white line: ground truth"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    _save(fig, out_png)
+    save_png(fig, out_png)
     plt.close(fig)

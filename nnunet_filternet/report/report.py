@@ -9,12 +9,20 @@ Output folder::
     metrics/<trainer>.csv             per case and compartment (``filternet evaluate`` columns), + _per_subject.csv
     metrics/<trainer>_largest_component.csv   the same after connected-component post-processing
 
+With several results roots (one per training repeat: the cross-validation trained again into another
+``nnUNet_results``), Tables I-III and the figures come from the first root, and the report gains the
+comparison of every trainer against the reference over all repeats (``filternet compare``'s statistics)::
+
+    compare.csv, compare_<trainer>.png  one row per trainer, compartment and metric; one forest plot per trainer
+    metrics/repeat_<k>/<trainer>.csv    per case and compartment, repeat k >= 2 (+ _per_subject.csv)
+
 A rerun reuses the per-case metrics of cases whose files have not changed since.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from nnunet_filternet.errors import FilterNetError, InputError
@@ -82,8 +90,24 @@ def _check_arguments(trainers: list[str], reference: str) -> None:
         raise FilterNetError(f"the reference trainer {reference!r} is not among --trainers ({', '.join(trainers)})")
 
 
+def _results_roots(results_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The results roots, one per training repeat: distinct folders of the same dataset."""
+    roots = [Path(results_dir)] if isinstance(results_dir, (str, os.PathLike)) else [Path(r) for r in results_dir]
+    if not roots:
+        raise FilterNetError("expected at least one results folder (--results), found none")
+    seen: dict[Path, Path] = {}
+    for root in roots:
+        if root.resolve() in seen:
+            raise InputError(root, f"is given twice (also as {seen[root.resolve()]}); expected one folder per repeat")
+        seen[root.resolve()] = root
+        if dataset_name(root) != dataset_name(roots[0]):
+            raise InputError(root, f"expected a results folder of {dataset_name(roots[0])} (as {roots[0]}), found "
+                             f"{dataset_name(root)}")  # fmt: skip
+    return roots
+
+
 def write_report(
-    results_dir: str | os.PathLike,
+    results_dir: str | os.PathLike | Sequence[str | os.PathLike],
     trainers: list[str],
     reference: str,
     out_dir: str | os.PathLike,
@@ -96,7 +120,9 @@ def write_report(
     """Evaluate the trainers' cross-validation predictions and write the report.
 
     Args:
-        results_dir: ``$nnUNet_results/DatasetNNN_NAME``.
+        results_dir: ``$nnUNet_results/DatasetNNN_NAME``, or one such folder per training repeat (the same
+            dataset trained again into another ``nnUNet_results``): Tables I-III and the figures come from the
+            first, and the report adds the comparison of every trainer with the reference over all of them.
         trainers: trainer class names, in table column order.
         reference: the trainer the others are tested against (one of ``trainers``).
         out_dir: output folder (created).
@@ -114,25 +140,44 @@ def write_report(
     """
     trainers = list(trainers)
     _check_arguments(trainers, reference)
+    roots = _results_roots(results_dir)
+    results_dir = roots[0]
     runs = find_trainer_runs(results_dir, trainers, plans, configuration)
+    repeat_runs = [find_trainer_runs(root, trainers, plans, configuration) for root in roots[1:]]
     gt_dir = Path(gt_dir) if gt_dir is not None else default_gt_dir(results_dir)
     gt_files = list_cases(gt_dir)
     if not gt_files:
         raise InputError(gt_dir, "expected ground-truth label maps (.nii.gz), found none")
+    repeat_pairs = [{t: _pairs(run, gt_files, gt_dir) for t, run in runs_k.items()} for runs_k in repeat_runs]
     images_dir = Path(images_dir) if images_dir is not None else default_images_dir(results_dir)
     out_dir = Path(out_dir)
     before, after = _evaluate_trainers(runs, gt_files, gt_dir, out_dir, jobs)
     sections = _write_tables(before, after, [summarise_training(runs[t]) for t in trainers], reference, out_dir)
     image_files = list_cases(images_dir, images=True) if images_dir is not None else None
     sections += _write_figures(before, runs, gt_files, image_files, reference, out_dir)
+    coverage = _coverage_notes(runs, gt_files)
+    if repeat_runs:
+        repeats = [before] + [
+            {t: _evaluate(p, out_dir / "metrics" / f"repeat_{k}" / f"{t}.csv", jobs) for t, p in pairs_k.items()}
+            for k, pairs_k in enumerate(repeat_pairs, start=2)
+        ]
+        sections += _write_comparison(repeats, reference, out_dir)
+        coverage = [f"- repeat 1 (`{roots[0]}`):"] + coverage
+        for k, (root, runs_k) in enumerate(zip(roots[1:], repeat_runs), start=2):
+            coverage += [f"- repeat {k} (`{root}`):"] + _coverage_notes(runs_k, gt_files)
     header = [
         f"# Cross-validation report: {dataset_name(results_dir)}",
         f"Results: `{Path(results_dir)}` (plans `{plans}`, configuration `{configuration}`); ground truth: "
         f"`{gt_dir}`; images: `{images_dir if image_files is not None else 'not found'}`; reference trainer: "
         f"**{reference}**. DSC in %, distances in mm. ASSD is the symmetric mean over both surfaces (Heimann 2009); "
         "the paper's ASSD is the directed mean from the automated to the manual surface (ASD pred→ref, Table I-b).",
-        "Coverage:\n" + "\n".join(_coverage_notes(runs, gt_files)),
+        "Coverage:\n" + "\n".join(coverage),
     ]
+    if repeat_runs:
+        header[1] += (
+            f" Training repeats: {len(roots)} (coverage below); Tables I-III and Figs. 4-5 show repeat 1, the "
+            "comparison at the end uses all of them."
+        )
     report = out_dir / "report.md"
     write_text(report, "\n\n".join(header + sections) + "\n")
     return report
@@ -151,6 +196,51 @@ def _evaluate_trainers(
     pp = keep_largest_component_per_label
     after = {t: _evaluate(pairs[t], metrics / f"{t}_largest_component.csv", jobs, pp) for t in runs}
     return before, after
+
+
+def _write_comparison(repeats: list[dict[str, list[dict]]], reference: str, out_dir: Path) -> list[str]:
+    """``compare.csv`` and one forest plot per trainer against the reference over all repeats; report section.
+
+    Only subjects predicted in every repeat of every trainer are compared (the others are named).
+    """
+    from nnunet_filternet.compare.comparison import COLUMNS, compare_models
+    from nnunet_filternet.compare.figure import plot_comparison
+    from nnunet_filternet.compare.tables import comparison_csv_table, comparison_table, summary_lines
+    from nnunet_filternet.report.stats import ALPHA
+
+    candidates = [t for t in repeats[0] if t != reference]
+    if not candidates:
+        return []
+    subject_sets = [{r["subject"] for r in rows} for repeat in repeats for rows in repeat.values()]
+    common = set.intersection(*subject_sets)
+    dropped = sorted(set.union(*subject_sets) - common)
+
+    def kept(trainer: str) -> list[list[dict]]:
+        return [[r for r in repeat[trainer] if r["subject"] in common] for repeat in repeats]
+
+    compared = compare_models(kept(reference), {t: kept(t) for t in candidates}, alpha=ALPHA)  # one Holm family
+    csv_rows = []
+    lines = [
+        f"## Comparison over {len(repeats)} training repeats (against {reference})",
+        f"Per compartment and metric: mean over subjects (each subject: mean of its legs and of the repeats), "
+        f"difference trainer - {reference} with its {100 * (1 - ALPHA):g}% t interval over subjects, Wilcoxon "
+        f"signed-rank p, Holm's p over all {sum(map(len, compared.values()))} rows below, the run-to-run "
+        "margin (Welch, from the SD over repeats of each trainer's cohort mean) and the verdict "
+        "(docs/evaluation.md, 'Comparing two models').",
+    ]
+    if dropped:
+        lines.append(f"Left out (not predicted in every repeat of every trainer): {', '.join(dropped)}.")
+    for trainer, rows in compared.items():
+        csv_rows += comparison_csv_table(rows, {"candidate": trainer}).rows
+        plot_comparison(rows, out_dir / f"compare_{trainer}.png", reference, trainer, ALPHA)
+        lines += [
+            f"### {trainer}",
+            comparison_table(rows, reference, trainer, ALPHA).to_markdown(),
+            "\n".join(summary_lines(rows, reference, trainer, ALPHA)),
+            f"![{trainer} against {reference}](compare_{trainer}.png)",
+        ]
+    tables.Table(["candidate", *COLUMNS], csv_rows).write_csv(out_dir / "compare.csv")
+    return ["\n\n".join(lines)]
 
 
 def _write_tables(before, after, summaries, reference: str, out_dir: Path) -> list[str]:

@@ -1,0 +1,52 @@
+"""``filternet compare``: a candidate model against a reference, several training repeats each."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, found {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, found {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from nnunet_filternet.compare.comparison import DEFAULT_METRICS, METRICS
+    from nnunet_filternet.report.stats import ALPHA
+
+    parser.add_argument(
+        "--reference", required=True, nargs="+", metavar="CSV",
+        help="the reference model's filternet evaluate metrics CSV, one per training repeat",
+    )  # fmt: skip
+    parser.add_argument(
+        "--candidate", required=True, nargs="+", metavar="CSV",
+        help="the candidate model's metrics CSV, one per training repeat (the same subjects)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--names", nargs=2, default=("reference", "candidate"), metavar=("REFERENCE", "CANDIDATE"),
+        help="display names of the two models (default: reference candidate)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--metrics", nargs="+", default=list(DEFAULT_METRICS), choices=list(METRICS), metavar="METRIC",
+        help=f"metric columns to compare, of {', '.join(METRICS)} (default: {' '.join(DEFAULT_METRICS)})",
+    )  # fmt: skip
+    parser.add_argument("--alpha", type=_alpha, default=ALPHA, help=f"significance level (default: {ALPHA})")
+    parser.add_argument("--out", required=True, help="comparison CSV to write; the figure goes beside it (.png)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_filternet.compare.files import compare_files
+
+    result = compare_files(
+        args.reference, args.candidate, args.out, names=tuple(args.names), metrics=args.metrics, alpha=args.alpha
+    )
+    print(result.table_markdown)
+    print()
+    print("\n".join(result.summary))
+    print(f"wrote {result.csv} and {result.figure}")
+    return 0

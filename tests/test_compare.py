@@ -1,0 +1,260 @@
+"""``filternet compare``: pairing, averaging over legs and repeats, NaN / inf rules, verdicts, files and errors."""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from nnunet_filternet.cli import main
+from nnunet_filternet.compare.comparison import COLUMNS, ComparisonRow, compare_models, verdict_of
+from nnunet_filternet.compare.files import compare_files
+from nnunet_filternet.compare.stats import holm
+from nnunet_filternet.errors import FilterNetError
+from tests.conftest import run_cli
+
+EVALUATE_COLUMNS = ("case", "subject", "compartment", "dice", "assd_mm", "hd95_mm")
+SUBJECTS = [f"s{i:02d}" for i in range(12)]
+
+
+def write_metrics(path, values, columns=EVALUATE_COLUMNS, reverse=False):
+    """A per-case metrics CSV; ``values``: (subject, side, compartment) -> (dice, assd_mm, hd95_mm)."""
+    items = sorted(values.items(), reverse=reverse)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for (subject, side, compartment), metrics in items:
+            row = {"case": f"{subject}_{side}", "subject": subject, "compartment": compartment}
+            row.update(zip(("dice", "assd_mm", "hd95_mm"), metrics))
+            writer.writerow([row[c] for c in columns])
+    return path
+
+
+def cohort(dice, assd=1.0, compartments=("TA",), subjects=SUBJECTS):
+    """Both legs of every subject alike; ``dice(i)`` / ``assd(i)`` per subject index (numbers or callables)."""
+
+    def value(v, i):
+        return v(i) if callable(v) else v
+
+    return {
+        (s, side, c): (value(dice, i), value(assd, i), 2 * value(assd, i))
+        for i, s in enumerate(subjects)
+        for side in "LR"
+        for c in compartments
+    }
+
+
+def rows_of(result, compartment, metric):
+    return next(r for r in result.rows if r.compartment == compartment and r.metric == metric)
+
+
+def test_a_subjects_value_is_the_mean_of_its_legs_and_of_the_repeats(tmp_path):
+    ref1 = cohort(0.80)
+    ref1[("s00", "L", "TA")] = (0.70, 1.0, 2.0)  # s00: legs 0.70 / 0.80 in repeat 1, 0.90 / 0.90 in repeat 2
+    ref2 = cohort(0.90)
+    cand = cohort(lambda i: 0.85 + 0.001 * i)
+    files = [write_metrics(tmp_path / f"{n}.csv", v) for n, v in (("r1", ref1), ("r2", ref2), ("c1", cand))]
+    result = compare_files(files[:2], files[2:], tmp_path / "out.csv", metrics=["dice"])
+    ta = rows_of(result, "TA", "dice")
+    s00 = ((0.70 + 0.80) / 2 + 0.90) / 2
+    assert ta.reference_mean == pytest.approx(100 * (s00 + 11 * 0.85) / 12)
+    assert ta.candidate_mean == pytest.approx(100 * np.mean([0.85 + 0.001 * i for i in range(12)]))
+    assert ta.difference == pytest.approx(ta.candidate_mean - ta.reference_mean)
+    # repeat SD: SD of the cohort means of repeat 1 and 2, in percent points
+    m1, m2 = 100 * (0.75 + 11 * 0.80) / 12, 90.0
+    assert ta.repeat_sd_reference == pytest.approx(np.std([m1, m2], ddof=1))
+    assert (ta.n_subjects, ta.n_repeats_reference, ta.n_repeats_candidate) == (12, 2, 1)
+
+
+def test_subjects_pair_by_name_not_by_row_order(tmp_path):
+    """The candidate is the reference + 3 points for every subject; its file lists subjects in reverse order."""
+    ref = cohort(lambda i: 0.60 + 0.02 * i)
+    cand = cohort(lambda i: 0.63 + 0.02 * i)
+    a = write_metrics(tmp_path / "ref.csv", ref)
+    b = write_metrics(tmp_path / "cand.csv", cand, reverse=True)
+    ta = rows_of(compare_files([a], [b], tmp_path / "out.csv", metrics=["dice"]), "TA", "dice")
+    assert (ta.difference, ta.ci_low, ta.ci_high) == pytest.approx((3.0, 3.0, 3.0))
+    assert ta.p == pytest.approx(2 / 2**12)  # 12 equal positive differences: the exact test's smallest p
+
+
+def test_infinite_distances_and_nan_are_left_out_and_counted(tmp_path):
+    comps = ("TA", "TP")
+    ref = cohort(0.8, assd=lambda i: 1.0 + 0.1 * i, compartments=comps)
+    cand = cohort(0.9, assd=lambda i: 0.5 + 0.1 * i, compartments=comps)
+    cand[("s03", "L", "TA")] = (0.0, math.inf, math.inf)  # missed in one leg: the subject's distance is +inf
+    for side in "LR":  # TP absent from s05's scan and both predictions
+        ref[("s05", side, "TP")] = cand[("s05", side, "TP")] = (math.nan, math.nan, math.nan)
+    ref[("s07", "R", "TP")] = (math.nan, math.nan, math.nan)  # absent in one leg only: the other leg counts
+    a, b = write_metrics(tmp_path / "ref.csv", ref), write_metrics(tmp_path / "cand.csv", cand)
+    result = compare_files([a], [b], tmp_path / "out.csv")
+    assert rows_of(result, "TA", "dice").n_subjects == 12  # Dice 0 is a number
+    ta = rows_of(result, "TA", "assd_mm")
+    assert (ta.n_subjects, ta.n_missed_candidate, ta.n_missed_reference, ta.n_absent) == (11, 1, 0, 0)
+    assert ta.reference_mean == pytest.approx(np.mean([1.0 + 0.1 * i for i in range(12) if i != 3]))
+    tp = rows_of(result, "TP", "dice")
+    assert (tp.n_subjects, tp.n_absent) == (11, 1)
+    mean_assd = rows_of(result, "mean", "assd_mm")  # s03's mean over compartments is +inf; s05 has TA only
+    assert (mean_assd.n_subjects, mean_assd.n_missed_candidate) == (11, 1)
+    text = "\n".join(result.summary)
+    assert "TA assd_mm: left out: +inf (missed or hallucinated) in 0 subject(s) for reference and 1 for" in text
+    assert "TP dice: left out: 1 subject(s) with NaN (compartment absent); 11 used." in text
+
+
+def _row(**changes) -> ComparisonRow:
+    base = ComparisonRow(
+        compartment="TA", metric="dice", n_subjects=12, n_repeats_reference=3, n_repeats_candidate=3,
+        reference_mean=80.0, candidate_mean=85.0, difference=5.0, ci_low=3.0, ci_high=7.0, p=0.001, p_holm=0.01,
+        repeat_sd_reference=0.5, repeat_sd_candidate=0.5, verdict="", run_margin=2.0,
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+@pytest.mark.parametrize(
+    "changes, verdict",
+    [
+        ({}, "better"),
+        ({"metric": "assd_mm"}, "worse"),  # lower distances are better
+        ({"difference": -5.0, "ci_low": -7.0, "ci_high": -3.0}, "worse"),
+        ({"difference": -5.0, "ci_low": -7.0, "ci_high": -3.0, "metric": "hd95_mm"}, "better"),
+        ({"p_holm": 0.06}, "no difference detected"),  # p < alpha alone is not enough: Holm's p decides
+        ({"p": 0.2, "p_holm": 0.04}, "better"),
+        ({"ci_low": -0.5}, "no difference detected"),  # the interval must exclude 0
+        ({"run_margin": 5.0}, "no difference detected"),  # |difference| must exceed the run-to-run margin
+        ({"run_margin": 4.9}, "better"),
+        ({"n_repeats_candidate": 1, "run_margin": float("nan")}, "better (single run)"),
+        ({"n_repeats_reference": 1, "run_margin": 50.0}, "better (single run)"),  # no margin without repeats
+        ({"n_repeats_reference": 1, "p_holm": 0.2}, "no difference detected (single run)"),
+        ({"p": float("nan"), "p_holm": float("nan")}, "no difference detected"),
+    ],
+)
+def test_verdict_rule(changes, verdict):
+    assert verdict_of(_row(**changes), alpha=0.05) == verdict
+
+
+def _subject_rows(values: dict[str, float], compartment="TA") -> list[dict]:
+    return [{"subject": s, "compartment": compartment, "dice": v} for s, v in values.items()]
+
+
+def test_holm_runs_over_every_row_of_the_run():
+    rng = np.random.default_rng(3)
+    reference = [_subject_rows({s: rng.uniform(0.6, 0.9) for s in SUBJECTS})]
+    candidates = {
+        name: [_subject_rows({s: v["dice"] + shift + rng.normal(0, 0.02) for s, v in zip(SUBJECTS, reference[0])})]
+        for name, shift in (("A", 0.02), ("B", 0.0))
+    }
+    result = compare_models(reference, candidates, metrics=["dice"])
+    rows = result["A"] + result["B"]
+    assert len(rows) == 4  # TA and mean, per candidate
+    assert [r.p_holm for r in rows] == pytest.approx(list(holm([r.p for r in rows])))
+    assert rows[0].p_holm > rows[0].p  # the adjustment is applied
+
+
+def test_repeats_must_hold_the_same_subjects():
+    reference = [_subject_rows({"a": 0.8, "b": 0.7}), _subject_rows({"a": 0.8, "c": 0.7})]
+    with pytest.raises(FilterNetError, match="repeat 2 of the reference lacks b and adds c"):
+        compare_models(reference, {"x": [_subject_rows({"a": 0.8, "b": 0.7})]}, metrics=["dice"])
+    with pytest.raises(FilterNetError, match="only in the reference: b; only in the candidate: c"):
+        compare_models(reference[:1], {"x": [_subject_rows({"a": 0.8, "c": 0.7})]}, metrics=["dice"])
+
+
+def test_cli_writes_the_csv_the_figure_and_prints_the_table(tmp_path):
+    ref = [write_metrics(tmp_path / f"ref{k}.csv", cohort(lambda i, k=k: 0.70 + 0.01 * i + 0.002 * k)) for k in (1, 2)]
+    cand = [
+        write_metrics(tmp_path / f"cand{k}.csv", cohort(lambda i, k=k: 0.75 + 0.01 * i - 0.002 * k)) for k in (1, 2)
+    ]
+    before = [p.read_bytes() for p in ref + cand]
+    out = tmp_path / "out" / "comparison.csv"
+    r = run_cli("compare", "--reference", *ref, "--candidate", *cand, "--names", "nnU-Net", "FilterNet", "--out", out)
+    assert r.returncode == 0, r.stderr
+    with open(out, newline="") as f:
+        table = list(csv.reader(f))
+    assert tuple(table[0]) == COLUMNS
+    assert [row[:2] for row in table[1:]] == [[c, m] for c in ("TA", "mean") for m in ("dice", "assd_mm", "hd95_mm")]
+    assert (out.with_suffix(".png")).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| TA | DSC (%) | 12 |" in r.stdout and "FilterNet against nnU-Net:" in r.stdout
+    assert [p.read_bytes() for p in ref + cand] == before  # inputs untouched
+    # one repeat: repeat SDs are empty, verdicts say so
+    single = tmp_path / "single.csv"
+    assert main(["compare", "--reference", str(ref[0]), "--candidate", str(cand[0]), "--out", str(single)]) == 0
+    with open(tmp_path / "single.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["repeat_sd_reference"] == "" and rows[0]["verdict"].endswith("(single run)")
+
+
+def _bad_inputs(tmp_path):
+    good = write_metrics(tmp_path / "good.csv", cohort(0.8))
+    other = write_metrics(tmp_path / "other.csv", cohort(0.9))
+    copy = tmp_path / "copy.csv"
+    shutil.copy(other, copy)
+    no_hd95 = write_metrics(tmp_path / "no_hd95.csv", cohort(0.9), columns=EVALUATE_COLUMNS[:-1])
+    unpaired = write_metrics(tmp_path / "unpaired.csv", cohort(0.9, subjects=SUBJECTS[:-1] + ["zz"]))
+    percent = write_metrics(tmp_path / "percent.csv", cohort(85.0))
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(bytes(range(256)) * 4)
+    header_only = tmp_path / "header_only.csv"
+    header_only.write_text(",".join(EVALUATE_COLUMNS) + "\n")
+    words = tmp_path / "words.csv"
+    words.write_text(",".join(EVALUATE_COLUMNS) + "\ns00_L,s00,TA,high,1,2\n")
+    twice = tmp_path / "twice.csv"
+    twice.write_text(",".join(EVALUATE_COLUMNS) + "\ns00_L,s00,TA,0.8,1,2\ns00_L,s00,TA,0.7,1,2\n")
+    biomarkers = tmp_path / "biomarkers.csv"
+    biomarkers.write_text("subject,side,compartment,volume_ml\ns00,L,TA,12.5\n")
+    return good, {
+        "missing": ([good], [tmp_path / "nope.csv"], "nope.csv: expected a filternet evaluate metrics CSV"),
+        "no column": ([good], [no_hd95], "no_hd95.csv: expected", "column(s) hd95_mm; found columns: case, subject"),
+        "not a metrics table": ([good], [biomarkers], "biomarkers.csv: expected a filternet evaluate metrics CSV"),
+        "not text": ([good], [binary], "binary.csv: expected a filternet evaluate metrics CSV"),
+        "no rows": ([good], [header_only], "header_only.csv: expected", "with rows, found only the header"),
+        "not a number": ([good], [words], "words.csv: line 2: dice = 'high' is not a number"),
+        "row twice": ([good], [twice], "twice.csv: line 3: case 's00_L', compartment 'TA' repeats line 2"),
+        "dice in percent": ([good], [percent], "percent.csv: line 2: dice = 85.0 is outside [0, 1]"),
+        "unpaired": ([good], [unpaired], "unpaired.csv: subjects do not pair with"),
+        "same path twice": ([good, good], [other], "good.csv: is given twice"),
+        "same contents": ([good], [other, copy], "copy.csv: has the same contents as"),
+    }
+
+
+def test_bad_input_is_one_line_naming_the_file_exit_2(tmp_path, capsys):
+    good, cases = _bad_inputs(tmp_path)
+    for name, (reference, candidate, *messages) in cases.items():
+        args = ["compare", "--reference", *map(str, reference), "--candidate", *map(str, candidate)]
+        code = main(args + ["--out", str(tmp_path / "out.csv")])
+        err = capsys.readouterr().err
+        assert code == 2, name
+        assert err.startswith("filternet compare: error: ") and err.count("\n") == 1, (name, err)
+        assert all(m in err for m in messages), (name, err)
+    assert not (tmp_path / "out.csv").exists()
+    code = main(["compare", "--reference", str(good), "--candidate", str(good.with_name("other.csv")), "--out",
+                 str(tmp_path / "out.csv"), "--metrics", "asd_pred_to_ref_mm"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "good.csv: expected a filternet evaluate metrics CSV" in err
+    assert "with column(s) asd_pred_to_ref_mm; found columns: case, subject" in err
+
+
+@pytest.mark.parametrize("option", [["--alpha", "1.5"], ["--metrics", "volume_ref_ml"], ["--names", "a"]])
+def test_cli_misuse_exits_2(tmp_path, option):
+    good = write_metrics(tmp_path / "good.csv", cohort(0.8))
+    other = write_metrics(tmp_path / "other.csv", cohort(0.9))
+    with pytest.raises(SystemExit) as e:
+        main(
+            ["compare", "--reference", str(good), "--candidate", str(other), "--out", str(tmp_path / "o.csv"), *option]
+        )
+    assert e.value.code == 2
+
+
+def test_the_interval_level_is_one_minus_alpha():
+    rng = np.random.default_rng(4)
+    reference = [_subject_rows({s: rng.uniform(0.6, 0.9) for s in SUBJECTS})]
+    candidate = [_subject_rows({r["subject"]: r["dice"] + rng.normal(0.02, 0.02) for r in reference[0]})]
+    half = {}
+    for alpha in (0.05, 0.01):
+        ta = compare_models(reference, {"x": candidate}, metrics=["dice"], alpha=alpha)["x"][0]
+        half[alpha] = ta.ci_high - ta.difference
+        assert ta.difference - ta.ci_low == pytest.approx(half[alpha])
+    ratio = sps.t.ppf(0.995, 11) / sps.t.ppf(0.975, 11)
+    assert half[0.01] / half[0.05] == pytest.approx(ratio)
