@@ -121,8 +121,8 @@ def test_widths_follow_the_papers_rule(plans):
     for s, stage in enumerate(filternet.encoder.stages):  # zeta conv, plans convs and residual projection alike
         assert conv_out_channels(stage) == {half[s]}, f"encoder stage {s}"
     assert decoder_shapes(filternet) == decoder_shapes(plain)  # the same decoder, parameter for parameter
-    widen = [(m.in_channels, m.out_channels, set(m.kernel_size)) for m in filternet.encoder.widen_skips[1:]]
-    assert widen == [(h, w, {1}) for h, w in zip(half[1:], widths[1:])]  # each narrow skip: one 1x1 conv
+    widen = [(m.in_channels, m.out_channels, set(m.kernel_size), m.bias) for m in filternet.encoder.widen_skips[1:]]
+    assert widen == [(h, w, {1}, None) for h, w in zip(half[1:], widths[1:])]  # each narrow skip: a linear 1x1 conv
     assert isinstance(filternet.encoder.widen_skips[0], nn.Identity)  # stage 0 already has the plans' width
     assert [conv_out_channels(stage) for stage in compact.decoder.stages] == [{w} for w in half[-2::-1]]
 

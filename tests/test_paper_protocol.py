@@ -131,6 +131,23 @@ def test_the_initial_crop_leaves_no_empty_corners(samples):
     assert samples["min_constant"].min() > 0.999  # a constant channel stays constant: no padding reached the patch
 
 
+@pytest.mark.parametrize("patch", [(2, 48, 48), (1, 40, 64), (64, 36)])
+@pytest.mark.parametrize("angle_deg", [10.0, -10.0])
+def test_the_initial_crop_suffices_for_the_largest_rotation_and_smallest_zoom(monkeypatch, patch, angle_deg):
+    """The rare extreme (|angle| 10 degrees, zoom 0.8 on both axes), forced: still no padding in the patch."""
+    from nnunet_filternet.training import paper_augmentation
+
+    monkeypatch.setattr(paper_augmentation, "AUGMENT_P", 1.0)
+    monkeypatch.setattr(paper_augmentation, "coordinate_scale", lambda *args, **kwargs: 1 / 0.8)
+    angle = math.radians(angle_deg)
+    monkeypatch.setattr(paper_augmentation, "rotation_range", lambda: (angle, angle))
+    transforms = paper_augmentation.paper_training_transforms(patch)
+    crop = paper_augmentation.initial_patch_size(patch)
+    image = torch.ones(1, *crop)
+    out = transforms(image=image, segmentation=torch.zeros(1, *crop, dtype=torch.int16))["image"]
+    assert tuple(out.shape) == (1, *patch) and out.min() > 0.999
+
+
 # --- epoch length ----------------------------------------------------------------------------------------
 def test_paper_iterations_per_epoch():
     from nnunet_filternet.training.paper_protocol import paper_iterations_per_epoch
@@ -138,7 +155,7 @@ def test_paper_iterations_per_epoch():
     assert paper_iterations_per_epoch(60, 2) == 1080  # the paper: 30 training subjects x 2 legs, batch 2
     assert paper_iterations_per_epoch(4, 2) == 72
     assert paper_iterations_per_epoch(5, 4) == 45
-    assert paper_iterations_per_epoch(1, 3) == 12  # rounded up: every patch of the epoch is drawn
+    assert paper_iterations_per_epoch(1, 5) == 8  # 36 / 5 rounded up: every patch of the epoch is drawn
     with pytest.raises(ValueError, match="training case"):
         paper_iterations_per_epoch(0, 2)
 
