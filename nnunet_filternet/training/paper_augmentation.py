@@ -56,8 +56,8 @@ def initial_patch_size(patch_size: Sequence[int]) -> list[int]:
     |p_i| <= h_i = (P_i - 1) / 2), with |angle| <= 10 degrees and coordinate scales s <= 1 / min(zoom) = 1.25.
     Along in-plane axis i that reaches max over the angles of s (h_i cos a + h_j sin a); bilinear interpolation
     reads the pixel centres around it, so the crop needs 2 * reach + 1 voxels (rounded up). A 3D patch keeps
-    its first (slice) axis. nnU-Net's ``get_patch_size`` gives about one voxel less here, which let zero
-    padding into the corners of the most rotated and zoomed-out copies (measured by
+    its first (slice) axis. nnU-Net's ``get_patch_size`` gives less (173 x 150 instead of 174 x 174 for a
+    120 x 120 patch), which let zero padding into the corners of rotated, zoomed-out copies (measured by
     ``tests/test_paper_protocol.py``).
 
     Args:
