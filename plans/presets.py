@@ -5,16 +5,18 @@ preset      plans name                  what changes against nnU-Net's plans
 ==========  ==========================  ========================================================================
 filternet   ``nnUNetPlans_FilterNet``   3D network = our FilterNet, patch/batch re-planned by nnU-Net's planner
                                         for it (:class:`plans.planner.FilterNetPlanner`); shares preprocessed data
-tiny        ``nnUNetPlans_tiny``        ``3d_fullres`` only: in-plane spacing x2 (kept < 1/3 of the slice
-                                        spacing), patch <= 8 x 48 x 48, features 8-16-32-64, batch 2; needs its
-                                        own preprocessing (data identifier ``nnUNetPlans_tiny_3d_fullres``)
-paper       ``nnUNetPlans_paper``       ``3d_fullres`` only: patch 28 x 120 x 120, batch 2, BatchNorm; same
-                                        spacing, so it shares nnU-Net's preprocessed data
+tiny        ``nnUNetPlans_tiny``        ``3d_fullres`` only: in-plane spacing x2 (the slice axis kept; see
+                                        :func:`tiny_spacing`), patch <= 8 x 48 x 48, features 8-16-32-64,
+                                        batch 2; needs its own preprocessing (``nnUNetPlans_tiny_3d_fullres``)
+paper       ``nnUNetPlans_paper``       ``3d_fullres`` only: the paper's network and patch: Block A of 3x3x3
+                                        convs at every stage (so zeta 7, 5, 3 on every axis), patch
+                                        28 x 120 x 120, batch 2, BatchNorm; same spacing, so it shares
+                                        nnU-Net's preprocessed data
 ==========  ==========================  ========================================================================
 
 Presets keep the source plans' network class (plain U-Net or FilterNet, whose Block B kernels are derived
-again for the new topology). The topology (strides, kernels, stages) always comes from nnU-Net's
-``get_pool_and_conv_props``.
+again for the new topology). Strides and stages always come from nnU-Net's ``get_pool_and_conv_props``; so do
+the kernels, except in the ``paper`` preset (3x3x3 everywhere, as the paper's Block A).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +46,8 @@ SUGGESTED_TRAINER: dict[str, str] = {
     "paper": "nnUNetTrainerFilterNetPaper",
 }
 
+#: The paper's Block A conv kernel along every axis.
+PAPER_KERNEL_SIZE = 3
 TINY_PATCH_SIZE = (8, 48, 48)
 TINY_FEATURES = (8, 16, 32, 64)
 TINY_INPLANE_FACTOR = 2.0
@@ -120,7 +125,12 @@ def nnunet_topology(spacing: Sequence[float], patch_size: Sequence[int], exact: 
 
 
 def _architecture(source_config: dict, topology: dict, features: Sequence[int], batch_norm: bool) -> dict:
-    """The source configuration's architecture with a new topology and widths (network class kept)."""
+    """The source configuration's architecture with a new topology and widths (network class kept).
+
+    For FilterNet plans the Block B kernels (zeta) are derived again from the new kernels
+    (``filternet_arch_kwargs``): zeta follows the kernels' axes, so 3x3x3 kernels give zeta 7, 5, 3 on
+    every axis, nnU-Net's 1x3x3 kernels zeta 1x7x7, 1x5x5.
+    """
     from nnunet_filternet.training.networks import FILTERNET, plain_arch_kwargs, with_batch_norm
 
     architecture = copy.deepcopy(source_config["architecture"])
@@ -152,19 +162,33 @@ def _fullres(source: dict, source_name: str) -> dict:
 
 
 def tiny_spacing(spacing: Sequence[float], factor: float = TINY_INPLANE_FACTOR) -> list[float]:
-    """Coarsen the in-plane axes by ``factor``, but keep them finer than 1/3 of the slice spacing.
+    """The tiny preset's spacing (mm): in-plane axes coarsened, the slice axis kept as the data have it.
 
-    Keeping the data anisotropic keeps nnU-Net's topology and the edge gate on the paper's in-plane path.
-    Isotropic spacing is coarsened on every axis.
+    In-plane axes are the axes finer than the coarsest one. Each is coarsened by ``factor``, but not beyond
+    1/3 of the slice spacing (nnU-Net's ``ANISO_THRESHOLD``) nor ever made finer: data that nnU-Net treats as
+    anisotropic stay anisotropic, and data that are less so (e.g. 2.8 x 2.8 x 7 mm) keep their spacing, so
+    nnU-Net's topology (in-plane kernels at the first stages) and the edge gate's axes stay those of the
+    source plans. Only isotropic spacing (all axes equal) is coarsened on every axis.
+
+    Args:
+        spacing: the source configuration's spacing (mm), nnU-Net's axis order.
+        factor: in-plane coarsening factor (> 1).
+
+    Returns:
+        The new spacing, same axis order.
+
+    Example:
+        (7, 0.7, 0.7) -> (7, 1.4, 1.4); (7, 1.4, 1.4) -> (7, 2.33, 2.33); (7, 2.8, 2.8) -> unchanged;
+        (1, 1, 1) -> (2, 2, 2).
     """
-    from nnunet_filternet.edge.gate import ANISOTROPY_THRESHOLD, in_plane_axes_from_spacing
+    from nnunetv2.configuration import ANISO_THRESHOLD
 
     spacing = [float(s) for s in spacing]
-    axes = in_plane_axes_from_spacing(spacing)
-    if axes is None:
+    coarsest = max(spacing)
+    if all(math.isclose(s, coarsest, rel_tol=1e-6) for s in spacing):
         return [s * factor for s in spacing]
-    ceiling = max(spacing) / ANISOTROPY_THRESHOLD * 0.999
-    return [max(s, min(s * factor, ceiling)) if a in axes else s for a, s in enumerate(spacing)]
+    ceiling = coarsest / ANISO_THRESHOLD * 0.999
+    return [s if math.isclose(s, coarsest, rel_tol=1e-6) else max(s, min(s * factor, ceiling)) for s in spacing]
 
 
 def tiny_plans(
@@ -195,11 +219,20 @@ def tiny_plans(
 
 
 def paper_plans(source: dict, plans_name: str = PLANS_NAMES["paper"], source_name: str = "source plans") -> dict:
-    """``nnUNetPlans_paper``: the paper's patch, batch and BatchNorm on nnU-Net's spacing (see module doc)."""
+    """``nnUNetPlans_paper``: the paper's network, patch, batch and BatchNorm on nnU-Net's spacing.
+
+    The paper's Block A is two 3x3x3 convs at every scale, and zeta is 7, 5, 3 along every axis (its
+    receptive-field gain of 22 voxels is "along each dimension", along z "limited by padding"). So every
+    stage gets 3x3x3 kernels, where nnU-Net would convolve thick-slice data in-plane first (1x3x3); the
+    FilterNet trainers derive zeta from these kernels (:func:`_architecture`). Strides and the number of
+    stages stay nnU-Net's deepest topology that keeps the paper's patch unpadded (the paper does not give
+    its pooling).
+    """
     from nnunet_filternet.training.paper_protocol import PAPER_BATCH_SIZE, PAPER_PATCH_SIZE
 
     config = copy.deepcopy(_fullres(source, source_name))
     topology = nnunet_topology(config["spacing"], PAPER_PATCH_SIZE, exact=True)
+    topology["kernel_sizes"] = [[PAPER_KERNEL_SIZE] * len(kernel) for kernel in topology["kernel_sizes"]]
     widths = list(config["architecture"]["arch_kwargs"]["features_per_stage"])
     widths += [widths[-1]] * (topology["n_stages"] - len(widths))
     config.update(

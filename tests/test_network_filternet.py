@@ -1,4 +1,4 @@
-"""FilterNet from nnU-Net plans: zeta rule, widths, parameter budget, shapes, feature-map size, plans round trip."""
+"""FilterNet from nnU-Net plans: zeta rule, widths, residual, parameter budget, shapes, feature-map size, plans."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.network import count_parameters
+from nnunet_filternet.network.block_b import BlockBStage
 from nnunet_filternet.network.filternet import FilterNet
 from nnunet_filternet.network.from_plans import derive_block_b_kernel_sizes, filternet_arch_kwargs
 
@@ -87,7 +89,7 @@ def test_filternet_arch_kwargs_are_stored_in_plans_and_build_filternet():
     assert isinstance(network, FilterNet)
     zeta_convs = [stage.convs[1 if s else 0].conv for s, stage in enumerate(network.encoder.stages[:3])]
     assert [tuple(c.kernel_size) for c in zeta_convs] == [(1, 7, 7), (1, 5, 5), (3, 3, 3)]
-    assert network.encoder.output_channels == [32, 32, 64, 128, 160, 160]  # halved below full resolution
+    assert (stored["halve_downsampled_features"], stored["halve_decoder_features"]) == (True, False)
     assert len(network.encoder.stages[3].convs) == 2  # deeper stages: the residual block only
     with pytest.raises(FilterNetError, match="spacing with 3 entries"):
         filternet_arch_kwargs(PLANS_3D, spacing=(0.7, 0.7))
@@ -95,15 +97,107 @@ def test_filternet_arch_kwargs_are_stored_in_plans_and_build_filternet():
         filternet_arch_kwargs({"n_stages": 2})
 
 
+def conv_out_channels(module: nn.Module) -> set[int]:
+    """Output widths of every (transposed) conv inside ``module``."""
+    conv_types = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+    return {m.out_channels for m in module.modules() if isinstance(m, conv_types)}
+
+
+def decoder_shapes(network: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Parameter names and shapes of a U-Net's decoder (without the encoder it holds a reference to)."""
+    return {k: tuple(v.shape) for k, v in network.decoder.state_dict().items() if not k.startswith("encoder.")}
+
+
 @pytest.mark.parametrize("plans", [PLANS_3D, PLANS_2D], ids=["3d_fullres", "2d"])
-def test_fewer_parameters_than_plain_unet(plans):
+def test_widths_follow_the_papers_rule(plans):
+    """Block B: half the plans' width below full resolution; D_A: the stock U-Net's decoder, plans' widths."""
+    widths = plans["features_per_stage"]
+    half = [widths[0]] + [w // 2 for w in widths[1:]]
+    kwargs = filternet_arch_kwargs(plans)
     with torch.device("meta"):
-        filternet = build(FILTERNET, filternet_arch_kwargs(plans))
-        plain = build(PLAIN_UNET, plans)
-    assert count_parameters(filternet) < 0.5 * count_parameters(plain)
-    with torch.device("meta"):  # without halving, the extra convs and projections make it larger
-        full_width = build(FILTERNET, {**filternet_arch_kwargs(plans), "halve_downsampled_features": False})
-    assert count_parameters(full_width) > count_parameters(plain)
+        filternet = build(FILTERNET, kwargs, deep_supervision=True)
+        plain = build(PLAIN_UNET, plans, deep_supervision=True)
+        compact = build(FILTERNET, {**kwargs, "halve_decoder_features": True})
+    for s, stage in enumerate(filternet.encoder.stages):  # zeta conv, plans convs and residual projection alike
+        assert conv_out_channels(stage) == {half[s]}, f"encoder stage {s}"
+    assert decoder_shapes(filternet) == decoder_shapes(plain)  # the same decoder, parameter for parameter
+    widen = [(m.in_channels, m.out_channels, set(m.kernel_size), m.bias) for m in filternet.encoder.widen_skips[1:]]
+    assert widen == [(h, w, {1}, None) for h, w in zip(half[1:], widths[1:])]  # each narrow skip: a linear 1x1 conv
+    assert isinstance(filternet.encoder.widen_skips[0], nn.Identity)  # stage 0 already has the plans' width
+    assert [conv_out_channels(stage) for stage in compact.decoder.stages] == [{w} for w in half[-2::-1]]
+
+
+@pytest.mark.parametrize("plans", [PLANS_3D, PLANS_2D], ids=["3d_fullres", "2d"])
+def test_parameter_budget_against_plain_unet(plans):
+    """Paper, Table II: 1.44 M / 1.97 M = 0.73x; here 0.67x (3d_fullres) and 0.70x (2d), docs/architecture.md."""
+    kwargs = filternet_arch_kwargs(plans)
+    with torch.device("meta"):
+        plain = count_parameters(build(PLAIN_UNET, plans))
+        filternet = count_parameters(build(FILTERNET, kwargs))
+        compact = count_parameters(build(FILTERNET, {**kwargs, "halve_decoder_features": True}))
+        full_width = count_parameters(build(FILTERNET, {**kwargs, "halve_downsampled_features": False}))
+    assert 0.6 < filternet / plain < 0.8
+    assert compact / plain < 0.3  # the compact variant halves the decoder too
+    assert full_width > plain  # without halving, the zeta convs and residual projections make it larger
+
+
+def silence(module: nn.Module) -> None:
+    """Zero the weights and biases of every conv in ``module`` (its output becomes 0, also after a norm)."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                m.weight.zero_()
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
+def block_b_stage(input_channels: int, output_channels: int, stride: list[int]) -> BlockBStage:
+    return BlockBStage(
+        conv_op=nn.Conv3d,
+        input_channels=input_channels,
+        output_channels=output_channels,
+        kernel_size=[1, 3, 3],
+        stride=stride,
+        n_convs=2,
+        block_b_kernel_size=[1, 5, 5],
+        conv_bias=True,
+        norm_op=nn.InstanceNorm3d,
+        norm_op_kwargs={"eps": 1e-5, "affine": True},
+        nonlin=nn.LeakyReLU,
+        nonlin_kwargs={"negative_slope": 0.01},
+    )
+
+
+def test_block_b_residual_adds_the_input_before_the_last_nonlinearity():
+    """With its convs silenced a stage outputs nonlin(skip(x)): x itself, or ResNet-D's pool + 1x1 conv + norm."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 3, 9, 9)
+    same = block_b_stage(4, 4, [1, 1, 1])
+    silence(same.convs)
+    torch.testing.assert_close(same(x), F.leaky_relu(x, 0.01))  # identity mapping; nonlin after the addition
+
+    down = block_b_stage(4, 6, [1, 2, 2])
+    silence(down.convs)
+    projection = down.skip[-1]
+    with torch.no_grad():
+        projection.norm.weight.uniform_(0.5, 1.5)
+        projection.norm.bias.uniform_(-0.5, 0.5)
+        pooled = F.avg_pool3d(x, (1, 2, 2), (1, 2, 2), ceil_mode=True)  # 9 -> 5, as the strided conv
+        expected = F.instance_norm(
+            F.conv3d(pooled, projection.conv.weight), weight=projection.norm.weight, bias=projection.norm.bias
+        )
+        torch.testing.assert_close(down(x), F.leaky_relu(expected, 0.01))
+
+
+def test_the_image_reaches_the_output_through_the_residuals_alone():
+    """Silence every conv of the Block B stages: the encoder's skips still carry the image to the decoder."""
+    torch.manual_seed(0)
+    network = build(FILTERNET, filternet_arch_kwargs(tiny(PLANS_3D, [4, 8, 8, 16])), num_classes=3).eval()
+    for stage in network.encoder.stages:
+        silence(stage.convs)
+    with torch.no_grad():
+        outputs = [network(torch.rand(1, 1, 4, 32, 32)) for _ in range(2)]
+    assert (outputs[0] - outputs[1]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,37 @@ def _cli(tiny, tmp_path, *args):  # noqa: F811
     return run_checked([sys.executable, "-m", "nnunet_filternet", "plans", *map(str, args)], tiny.env(tmp_path))
 
 
+def _zeta_and_kernels(network) -> tuple[list, set]:
+    """(zeta kernel of each Block B stage or None, kernels of every other conv with a kernel > 1 of the network)."""
+    zeta_convs, zeta = [], []
+    for s, (stage, z) in enumerate(zip(network.encoder.stages, network.encoder.block_b_kernel_sizes)):
+        conv = stage.convs[1 if s else 0].conv if z is not None else None
+        zeta.append(None if conv is None else list(conv.kernel_size))
+        zeta_convs.append(conv)
+    others = {
+        tuple(m.kernel_size)
+        for m in network.modules()
+        if isinstance(m, torch.nn.Conv3d) and all(m is not c for c in zeta_convs) and max(m.kernel_size) > 1
+    }
+    return zeta, others
+
+
+def _widths(network) -> tuple[list[int], list[int]]:
+    """(output width of each encoder stage, output width of each decoder stage, deepest first)."""
+    encoder = [stage.convs[-1].conv.out_channels for stage in network.encoder.stages]
+    decoder = [stage.convs[-1].conv.out_channels for stage in network.decoder.stages]
+    return encoder, decoder
+
+
+def _source_plans(spacing, patch=(16, 64, 64)) -> dict:
+    """nnUNetPlans.json content with a default-planner 3d_fullres configuration at ``spacing`` (z, y, x) mm."""
+    from nnunet_filternet.bench.plans import plain_unet_configuration
+
+    config = plain_unet_configuration(patch, 2, tuple(spacing))
+    config["median_image_size_in_voxels"] = [2 * p for p in config["patch_size"]]
+    return {"dataset_name": "Dataset999_X", "plans_name": "nnUNetPlans", "configurations": {"3d_fullres": config}}
+
+
 def test_tiny_preset_is_small_coarse_and_preprocessed(tiny_nnunet):  # noqa: F811
     """The session fixture wrote it with `filternet plans --preset tiny` and preprocessed it with nnU-Net."""
     manager, config = _config(tiny_nnunet, "nnUNetPlans_tiny")
@@ -47,8 +78,15 @@ def test_paper_preset_cli(tiny_nnunet, tmp_path):  # noqa: F811
     assert config.network_arch_init_kwargs["norm_op"] == "torch.nn.modules.batchnorm.BatchNorm3d"
     strides = np.prod(config.pool_op_kernel_sizes, axis=0)
     assert all(p % s == 0 for p, s in zip(config.patch_size, strides))  # nnU-Net needs no padding
+    kernels = config.network_arch_init_kwargs["kernel_sizes"]
+    assert all(k == [3, 3, 3] for k in kernels)  # the paper's Block A, also on 7 mm slices
     network = nnUNetTrainerFilterNetPaper.build_network_architecture(manager, config, 1, 6, False)
     assert type(network).__name__ == "FilterNet"
+    zeta, others = _zeta_and_kernels(network)
+    assert zeta[:3] == [[7, 7, 7], [5, 5, 5], [3, 3, 3]] and set(map(str, zeta[3:])) == {"None"}
+    assert others == {(3, 3, 3)}  # every other conv of encoder and decoder: Block A
+    plans_widths = config.network_arch_init_kwargs["features_per_stage"]
+    assert _widths(network) == ([plans_widths[0]] + [w // 2 for w in plans_widths[1:]], plans_widths[-2::-1])
 
 
 def test_filternet_preset_is_planned_for_filternet_and_shares_data(tiny_nnunet, tmp_path):  # noqa: F811
@@ -66,6 +104,7 @@ def test_filternet_preset_is_planned_for_filternet_and_shares_data(tiny_nnunet, 
     assert kwargs["block_b_kernel_sizes"][:3] == [[1, 7, 7], [1, 5, 5], [1, 3, 3]]
     _, default = _config(tiny_nnunet, "nnUNetPlans")
     assert config.data_identifier == default.data_identifier  # same spacing: nnU-Net's data are reused
+    assert kwargs["halve_decoder_features"] is False  # the paper's decoder widths, recorded in the plans
 
     # nnU-Net's planner shrank the patch until FilterNet's feature maps fit the (tiny) memory target
     assert np.prod(config.patch_size) < np.prod(default.patch_size)
@@ -76,6 +115,9 @@ def test_filternet_preset_is_planned_for_filternet_and_shares_data(tiny_nnunet, 
 
     network = get_network_from_plans(FILTERNET, kwargs, config.network_arch_init_kwargs_req_import, 1, 6)
     assert isinstance(network, FilterNet)
+    plans_widths = kwargs["features_per_stage"]
+    assert _widths(network) == ([plans_widths[0]] + [w // 2 for w in plans_widths[1:]], plans_widths[-2::-1])
+    assert _zeta_and_kernels(network)[0][:3] == [[1, 7, 7], [1, 5, 5], [1, 3, 3]]  # nnU-Net's 1x3x3 kernels
     with torch.no_grad():
         assert network(torch.zeros(1, 1, *config.patch_size)).shape == (1, 6, *config.patch_size)
 
@@ -95,12 +137,49 @@ def test_plans_cli_errors_name_what_is_wrong(tiny_nnunet, monkeypatch, capsys): 
     assert "expected a 3d_fullres configuration" in capsys.readouterr().err
 
 
-def test_tiny_spacing_keeps_the_data_anisotropic():
+def test_tiny_spacing_coarsens_in_plane_only():
     from plans.presets import tiny_spacing
 
     assert tiny_spacing([7.0, 0.7, 0.7]) == pytest.approx([7.0, 1.4, 1.4])
     assert tiny_spacing([7.0, 1.4, 1.4]) == pytest.approx([7.0, 7.0 / 3 * 0.999, 7.0 / 3 * 0.999])
-    assert tiny_spacing([1.0, 1.0, 1.0]) == pytest.approx([2.0, 2.0, 2.0])
+    assert tiny_spacing([7.0, 2.8, 2.8]) == pytest.approx([7.0, 2.8, 2.8])  # ratio 2.5: kept as it is
+    assert tiny_spacing([2.8, 2.8, 7.0]) == pytest.approx([2.8, 2.8, 7.0])  # the slice axis wherever it is
+    assert tiny_spacing([5.0, 1.0, 0.5]) == pytest.approx([5.0, 5.0 / 3 * 0.999, 1.0])
+    assert tiny_spacing([1.0, 1.0, 1.0]) == pytest.approx([2.0, 2.0, 2.0])  # isotropic: every axis
+
+
+@pytest.mark.parametrize(
+    ("spacing", "tiny_spacing_zyx", "first_kernel"),
+    [((7.0, 0.7, 0.7), (7.0, 1.4, 1.4), [1, 3, 3]), ((7.0, 2.8, 2.8), (7.0, 2.8, 2.8), [1, 3, 3])],
+)
+def test_tiny_preset_keeps_the_slice_axis_and_nnunets_in_plane_start(spacing, tiny_spacing_zyx, first_kernel):
+    from nnunet_filternet.network.from_plans import filternet_arch_kwargs
+    from plans.presets import tiny_plans
+
+    source = _source_plans(spacing)
+    assert source["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["kernel_sizes"][0] == first_kernel
+    config = tiny_plans(source)["configurations"]["3d_fullres"]
+    assert config["spacing"] == pytest.approx(list(tiny_spacing_zyx))
+    kernels = config["architecture"]["arch_kwargs"]["kernel_sizes"]
+    assert kernels[0] == first_kernel  # nnU-Net still convolves in-plane first
+    zeta = filternet_arch_kwargs(config["architecture"]["arch_kwargs"])["block_b_kernel_sizes"]
+    assert zeta[0] == [1, 7, 7]  # the filternet/tiny presets keep nnU-Net's anisotropic adaptation
+
+
+def test_paper_plans_are_isotropic_3x3x3_whatever_the_spacing():
+    from nnunet_filternet.network.from_plans import filternet_arch_kwargs
+    from nnunet_filternet.network.receptive_field import receptive_field_gain
+    from plans.presets import paper_plans
+
+    source = _source_plans((7.0, 0.7, 0.7), patch=(32, 192, 224))
+    config = paper_plans(source)["configurations"]["3d_fullres"]
+    kwargs = config["architecture"]["arch_kwargs"]
+    assert kwargs["kernel_sizes"] == [[3, 3, 3]] * kwargs["n_stages"]
+    assert kwargs["strides"][:3] == [[1, 1, 1], [1, 2, 2], [1, 2, 2]]  # nnU-Net's pooling, in-plane first
+    zeta = filternet_arch_kwargs(kwargs)["block_b_kernel_sizes"]
+    assert zeta == [[7, 7, 7], [5, 5, 5], [3, 3, 3]] + [None] * (kwargs["n_stages"] - 3)
+    assert receptive_field_gain(zeta, kwargs["strides"]) == (12, 22, 22)  # z: 6 + 4 + 2, strides 1 along z
+    assert source["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["kernel_sizes"][0] == [1, 3, 3]
 
 
 def test_exact_topology_keeps_the_paper_patch():

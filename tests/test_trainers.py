@@ -396,31 +396,6 @@ def test_paper_variants_train(make_trainer, trainer_name):
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, trainer.network.parameters()))
 
 
-def test_paper_augmentation_rotates_and_scales_in_plane_only():
-    from nnunet_filternet.training.paper_augmentation import initial_patch_size, paper_training_transforms
-    from nnunet_filternet.training.trainers import nnUNetTrainerFilterNetPaper
-
-    patch = (4, 24, 24)
-    crop = initial_patch_size(patch)
-    assert crop[0] == 4 and crop[1] > 24 and crop[2] > 24
-    transforms = nnUNetTrainerFilterNetPaper.get_training_transforms(patch, None, None, None, True)
-    assert str(transforms) == str(paper_training_transforms(patch))
-    torch.manual_seed(0)
-    np.random.seed(0)
-    image = torch.zeros(1, *crop)
-    image[:, :, crop[1] // 2 - 3 : crop[1] // 2 + 3, :] = 1.0  # a horizontal band, the same on every slice
-    seg = (image > 0.5).to(torch.int16)
-    changed = 0
-    for _ in range(6):
-        out = transforms(image=image.clone(), segmentation=seg.clone())
-        assert tuple(out["image"].shape) == (1, *patch)
-        assert torch.equal(out["image"][:, 0], out["image"][:, -1])  # in-plane: every slice moves alike
-        assert set(out["segmentation"].unique().tolist()) <= {0, 1}
-        rows = out["segmentation"][0, 0].bool()
-        changed += int(not torch.equal(rows.any(1), rows.all(1)))
-    assert changed > 0  # some band got rotated, so some rows are only partly covered
-
-
 # --- budget variants ------------------------------------------------------------------------------------
 def test_budget_variants_are_module_attributes_with_nnunet_names():
     import inspect

@@ -11,8 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         required=True,
         choices=("filternet", "tiny", "paper"),
-        help="filternet: FilterNet planned by nnU-Net's planner (nnUNetPlans_FilterNet); tiny: coarse, small plans "
-        "for CPU tests and the demo (nnUNetPlans_tiny); paper: the paper's patch, batch and BN (nnUNetPlans_paper)",
+        help="filternet: FilterNet planned by nnU-Net's planner (nnUNetPlans_FilterNet); tiny: coarse in-plane, "
+        "small plans for CPU tests and the demo (nnUNetPlans_tiny); paper: the paper's network (3x3x3 convs, so "
+        "zeta 7, 5, 3 on every axis), patch, batch and BN (nnUNetPlans_paper)",
     )
     parser.add_argument(
         "--source-plans",

@@ -1,4 +1,10 @@
-"""FilterNet: the Block B encoder E_B with nnU-Net's decoder (Block A, deep supervision), Y_hat = D_A(E_B(I))."""
+"""FilterNet: the Block B encoder E_B with nnU-Net's decoder (Block A, deep supervision), Y_hat = D_A(E_B(I)).
+
+Widths (paper: "FilterNet reduces feature channels in block B at down-sampled scales by a factor of 2 compared
+with block A used in UNet"; D_A "consists of block A's"): the encoder's stages below full resolution have half
+the plans' width, the decoder keeps the plans' widths (the stock U-Net's decoder). ``halve_decoder_features``
+builds the compact variant instead, whose decoder follows the halved encoder (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +31,10 @@ class FilterNet(nn.Module):
             the kernels with ``from_plans.derive_block_b_kernel_sizes`` (7, 5, 3 in-plane, 1 where the plans'
             kernel is 1, no extra conv below the third stage).
         halve_downsampled_features: Block B stages at down-sampled scales get half the plans' width (stage 0
-            keeps it). The decoder is built from the encoder, so its stages have the same widths.
+            keeps it).
+        halve_decoder_features: False (the paper's FilterNet): the decoder keeps the plans' widths, each narrower
+            skip is widened by a 1x1 conv (``BlockBEncoder.decoder_features_per_stage``). True (compact variant):
+            the decoder takes the encoder's widths, halved too.
 
     ``forward(x)`` returns the logits B num_classes *spatial, or with deep supervision a list of them, highest
     resolution first, exactly like ``PlainConvUNet``.
@@ -53,6 +62,7 @@ class FilterNet(nn.Module):
         block_b_kernel_sizes: Sequence[Sequence[int] | None] | None = None,
         halve_downsampled_features: bool = True,
         nonlin_first: bool = False,
+        halve_decoder_features: bool = False,
     ):
         super().__init__()
         if n_stages < 1:
@@ -65,9 +75,8 @@ class FilterNet(nn.Module):
                 [[k] * dim if isinstance(k, int) else k for k in kernel_sizes]
             )
         n_conv_per_stage_decoder = per_stage("n_conv_per_stage_decoder", n_conv_per_stage_decoder, n_stages - 1)
-        features = block_b_features(
-            per_stage("features_per_stage", features_per_stage, n_stages), halve_downsampled_features
-        )
+        plans_features = per_stage("features_per_stage", features_per_stage, n_stages)
+        features = block_b_features(plans_features, halve_downsampled_features)
         self.encoder = BlockBEncoder(
             input_channels=input_channels,
             n_stages=n_stages,
@@ -86,6 +95,7 @@ class FilterNet(nn.Module):
             nonlin_kwargs=nonlin_kwargs,
             return_skips=True,
             nonlin_first=nonlin_first,
+            decoder_features_per_stage=features if halve_decoder_features else plans_features,
         )
         self.decoder = UNetDecoder(
             self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision, nonlin_first=nonlin_first

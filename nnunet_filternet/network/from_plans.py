@@ -46,8 +46,9 @@ def filternet_arch_kwargs(plain_arch_kwargs: dict, spacing: Sequence[float] | No
     """FilterNet arch_kwargs from a plans configuration's PlainConvUNet arch_kwargs.
 
     The result is JSON-serialisable like the input (ops stay strings) and adds ``block_b_kernel_sizes``
-    (explicit lists, null for stages without an extra conv) and ``halve_downsampled_features``, so the
-    plans record exactly what was built. The input is not modified.
+    (explicit lists, null for stages without an extra conv), ``halve_downsampled_features`` (true: the
+    encoder's halved widths) and ``halve_decoder_features`` (false: the decoder keeps the plans' widths), so
+    the plans record exactly what was built. The input is not modified.
 
     Args:
         plain_arch_kwargs: ``architecture.arch_kwargs`` of a configuration in nnUNetPlans.json.
@@ -75,4 +76,5 @@ def filternet_arch_kwargs(plain_arch_kwargs: dict, spacing: Sequence[float] | No
             )
     kwargs["block_b_kernel_sizes"] = derive_block_b_kernel_sizes(kernel_sizes)
     kwargs["halve_downsampled_features"] = True
+    kwargs["halve_decoder_features"] = False
     return kwargs
