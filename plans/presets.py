@@ -157,7 +157,9 @@ def tiny_spacing(spacing: Sequence[float], factor: float = TINY_INPLANE_FACTOR) 
     Keeping the data anisotropic keeps nnU-Net's topology and the edge gate on the paper's in-plane path.
     Isotropic spacing is coarsened on every axis.
     """
-    from nnunet_filternet.edge.gate import ANISOTROPY_THRESHOLD, in_plane_axes_from_spacing
+    from nnunetv2.configuration import ANISO_THRESHOLD as ANISOTROPY_THRESHOLD
+
+    from nnunet_filternet.edge.gate import in_plane_axes_from_spacing
 
     spacing = [float(s) for s in spacing]
     axes = in_plane_axes_from_spacing(spacing)
