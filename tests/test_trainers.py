@@ -191,6 +191,22 @@ def test_default_gate_is_the_papers_reading_on_the_axes_of_nnunets_first_convolu
 
 
 @pytest.mark.parametrize("paper", [False, True])
+def test_unit_energy_trainer_trains_sigma_with_the_unit_energy_gaussian(make_trainer, paper):
+    from nnunet_filternet.edge.gate import EdgeGate
+    from nnunet_filternet.training import trainers
+    from nnunet_filternet.training.edge_gate_owner import EDGE_GATE_GROUP
+
+    cls = trainers.nnUNetTrainerFilterNetUnitEnergyPaper if paper else trainers.nnUNetTrainerFilterNetUnitEnergy
+    trainer = make_trainer(cls)
+    assert type(trainer.edge_gate) is EdgeGate and trainer.edge_gate.normalisation == "unit_energy"
+    assert trainer.optimizer.param_groups[-1]["name"] == EDGE_GATE_GROUP
+    trainer.num_epochs, trainer.current_epoch = 3, 2
+    trainer.on_train_epoch_start()
+    trainer.train_step(synthetic_batch(trainer))
+    assert gate_param(trainer).grad.abs().item() > 0 and trainer.edge_gate.sigma.item() != 1.0
+
+
+@pytest.mark.parametrize("paper", [False, True])
 def test_fixed_sigma_trainer_keeps_sigma_at_one(make_trainer, tmp_path, paper):
     from nnunet_filternet.edge.gate import EdgeGate
     from nnunet_filternet.training import trainers

@@ -13,9 +13,12 @@ trainer                                   network                               
 ``nnUNetTrainerBoundaryAwareFCN``         Boundary-Aware FCN                     final + region + edge CE
 ``nnUNetTrainerFilterNetLaplacian``       FilterNet                              as FilterNet, gate F_L = L * x
 ``nnUNetTrainerFilterNetFixedSigma``      FilterNet                              as FilterNet, sigma fixed at 1
+``nnUNetTrainerFilterNetUnitEnergy``      FilterNet                              as FilterNet, unit-energy kG
 ========================================  =====================================  ==============================
 
-The last two are the edge gates of the paper's Table III ("F_L" and "F_LrhoG(sigma = 1)").
+``nnUNetTrainerFilterNetLaplacian`` and ``...FixedSigma`` are the edge gates of the paper's Table III ("F_L" and
+"F_LrhoG(sigma = 1)"). ``nnUNetTrainerFilterNet`` reads tau as the paper's eq. (12) writes it, under which sigma
+grows; ``...UnitEnergy`` is the scale-invariant option under which sigma settles (docs/training.md, "Sigma").
 
 ``nnUNetTrainerUNet`` differs from the stock trainer only by our log lines (parameter count, peak memory)
 and by building a plain U-Net even from ``nnUNetPlans_FilterNet``. Each trainer ``X`` also exists as
@@ -74,6 +77,12 @@ class nnUNetTrainerFilterNetFixedSigma(nnUNetTrainerFilterNet):
     edge_gate_train_sigma = False
 
 
+class nnUNetTrainerFilterNetUnitEnergy(nnUNetTrainerFilterNet):
+    """FilterNet whose Gaussian keeps a constant sum of squares (scale-invariant Le): sigma settles."""
+
+    edge_gate_normalisation = "unit_energy"
+
+
 # --- the paper's protocol ---------------------------------------------------------------------------------
 class nnUNetTrainerUNetPaper(TelemetryMixin, PaperProtocolMixin, PlansNetworkMixin, nnUNetTrainer):
     """UNet baseline, paper protocol."""
@@ -115,6 +124,12 @@ class nnUNetTrainerFilterNetFixedSigmaPaper(nnUNetTrainerFilterNetPaper):
     edge_gate_train_sigma = False
 
 
+class nnUNetTrainerFilterNetUnitEnergyPaper(nnUNetTrainerFilterNetPaper):
+    """FilterNet with the unit-energy Gaussian, paper protocol."""
+
+    edge_gate_normalisation = "unit_energy"
+
+
 #: The trainers above, in table order; each also gets the budget variants below.
 BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerUNet,
@@ -124,6 +139,7 @@ BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerBoundaryAwareFCN,
     nnUNetTrainerFilterNetLaplacian,
     nnUNetTrainerFilterNetFixedSigma,
+    nnUNetTrainerFilterNetUnitEnergy,
     nnUNetTrainerUNetPaper,
     nnUNetTrainerBUNetPaper,
     nnUNetTrainerFilterNetPaper,
@@ -131,6 +147,7 @@ BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerBoundaryAwareFCNPaper,
     nnUNetTrainerFilterNetLaplacianPaper,
     nnUNetTrainerFilterNetFixedSigmaPaper,
+    nnUNetTrainerFilterNetUnitEnergyPaper,
 )
 
 
