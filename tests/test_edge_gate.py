@@ -126,3 +126,17 @@ def test_laplacian_gate_is_the_raw_laplacian():
     with pytest.raises(FilterNetError, match="LaplacianGate: expected a B C \\+ 3 spatial"):
         gate(torch.rand(1, 1, 7, 7))
     torch.testing.assert_close(laplacian_filter(x, (1, 2)), out)
+
+
+@pytest.mark.parametrize("spacing", [(7.0, 2.8, 2.8), (7.0, 0.7, 0.7), (1.5, 1.0, 1.0)])
+def test_trainers_gate_follows_nnunets_first_kernel(spacing):
+    """What the trainers build (build_edge_gate on a configuration) filters where nnU-Net's first kernel is 3."""
+    from types import SimpleNamespace
+
+    from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
+
+    from nnunet_filternet.training.edge_gate_owner import build_edge_gate
+
+    first_kernel = get_pool_and_conv_props(list(spacing), [32, 160, 160], 4, 999999)[2][0]
+    gate = build_edge_gate(SimpleNamespace(spacing=list(spacing)))
+    assert gate.axes == tuple(axis for axis, k in enumerate(first_kernel) if k == 3)
