@@ -286,8 +286,9 @@ def test_telemetry_lines():
     from nnunet_filternet.training.edge_gate_owner import edge_gate_log_line
     from nnunet_filternet.training.telemetry import count_parameters, peak_memory_line
 
-    assert edge_gate_log_line(0.001, 0.98749) == "edge gate: lambda 0.001 sigma 0.987"
+    assert edge_gate_log_line(0.001, 1.08449) == "edge gate: lambda 0.001 sigma 1.084"
     assert edge_gate_log_line(0.1, 1.0) == "edge gate: lambda 0.1 sigma 1.000"
+    assert edge_gate_log_line(0.01, None) == "edge gate: lambda 0.01 (Laplacian only, no sigma)"
     line = peak_memory_line(torch.device("cpu"))
     assert line.startswith("peak memory: ") and line.endswith(" MiB (process max RSS)")
     assert float(line.split()[2]) > 10  # a Python process with torch holds more than 10 MiB
