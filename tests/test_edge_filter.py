@@ -1,4 +1,4 @@
-"""The L-rho-G operator and its kernels: scipy as oracle, float64 gradcheck (input and sigma), sigma fit."""
+"""The L-rho-G operator and its kernels: numpy / scipy as oracle, float64 gradcheck (input and sigma), sigma fit."""
 
 from __future__ import annotations
 
@@ -9,10 +9,21 @@ from scipy import ndimage
 
 from nnunet_filternet.edge.filter import gaussian_filter, laplacian_filter, lrhog_filter
 from nnunet_filternet.edge.gate import EdgeGate
-from nnunet_filternet.edge.kernels import gaussian_kernel, laplacian_kernel
+from nnunet_filternet.edge.kernels import GAUSSIAN_SIZE, SECOND_DIFFERENCE, gaussian_taps
 from nnunet_filternet.errors import FilterNetError
 
+#: The test oracle's kernels, written out from the paper (eq. 4) and the 7-point stencil.
 LAPLACIAN_2D = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=float)
+LAPLACIAN_3D = np.zeros((3, 3, 3))
+LAPLACIAN_3D[1, 1, 1] = 6
+LAPLACIAN_3D[[0, 2, 1, 1, 1, 1], [1, 1, 0, 2, 1, 1], [1, 1, 1, 1, 0, 2]] = -1
+
+
+def paper_gaussian_2d(sigma: float) -> np.ndarray:
+    """kG(sigma) of eq. 5-6: a_ij = exp(-((i-3)^2 + (j-3)^2) / (2 sigma^2)) / (2 pi sigma^2), tau-normalised."""
+    i, j = np.mgrid[1:6, 1:6]
+    a = np.exp(-((i - 3) ** 2 + (j - 3) ** 2) / (2 * sigma**2)) / (2 * np.pi * sigma**2)
+    return a / a.sum()
 
 
 def scipy_lrhog(x: np.ndarray, sigma: float, axes: tuple[int, ...]) -> np.ndarray:
@@ -22,29 +33,34 @@ def scipy_lrhog(x: np.ndarray, sigma: float, axes: tuple[int, ...]) -> np.ndarra
     """
     n = x.ndim
     if len(axes) == 3:
-        laplacian = np.zeros((3, 3, 3))
-        laplacian[1, 1, 1] = 6
-        for axis in range(3):
-            for offset in (0, 2):
-                index = [1, 1, 1]
-                index[axis] = offset
-                laplacian[tuple(index)] = -1
+        laplacian = LAPLACIAN_3D
     else:
         laplacian = LAPLACIAN_2D.reshape([3 if a in axes else 1 for a in range(n)])
     edges = np.clip(ndimage.convolve(x, laplacian, mode="nearest"), 0.0, 1.0)
     return ndimage.gaussian_filter(edges, sigma, mode="nearest", truncate=2.0 / sigma, axes=axes)
 
 
-def test_kernels_match_the_paper():
-    assert torch.equal(laplacian_kernel(2), torch.tensor(LAPLACIAN_2D, dtype=torch.float32))
-    lap3 = laplacian_kernel(3)
-    assert lap3[1, 1, 1] == 6 and lap3.sum() == 0 and (lap3 == -1).sum() == 6
-    sigma = 1.3
-    g = gaussian_kernel(torch.tensor(sigma, dtype=torch.float64), 2)
-    i, j = np.mgrid[-2:3, -2:3]
-    a = np.exp(-(i**2 + j**2) / (2 * sigma**2)) / (2 * np.pi * sigma**2)  # paper eq. 5, tau normalises
-    np.testing.assert_allclose(g.numpy(), a / a.sum(), rtol=1e-12)
-    assert gaussian_kernel(torch.tensor(0.9), 3).shape == (5, 5, 5)
+def _dense_laplacian(n_dims: int) -> np.ndarray:
+    """The operator laplacian_filter applies, as a dense kernel: its response to a unit impulse."""
+    impulse = torch.zeros((1, 1) + (5,) * n_dims, dtype=torch.float64)
+    impulse[(0, 0) + (2,) * n_dims] = 1.0
+    response = laplacian_filter(impulse).numpy()[0, 0]
+    return response[(slice(1, 4),) * n_dims]  # convolution with a symmetric kernel: the kernel itself
+
+
+@pytest.mark.parametrize("normalisation", ["tau_constant", "tau_differentiated", "tau_constant_unscaled"])
+@pytest.mark.parametrize("sigma", [0.6, 1.0, 1.3, 2.5])
+def test_kernels_match_the_paper(normalisation, sigma):
+    assert SECOND_DIFFERENCE == (-1.0, 2.0, -1.0) and GAUSSIAN_SIZE == 5
+    np.testing.assert_array_equal(_dense_laplacian(2), LAPLACIAN_2D)  # eq. 4
+    np.testing.assert_array_equal(_dense_laplacian(3), LAPLACIAN_3D)
+    taps = gaussian_taps(torch.tensor(sigma, dtype=torch.float64), normalisation).numpy()
+    np.testing.assert_allclose(np.outer(taps, taps), paper_gaussian_2d(sigma), rtol=1e-12)  # eq. 5-6
+    impulse = torch.zeros(1, 1, 9, 9, dtype=torch.float64)
+    impulse[0, 0, 4, 4] = 1.0
+    smoothed = gaussian_filter(impulse, torch.tensor(sigma, dtype=torch.float64), None, normalisation)[0, 0]
+    np.testing.assert_allclose(smoothed[2:7, 2:7].numpy(), paper_gaussian_2d(sigma), rtol=1e-12)
+    assert smoothed.sum().item() == pytest.approx(1.0, abs=1e-12)  # 5 x 5 support, nothing outside
 
 
 @pytest.mark.parametrize(
@@ -89,23 +105,32 @@ def test_volume_is_filtered_slice_by_slice():
     assert (lrhog_filter(volume, sigma, axes=None) - per_volume).abs().max() > 1e-3  # 3D filtering differs
 
 
+@pytest.mark.parametrize("normalisation", ["tau_differentiated", "unit_energy", "tau_constant"])
 @pytest.mark.parametrize(("shape", "axes"), [((1, 2, 5, 6), None), ((1, 1, 4, 2, 5), (0, 2))])
-def test_gradcheck_wrt_input_and_sigma(shape, axes):
+def test_gradcheck_wrt_input_and_sigma(shape, axes, normalisation):
+    """Exact readings: gradcheck in x and sigma. tau_constant's sigma gradient is not the forward's derivative
+    by design (tested against its derivation in test_edge_sigma.py); its input gradient is."""
     torch.manual_seed(3)  # a draw whose Laplacian values stay > 1e-3 away from rho's kinks (asserted below)
     x = (0.5 * torch.rand(*shape, dtype=torch.float64)).requires_grad_()
     lap = laplacian_filter(x.detach(), axes)
     distance_to_kinks = torch.minimum(lap.abs(), (lap - 1).abs())
     assert distance_to_kinks.min() > 1e-3  # finite differences never cross rho's kinks
     assert ((lap > 0) & (lap < 1)).sum() >= 5  # the linear part of rho is exercised
-    sigma = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, s: lrhog_filter(x, s, axes), (x, sigma), eps=1e-6, atol=1e-6)
+    sigma = torch.tensor(1.3, dtype=torch.float64, requires_grad=normalisation != "tau_constant")
+    check = (x, sigma) if sigma.requires_grad else (x,)
+
+    def f(x, s=sigma):
+        return lrhog_filter(x, s, axes, normalisation)
+
+    assert torch.autograd.gradcheck(f, check, eps=1e-6, atol=1e-6)
 
 
 def test_sigma_is_recovered_by_fitting():
+    """With the exact gradient (tau differentiated), fitting the gate to F(labels | 1.6) recovers sigma = 1.6."""
     labels = ndimage.label(ndimage.gaussian_filter(np.random.default_rng(3).random((32, 32)), 3) > 0.5)[0]
     one_hot = torch.from_numpy(np.stack([labels == v for v in range(labels.max() + 1)])[None].astype(np.float32))
     target = lrhog_filter(one_hot, torch.tensor(1.6))
-    gate = EdgeGate(2, None, sigma_init=1.0)
+    gate = EdgeGate(2, None, sigma_init=1.0, normalisation="tau_differentiated")
     optimiser = torch.optim.Adam(gate.parameters(), lr=0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1 - step / 60)
     for _ in range(60):

@@ -128,3 +128,18 @@ def test_edge_loss_equals_the_definition_with_the_gate(weights, axes):
     g_ref = torch.autograd.grad(expected, (logits, gate.log_sigma))
     for a, b in zip(g_fast, g_ref):
         torch.testing.assert_close(a, b)
+
+
+def test_paper_weights_follow_the_label_order():
+    """W = [0, 0.2, 0.2, 0.15, 0.15, 0.3] for background, TA, TP, Sol, Gas, PL (paper, Sec. II-B.3)."""
+    from nnunet_filternet.labels import LABELS, PAPER_EDGE_WEIGHTS
+
+    by_name = {"background": 0.0, "TA": 0.2, "TP": 0.2, "Sol": 0.15, "Gas": 0.15, "PL": 0.3}
+    assert {name: PAPER_EDGE_WEIGHTS[value] for name, value in LABELS.items()} == by_name
+
+
+def test_rho_clamps_to_zero_one():
+    from nnunet_filternet.edge.filter import rho
+
+    x = torch.tensor([-2.0, -1e-6, 0.0, 0.25, 1.0, 1.5, 4.0])
+    assert rho(x).tolist() == [0.0, 0.0, 0.0, 0.25, 1.0, 1.0, 1.0]

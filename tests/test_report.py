@@ -17,7 +17,13 @@ from nnunet_filternet.report.report import headline_table, write_report
 from tests.conftest import run_cli
 from tests.results_fixture import FAKE_PARAMETERS, make_results
 
-TRAINERS = {"nnUNetTrainer": "bad", "nnUNetTrainerBUNet": "good", "nnUNetTrainerFilterNet": "good"}
+TRAINERS = {
+    "nnUNetTrainer": "bad",
+    "nnUNetTrainerBUNet": "good",
+    "nnUNetTrainerFilterNet": "good",
+    "nnUNetTrainerFilterNetLaplacian": "bad",  # Table III's gates
+    "nnUNetTrainerFilterNetFixedSigma_5epochs": "bad",
+}
 REFERENCE = "nnUNetTrainerFilterNet"
 
 
@@ -44,7 +50,7 @@ def _csv(path):
 
 def test_report_files_are_written(report_dir):
     text = (report_dir / "report.md").read_text()
-    for heading in ("Table I:", "Table II:", "Table III:", "Learned sigma", "Fig. 5", "Fig. 4"):
+    for heading in ("Table I:", "Table II:", "Table III:", "Largest-connected", "Learned sigma", "Fig. 5", "Fig. 4"):
         assert heading in text
     for name in ("fig5_metrics.png", "fig4_examples.png"):
         assert (report_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -81,8 +87,8 @@ def test_table_two_from_checkpoints_and_logs(report_dir):
     assert stock["peak memory (MiB)"] == "n/a" and stock["parameters"].startswith(f"{FAKE_PARAMETERS:,} ")
 
 
-def test_table_three_and_sigma(report_dir):
-    rows = {(r["trainer"], r["compartment"]): r for r in _csv(report_dir / "table3.csv")}
+def test_postprocessing_table_and_sigma(report_dir):
+    rows = {(r["trainer"], r["compartment"]): r for r in _csv(report_dir / "postprocessing.csv")}
     ta = rows[("nnUNetTrainer", "TA")]  # a spurious TA island that post-processing removes
     assert float(ta["DSC after"].split()[0]) > float(ta["DSC before"].split()[0])
     assert float(ta["ASSD after"].split()[0]) < float(ta["ASSD before"].split()[0])
@@ -92,6 +98,51 @@ def test_table_three_and_sigma(report_dir):
     # last line of the later session (logs ordered by date, not by name)
     assert sigma[0]["fold 0: sigma (lambda)"] == "0.970 (0.01)"
     assert sigma[0]["fold 1: sigma (lambda)"] == "0.960 (0.01)"
+
+
+def _subject_mean(report_dir, file: str, compartment: str, column: str) -> float:
+    rows = [r for r in read_rows(report_dir / "metrics" / file) if r["compartment"] == compartment]
+    return sum(r[column] for r in rows) / len(rows)
+
+
+def test_table_three_has_the_papers_gate_rows_from_their_trainers(report_dir):
+    rows = _csv(report_dir / "table3.csv")
+    fixed = "nnUNetTrainerFilterNetFixedSigma_5epochs"
+    expected = [
+        ("F_L", "nnUNetTrainerFilterNetLaplacian"),
+        ("F_LρG(σ = 1)", fixed),
+        ("F_LρG(σ = 1) & LLC", fixed),
+        ("F_LρG(·|σ)", REFERENCE),  # not the Laplacian or fixed-sigma trainers, whose names start alike
+    ]
+    assert [(r["gate"], r["trainer"]) for r in rows] == expected * 2
+    assert [r["metric"] for r in rows] == ["ASSD (mm)"] * 4 + ["ASD pred→ref (mm)"] * 4
+    by_gate = {r["gate"]: r for r in rows if r["metric"] == "ASSD (mm)"}
+    assert list(by_gate["F_L"])[3:] == ["TA", "TP", "Sol", "Gas", "PL", "mean"]
+    # each cell is the mean over subjects of the per-subject CSV: before, and after post-processing for LLC
+    for gate, file in (
+        ("F_LρG(σ = 1)", f"{fixed}_per_subject.csv"),
+        ("F_LρG(σ = 1) & LLC", f"{fixed}_largest_component_per_subject.csv"),
+    ):
+        assert float(by_gate[gate]["TA"].split()[0]) == pytest.approx(
+            _subject_mean(report_dir, file, "TA", "assd_mm"), abs=0.006
+        )
+    assert float(by_gate["F_LρG(σ = 1) & LLC"]["TA"].split()[0]) < float(by_gate["F_LρG(σ = 1)"]["TA"].split()[0])
+    assert "## Table III: edge gates" in (report_dir / "report.md").read_text()
+
+
+def test_table_three_names_its_trainers_when_none_is_reported(fake, tmp_path, monkeypatch):
+    from nnunet_filternet.report import tables
+    from nnunet_filternet.report.report import TABLE3_MISSING
+    from nnunet_filternet.training import trainers
+
+    for _, base, _ in tables.TABLE3_ROWS:  # the rows name real trainers
+        assert getattr(trainers, base).__name__ == base and getattr(trainers, base + "Paper")
+    assert tables.is_variant_of("nnUNetTrainerFilterNetPaper_demo", "nnUNetTrainerFilterNet")
+    assert not tables.is_variant_of("nnUNetTrainerFilterNetLaplacianPaper", "nnUNetTrainerFilterNet")
+    monkeypatch.setenv("nnUNet_raw", str(fake.raw))
+    monkeypatch.setenv("nnUNet_preprocessed", str(fake.preprocessed))
+    report = write_report(fake.dataset_results, ["nnUNetTrainer"], "nnUNetTrainer", tmp_path / "out", jobs=1)
+    assert TABLE3_MISSING in report.read_text() and not (tmp_path / "out" / "table3.csv").exists()
 
 
 def test_results_folder_is_not_modified(fake, report_dir):

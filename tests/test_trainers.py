@@ -173,6 +173,81 @@ def test_loading_a_checkpoint_without_gate_state_names_the_file(make_trainer, tm
     assert path in str(info.value)
 
 
+# --- the gate each trainer builds (Table III, normalisation, axes) ----------------------------------------
+def test_default_gate_is_the_papers_reading_on_the_axes_of_nnunets_first_convolution(make_trainer, tiny_nnunet):  # noqa: F811
+    from nnunet_filternet.edge.gate import EdgeGate
+    from nnunet_filternet.edge.kernels import DEFAULT_NORMALISATION
+    from nnunet_filternet.training.trainers import nnUNetTrainerFilterNet, nnUNetTrainerFilterNetPaper
+
+    assert DEFAULT_NORMALISATION == "tau_constant"
+    for plans_name in ("nnUNetPlans", "nnUNetPlans_tiny"):
+        plans = json.loads((tiny_nnunet.dataset_folder / f"{plans_name}.json").read_text())
+        first_kernel = plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["kernel_sizes"][0]
+        convolved = tuple(axis for axis, k in enumerate(first_kernel) if k > 1)
+        for cls in (nnUNetTrainerFilterNet, nnUNetTrainerFilterNetPaper):
+            gate = make_trainer(cls, plans_name=plans_name).edge_gate
+            assert type(gate) is EdgeGate and gate.normalisation == "tau_constant"
+            assert gate.axes == convolved == (1, 2), plans_name  # 7 mm slices: in-plane, like the network
+
+
+@pytest.mark.parametrize("paper", [False, True])
+def test_unit_energy_trainer_trains_sigma_with_the_unit_energy_gaussian(make_trainer, paper):
+    from nnunet_filternet.edge.gate import EdgeGate
+    from nnunet_filternet.training import trainers
+    from nnunet_filternet.training.edge_gate_owner import EDGE_GATE_GROUP
+
+    cls = trainers.nnUNetTrainerFilterNetUnitEnergyPaper if paper else trainers.nnUNetTrainerFilterNetUnitEnergy
+    trainer = make_trainer(cls)
+    assert type(trainer.edge_gate) is EdgeGate and trainer.edge_gate.normalisation == "unit_energy"
+    assert trainer.optimizer.param_groups[-1]["name"] == EDGE_GATE_GROUP
+    trainer.num_epochs, trainer.current_epoch = 3, 2
+    trainer.on_train_epoch_start()
+    trainer.train_step(synthetic_batch(trainer))
+    assert gate_param(trainer).grad.abs().item() > 0 and trainer.edge_gate.sigma.item() != 1.0
+
+
+@pytest.mark.parametrize("paper", [False, True])
+def test_fixed_sigma_trainer_keeps_sigma_at_one(make_trainer, tmp_path, paper):
+    from nnunet_filternet.edge.gate import EdgeGate
+    from nnunet_filternet.training import trainers
+    from nnunet_filternet.training.edge_gate_owner import EDGE_GATE_GROUP, EDGE_GATE_KEY
+
+    cls = trainers.nnUNetTrainerFilterNetFixedSigmaPaper if paper else trainers.nnUNetTrainerFilterNetFixedSigma
+    trainer = make_trainer(cls)
+    assert type(trainer.edge_gate) is EdgeGate and list(trainer.edge_gate.parameters()) == []
+    assert EDGE_GATE_GROUP not in [g.get("name") for g in trainer.optimizer.param_groups]
+    trainer.on_train_epoch_start()
+    trainer.train_step(synthetic_batch(trainer))
+    assert trainer.edge_gate.sigma.item() == 1.0 and trainer.loss.edge_lambda > 0
+    path = str(tmp_path / "checkpoint.pth")
+    trainer.save_checkpoint(path)
+    assert torch.load(path, map_location="cpu", weights_only=False)[EDGE_GATE_KEY]["log_sigma"].item() == 0.0
+    fresh = make_trainer(cls, initialize=False)
+    fresh.load_checkpoint(path)
+    assert fresh.edge_gate.sigma.item() == 1.0
+
+
+@pytest.mark.parametrize("paper", [False, True])
+def test_laplacian_trainer_trains_with_the_laplacian_only_gate(make_trainer, paper):
+    from nnunet_filternet.edge.gate import LaplacianGate
+    from nnunet_filternet.training import trainers
+
+    cls = trainers.nnUNetTrainerFilterNetLaplacianPaper if paper else trainers.nnUNetTrainerFilterNetLaplacian
+    trainer = make_trainer(cls)
+    assert type(trainer.edge_gate) is LaplacianGate and trainer.edge_gate.axes == (1, 2)
+    assert trainer.loss.edge_loss.gate is trainer.edge_gate
+    assert len(trainer.optimizer.param_groups) == 1
+    trainer.num_epochs = 3
+    trainer.current_epoch = 2
+    trainer.on_train_epoch_start()
+    loss = trainer.train_step(synthetic_batch(trainer))["loss"]
+    assert np.isfinite(loss) and trainer.loss.edge_lambda == pytest.approx(0.1)
+    trainer.on_train_epoch_end([{"loss": np.array(1.0)}])
+    log = open(trainer.log_file).read()
+    assert "edge gate: lambda 0.1 (Laplacian only, no sigma)" in log and "sigma 1.000" not in log
+    assert math.isnan(trainer.logger.get_value("edge_sigma", None)[-1])
+
+
 # --- logging --------------------------------------------------------------------------------------------
 def test_epoch_end_logs_lambda_and_sigma_and_draws_them(make_trainer):
     from PIL import Image
@@ -211,8 +286,9 @@ def test_telemetry_lines():
     from nnunet_filternet.training.edge_gate_owner import edge_gate_log_line
     from nnunet_filternet.training.telemetry import count_parameters, peak_memory_line
 
-    assert edge_gate_log_line(0.001, 0.98749) == "edge gate: lambda 0.001 sigma 0.987"
+    assert edge_gate_log_line(0.001, 1.08449) == "edge gate: lambda 0.001 sigma 1.084"
     assert edge_gate_log_line(0.1, 1.0) == "edge gate: lambda 0.1 sigma 1.000"
+    assert edge_gate_log_line(0.01, None) == "edge gate: lambda 0.01 (Laplacian only, no sigma)"
     line = peak_memory_line(torch.device("cpu"))
     assert line.startswith("peak memory: ") and line.endswith(" MiB (process max RSS)")
     assert float(line.split()[2]) > 10  # a Python process with torch holds more than 10 MiB

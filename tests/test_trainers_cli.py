@@ -38,7 +38,15 @@ for _base in trainers.BASE_TRAINERS:
     globals()[_base.__name__ + "_test"] = _tiny(_base)
 '''
 
-GATE_TRAINERS = ("nnUNetTrainerFilterNet", "nnUNetTrainerUNetF", "nnUNetTrainerFilterNetPaper")
+GATE_TRAINERS = (
+    "nnUNetTrainerFilterNet",
+    "nnUNetTrainerUNetF",
+    "nnUNetTrainerFilterNetPaper",
+    "nnUNetTrainerFilterNetLaplacian",
+    "nnUNetTrainerFilterNetFixedSigma",
+)
+#: Table III's gate variants: trained and used for prediction through nnU-Net's CLIs.
+TABLE3_TRAINERS = ("nnUNetTrainerFilterNetLaplacian", "nnUNetTrainerFilterNetFixedSigma")
 NO_GATE_TRAINERS = ("nnUNetTrainerBUNet", "nnUNetTrainerBoundaryAwareFCN")
 
 
@@ -87,11 +95,15 @@ def runs(tiny_nnunet, tmp_path_factory):  # noqa: F811
         r.train("nnUNetTrainerFilterNet")
         r.predict("nnUNetTrainerFilterNet")
         r.train("nnUNetTrainerUNetF")
+        r.train("nnUNetTrainerFilterNetLaplacian")
+        r.predict("nnUNetTrainerFilterNetLaplacian")
 
     def lane_b():
         r.train("nnUNetTrainerBoundaryAwareFCN")
         r.train("nnUNetTrainerBUNet")
         r.train("nnUNetTrainerFilterNetPaper")
+        r.train("nnUNetTrainerFilterNetFixedSigma")
+        r.predict("nnUNetTrainerFilterNetFixedSigma")
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         for future in [pool.submit(lane_a), pool.submit(lane_b)]:
@@ -105,10 +117,15 @@ def test_training_log_has_the_report_lines(runs, trainer):
     assert len(re.findall(r"^\S+ \S+ network parameters: \d+ $", log, re.M)) == 1
     assert len(re.findall(r"peak memory: \d+\.\d MiB \(process max RSS\)", log)) == 1  # one epoch
     gate_lines = re.findall(r"edge gate: lambda (\S+) sigma (\d\.\d{3})", log)
-    if trainer in GATE_TRAINERS:
-        assert [lam for lam, _ in gate_lines] == ["0.001"]
+    laplacian_lines = re.findall(r"edge gate: lambda (\S+) \(Laplacian only, no sigma\)", log)
+    if trainer == "nnUNetTrainerFilterNetLaplacian":
+        assert laplacian_lines == ["0.001"] and gate_lines == []
+    elif trainer in GATE_TRAINERS:
+        assert [lam for lam, _ in gate_lines] == ["0.001"] and laplacian_lines == []
+        if trainer == "nnUNetTrainerFilterNetFixedSigma":
+            assert gate_lines[0][1] == "1.000"
     else:
-        assert gate_lines == []
+        assert gate_lines == [] and laplacian_lines == []
     assert "Mean Validation Dice" in log
     assert (runs.fold(trainer) / "progress.png").is_file()
     assert (runs.fold(trainer) / "validation" / "summary.json").is_file()
@@ -127,11 +144,12 @@ def test_paper_variant_logs_its_protocol(runs):
     assert "paper protocol: plans give patch (8, 32, 32) and batch 2" in log
 
 
-def test_nnunet_predict_finds_and_rebuilds_our_trainer(runs):
+@pytest.mark.parametrize("trainer", ("nnUNetTrainerFilterNet",) + TABLE3_TRAINERS)
+def test_nnunet_predict_finds_and_rebuilds_our_trainer(runs, trainer):
     """nnUNetv2_predict looks the trainer up by the name in the checkpoint and builds its network."""
     import SimpleITK as sitk
 
-    predicted = runs.results.parent / "predicted_nnUNetTrainerFilterNet" / "case00.nii.gz"
+    predicted = runs.results.parent / f"predicted_{trainer}" / "case00.nii.gz"
     image = sitk.ReadImage(str(runs.inputs / "case00_0000.nii.gz"))
     labels = sitk.ReadImage(str(predicted))
     assert labels.GetSize() == image.GetSize() and labels.GetSpacing() == pytest.approx(image.GetSpacing())

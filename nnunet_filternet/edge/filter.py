@@ -1,16 +1,16 @@
 """The functional L-rho-G operator of the edge gate: F(x | sigma) = G(sigma) * rho(L * x).
 
 ``L`` is the discrete Laplacian, ``rho`` clamps to [0, 1] and ``G`` the normalised 5-wide Gaussian (paper
-eq. 2-6). Every channel is filtered on its own. The filtered axes are the in-plane ones (``axes``); the others
-are left alone, so a volume is filtered slice by slice. Borders are padded by replication, so the image
-border is not an edge.
+eq. 2-6); their taps come from ``kernels.py``. Every channel is filtered on its own. The filtered axes are the
+in-plane ones (``axes``); the others are left alone, so a volume is filtered slice by slice. Borders are padded
+by replication, so the image border is not an edge.
 
 Both kernels are applied as sums of shifted copies rather than as convolutions: the Laplacian is a
 5- (7-) point stencil and the normalised Gaussian is separable (the outer product of normalised 1D
 Gaussians), so G is two (three) 1D passes of 5 taps; the Laplacian is one 3-tap pass per axis. Each pass
 is one autograd function with its own backward (``_ShiftedSum``), where a depthwise convolution's weight
 gradient (needed for sigma) is costly and autograd through narrowed views fills and copies a padded buffer
-per tap. The result is the same as the dense kernels of ``kernels.py`` (tested against scipy.ndimage).
+per tap. The result is the same as the dense kernels (tested against scipy.ndimage).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from nnunet_filternet.edge.kernels import gaussian_kernel_1d
+from nnunet_filternet.edge.kernels import DEFAULT_NORMALISATION, SECOND_DIFFERENCE, gaussian_taps
 from nnunet_filternet.errors import FilterNetError
 
 
@@ -128,10 +128,6 @@ def _shifted_sum(x: torch.Tensor, weights: torch.Tensor | tuple[float, ...], axi
     return _ShiftedSum.apply(x, weights, axis)
 
 
-#: The 1D second difference: the Laplacian is its sum over the filtered axes.
-SECOND_DIFFERENCE: tuple[float, ...] = (-1.0, 2.0, -1.0)
-
-
 def _as_float(x: torch.Tensor) -> torch.Tensor:
     """float64 stays float64 (gradcheck); everything else is computed in float32."""
     return x if x.dtype == torch.float64 else x.float()
@@ -156,13 +152,19 @@ def laplacian_filter(x: torch.Tensor, axes: Sequence[int] | None = None) -> torc
         return out
 
 
-def gaussian_filter(x: torch.Tensor, sigma: torch.Tensor, axes: Sequence[int] | None = None) -> torch.Tensor:
-    """G(sigma) * x per channel, on ``axes``, with the normalised 5-wide Gaussian; differentiable in ``sigma``.
+def gaussian_filter(
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    axes: Sequence[int] | None = None,
+    normalisation: str = DEFAULT_NORMALISATION,
+) -> torch.Tensor:
+    """G(sigma) * x per channel, on ``axes``, with the 5-wide Gaussian; differentiable in ``sigma``.
 
     Args:
         x: tensor B C *spatial (2 or 3 spatial axes).
         sigma: scalar tensor, standard deviation in voxels (> 0).
         axes: filtered spatial axes (0-based), see ``resolve_axes``.
+        normalisation: how tau enters the kernel and sigma's gradient (``kernels.GAUSSIAN_NORMALISATIONS``).
 
     Returns:
         Tensor of the same shape, float32 (float64 if ``x`` is float64).
@@ -171,13 +173,23 @@ def gaussian_filter(x: torch.Tensor, sigma: torch.Tensor, axes: Sequence[int] | 
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = _as_float(x)
         sigma = torch.as_tensor(sigma, device=x.device).to(x.dtype)
-        weights = gaussian_kernel_1d(sigma)
+        weights = gaussian_taps(sigma, normalisation)
         for axis in axes:
             x = _shifted_sum(x, weights, axis)
         return x
 
 
-def lrhog_filter(x: torch.Tensor, sigma: torch.Tensor, axes: Sequence[int] | None = None) -> torch.Tensor:
+def rho(x: torch.Tensor) -> torch.Tensor:
+    """The paper's rho (eq. 3): x clamped to [0, 1] (a hard tanh shifted to [0, 1])."""
+    return x.clamp(0.0, 1.0)
+
+
+def lrhog_filter(
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    axes: Sequence[int] | None = None,
+    normalisation: str = DEFAULT_NORMALISATION,
+) -> torch.Tensor:
     """F(x | sigma) = G(sigma) * rho(L * x), per channel, on ``axes``; differentiable in ``x`` and ``sigma``.
 
     Computed in float32 even under autocast (float64 input stays float64).
@@ -186,8 +198,9 @@ def lrhog_filter(x: torch.Tensor, sigma: torch.Tensor, axes: Sequence[int] | Non
         x: tensor B C *spatial, e.g. softmax probabilities or one-hot labels.
         sigma: scalar tensor, Gaussian standard deviation in voxels (> 0).
         axes: filtered spatial axes (0-based); None filters all spatial axes.
+        normalisation: see :func:`gaussian_filter`.
 
     Returns:
-        Tensor of the same shape as ``x`` with values in [0, 1].
+        Tensor of the same shape as ``x``, values in [0, 1] (for ``unit_energy``: in [0, kernel sum]).
     """
-    return gaussian_filter(laplacian_filter(x, axes).clamp(0.0, 1.0), sigma, axes)
+    return gaussian_filter(rho(laplacian_filter(x, axes)), sigma, axes, normalisation)

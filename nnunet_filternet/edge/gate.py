@@ -1,4 +1,12 @@
-"""The trainable edge gate (``EdgeGate``) and the choice of its in-plane axes from the plans' spacing."""
+"""The edge gates of the paper's Table III and the choice of their axes from a configuration's spacing.
+
+- :class:`EdgeGate`: F(x | sigma) = G(sigma) * rho(L * x) (eq. 2), sigma trainable (FilterNet) or fixed at
+  its initial value (Table III's "F_LrhoG(sigma = 1)").
+- :class:`LaplacianGate`: F_L(x) = L * x (Table III's "F_L": the Laplacian only, no rho, no Gaussian).
+
+Both split the operator into ``edges`` (non-linear, per input) and ``smooth`` (linear), so that
+``EdgeLoss`` can smooth the difference of two edge maps once: F(Y) - F(P) = smooth(edges(Y) - edges(P)).
+"""
 
 from __future__ import annotations
 
@@ -8,31 +16,32 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nnunet_filternet.edge.filter import lrhog_filter, resolve_axes
+from nnunet_filternet.edge.filter import gaussian_filter, laplacian_filter, resolve_axes, rho
+from nnunet_filternet.edge.kernels import DEFAULT_NORMALISATION, check_normalisation
 from nnunet_filternet.errors import FilterNetError
 
-#: nnU-Net's own threshold (``ANISO_THRESHOLD``): an axis is "thick" if its spacing is >= 3x the finest.
-ANISOTROPY_THRESHOLD = 3.0
+#: nnU-Net's planner convolves an axis at the first stage when its spacing is below this multiple of the
+#: finest spacing (``get_pool_and_conv_props``: ``current_spacing[d] / min(current_spacing) < 2``).
+FIRST_STAGE_SPACING_RATIO = 2.0
 
 
-def in_plane_axes_from_spacing(
-    spacing: Sequence[float], anisotropy_threshold: float = ANISOTROPY_THRESHOLD
-) -> tuple[int, ...] | None:
-    """Spatial axes on which the gate acts, from a configuration's voxel spacing.
+def in_plane_axes_from_spacing(spacing: Sequence[float]) -> tuple[int, ...] | None:
+    """Spatial axes the gate filters: those nnU-Net's planner gives a kernel of 3 at the first stage.
 
-    A 3D spacing is anisotropic when its largest entry is at least ``anisotropy_threshold`` times its
-    smallest; the coarse (thick-slice) axis is then left alone and the other two are returned. Isotropic
-    3D spacing returns None (full 3D kernels). 2D configurations return both axes.
+    nnU-Net plans the first stage's convolution kernel as 3 along an axis whose spacing is less than
+    :data:`FIRST_STAGE_SPACING_RATIO` times the finest spacing and 1 along the others, so the gate acts on
+    the same axes as the network's first convolutions: (7, 0.7, 0.7) mm and (7, 2.8, 2.8) mm -> (1, 2), in
+    plane; (1.5, 1, 1) mm -> None (all axes, 3D kernels). 2D configurations return both axes.
 
     Args:
         spacing: voxel spacing in mm, in nnU-Net's axis order (e.g. (z, y, x)), 2 or 3 entries.
-        anisotropy_threshold: ratio max/min spacing from which the data count as anisotropic.
 
     Returns:
-        Sorted 0-based spatial axes, e.g. ``(1, 2)`` for (7, 0.7, 0.7) mm, or None for isotropic 3D.
+        Sorted 0-based spatial axes, e.g. ``(1, 2)``, or None for all three axes.
 
     Raises:
-        FilterNetError: spacing of the wrong length, not positive, or with two thick axes.
+        FilterNetError: spacing of the wrong length, not positive, or only one fine axis (nnU-Net would
+            convolve along one axis; the gate needs a plane).
     """
     spacing = [float(s) for s in spacing]
     if len(spacing) not in (2, 3) or not all(s > 0 for s in spacing):
@@ -40,42 +49,65 @@ def in_plane_axes_from_spacing(
     if len(spacing) == 2:
         return (0, 1)
     finest = min(spacing)
-    thick = [axis for axis, s in enumerate(spacing) if s >= anisotropy_threshold * finest]
-    if not thick:
+    fine = tuple(axis for axis, s in enumerate(spacing) if s / finest < FIRST_STAGE_SPACING_RATIO)
+    if len(fine) == 3:
         return None
-    if len(thick) > 1:
+    if len(fine) != 2:
         raise FilterNetError(
-            f"in_plane_axes_from_spacing: expected at most one thick-slice axis, found axes {thick} "
-            f"of spacing {spacing} (>= {anisotropy_threshold} x {finest}); the gate needs one plane"
+            f"in_plane_axes_from_spacing: expected at most one thick-slice axis, found spacing {spacing} mm with "
+            f"only axis {fine[0]} finer than {FIRST_STAGE_SPACING_RATIO:g} x {finest} mm; the gate needs a plane"
         )
-    return tuple(axis for axis in range(3) if axis != thick[0])
+    return fine
 
 
 class EdgeGate(nn.Module):
-    """F(x | sigma) = G(sigma) * rho(L * x) per channel, with a trainable Gaussian width sigma.
+    """F(x | sigma) = G(sigma) * rho(L * x) per channel, with a trainable (or fixed) Gaussian width sigma.
 
     sigma is parametrised as ``exp(log_sigma)``, so it stays positive and the gradient reaches it through
-    the Gaussian kernel only (paper eq. 11-12). The state dict holds one entry, ``log_sigma``.
+    the Gaussian kernel only (paper eq. 11-12). The state dict holds one entry, ``log_sigma``: a parameter
+    when sigma is trained, a buffer when it is fixed (then the gate has no parameters).
 
     Args:
         n_spatial_dims: number of spatial axes of the data, 2 or 3.
         in_plane_axes: 0-based spatial axes filtered (two axes), or None for all axes (3D isotropic:
             7-point Laplacian and 5x5x5 Gaussian). See ``in_plane_axes_from_spacing``.
         sigma_init: initial sigma in voxels (paper: 1).
+        train_sigma: False keeps sigma at ``sigma_init`` (Table III's fixed-sigma gate).
+        normalisation: how tau enters kG and sigma's gradient (``kernels.GAUSSIAN_NORMALISATIONS``).
     """
 
-    def __init__(self, n_spatial_dims: int, in_plane_axes: tuple[int, ...] | None, sigma_init: float = 1.0):
+    def __init__(
+        self,
+        n_spatial_dims: int,
+        in_plane_axes: tuple[int, ...] | None,
+        sigma_init: float = 1.0,
+        train_sigma: bool = True,
+        normalisation: str = DEFAULT_NORMALISATION,
+    ):
         super().__init__()
         if not sigma_init > 0:
             raise FilterNetError(f"EdgeGate: expected sigma_init > 0, found {sigma_init}")
         self.n_spatial_dims = n_spatial_dims
         self.axes = resolve_axes(n_spatial_dims, in_plane_axes)
-        self.log_sigma = nn.Parameter(torch.tensor(math.log(sigma_init), dtype=torch.float32))
+        self.normalisation = check_normalisation(normalisation)
+        log_sigma = torch.tensor(math.log(sigma_init), dtype=torch.float32)
+        if train_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
 
     @property
     def sigma(self) -> torch.Tensor:
-        """Positive scalar tensor, the Gaussian standard deviation in voxels (carries gradients)."""
+        """Positive scalar tensor, the Gaussian standard deviation in voxels (carries gradients if trained)."""
         return self.log_sigma.exp()
+
+    def edges(self, x: torch.Tensor) -> torch.Tensor:
+        """rho(L * x): the non-linear part, per channel (float32; float64 stays float64)."""
+        return rho(laplacian_filter(x, self.axes))
+
+    def smooth(self, x: torch.Tensor) -> torch.Tensor:
+        """G(sigma) * x: the linear part, per channel."""
+        return gaussian_filter(x, self.sigma, self.axes, self.normalisation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Filter every channel of ``x``.
@@ -84,13 +116,55 @@ class EdgeGate(nn.Module):
             x: tensor B C *spatial with ``n_spatial_dims`` spatial axes (any float dtype).
 
         Returns:
-            Tensor of the same shape, float32 (float64 for float64 input), values in [0, 1].
+            Tensor of the same shape, float32 (float64 for float64 input), values >= 0 (<= 1 for the sum-1
+            normalisations).
         """
-        if x.ndim != self.n_spatial_dims + 2:
-            raise FilterNetError(
-                f"EdgeGate: expected a B C + {self.n_spatial_dims} spatial axes tensor, found shape {tuple(x.shape)}"
-            )
-        return lrhog_filter(x, self.sigma, self.axes)
+        _check_shape(self, x)
+        return self.smooth(self.edges(x))
+
+    def extra_repr(self) -> str:
+        trained = isinstance(self.log_sigma, nn.Parameter)
+        return f"n_spatial_dims={self.n_spatial_dims}, axes={self.axes}, train_sigma={trained}, {self.normalisation}"
+
+
+class LaplacianGate(nn.Module):
+    """F_L(x) = L * x per channel: Table III's "Laplacian kernel only" gate (no rho, no Gaussian, no sigma).
+
+    The paper names its operators by their parts: F_LoG = kG * kL * I (eq. 1), F_LrhoG = kG * rho(kL * I)
+    (eq. 2); F_L is kL * I. It has no parameters and an empty state dict; ``sigma`` is None.
+
+    Args:
+        n_spatial_dims: number of spatial axes of the data, 2 or 3.
+        in_plane_axes: 0-based spatial axes filtered (two axes), or None for all axes.
+    """
+
+    sigma = None
+
+    def __init__(self, n_spatial_dims: int, in_plane_axes: tuple[int, ...] | None):
+        super().__init__()
+        self.n_spatial_dims = n_spatial_dims
+        self.axes = resolve_axes(n_spatial_dims, in_plane_axes)
+
+    def edges(self, x: torch.Tensor) -> torch.Tensor:
+        """L * x, per channel (float32; float64 stays float64)."""
+        return laplacian_filter(x, self.axes)
+
+    def smooth(self, x: torch.Tensor) -> torch.Tensor:
+        """The identity: this gate has no Gaussian."""
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """L * x for a tensor B C *spatial with ``n_spatial_dims`` spatial axes."""
+        _check_shape(self, x)
+        return self.edges(x)
 
     def extra_repr(self) -> str:
         return f"n_spatial_dims={self.n_spatial_dims}, axes={self.axes}"
+
+
+def _check_shape(gate: nn.Module, x: torch.Tensor) -> None:
+    if x.ndim != gate.n_spatial_dims + 2:
+        raise FilterNetError(
+            f"{type(gate).__name__}: expected a B C + {gate.n_spatial_dims} spatial axes tensor, "
+            f"found shape {tuple(x.shape)}"
+        )

@@ -1,87 +1,98 @@
-"""Kernel builders of the edge gate: the fixed discrete Laplacian and the normalised, differentiable Gaussian.
+"""The edge gate's two kernels as the 1D taps ``filter.py`` applies along each filtered axis.
 
-Both return dense kernels over ``n_dims`` axes (the axes the gate filters); ``filter.py`` places them on the
-right spatial axes of a tensor and applies them.
+Both kernels of the paper are separable: the Laplacian kL (eq. 4) is the sum over the filtered axes of the
+1D second difference :data:`SECOND_DIFFERENCE` (in 2D exactly ``[[0,-1,0],[-1,4,-1],[0,-1,0]]``; in 3D the
+7-point stencil), and the Gaussian kG(sigma) (eq. 5-6) is the outer product of 1D Gaussians, so it is
+applied as one 5-tap pass per axis (:func:`gaussian_taps`). These are the only definitions of the two
+kernels; the tests build the dense kernels independently (numpy, scipy) as their oracle.
+
+**How tau enters sigma's gradient** (:data:`GAUSSIAN_NORMALISATIONS`). The paper's kG = tau [a_ij] with
+a_ij = exp(-r^2 / (2 sigma^2)) / (2 pi sigma^2) and "tau a constant adjusting factor under a given sigma"
+making the kernel sum to 1 (eq. 5-6); its eq. (12) writes dkG/dsigma = [da_ij/dsigma]. Every reading below
+gives the same forward kernel at sigma = 1; they differ in sigma's gradient (and ``unit_energy`` also in the
+forward at sigma != 1). docs/training.md ("Sigma") derives and measures each:
+
+- ``tau_constant`` (default, the paper's eq. 12 as written): tau is recomputed from sigma in the forward but
+  held constant in the backward, and a_ij keeps eq. 6's factor 1 / (2 pi sigma^2) (per axis
+  1 / (sqrt(2 pi) sigma), so a 3D kernel gets the 3D density's factor).
+- ``tau_differentiated``: the exact gradient of the sum-1 kernel (tau differentiated too).
+- ``tau_constant_unscaled``: tau held constant, a_ij without eq. 6's factor 1 / (2 pi sigma^2).
+- ``unit_energy`` (scale-invariant option): the kernel normalised to a constant sum of squares instead of a
+  constant sum, scaled so that it equals the sum-1 kernel at sigma = 1.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from nnunet_filternet.errors import FilterNetError
 
-#: Side length of the Gaussian kernel (paper: 5x5, centre at index 2).
+#: The 1D second difference: the Laplacian kL is its sum over the filtered axes (centre 2 per axis).
+SECOND_DIFFERENCE: tuple[float, ...] = (-1.0, 2.0, -1.0)
+
+#: Side length of the Gaussian kernel (paper: 5x5, centre at index 3 of 1..5).
 GAUSSIAN_SIZE = 5
 
+#: The readings of eq. (5), (6) and (12) (module docstring); the first is the default.
+GAUSSIAN_NORMALISATIONS: tuple[str, ...] = (
+    "tau_constant",
+    "tau_differentiated",
+    "tau_constant_unscaled",
+    "unit_energy",
+)
+DEFAULT_NORMALISATION = GAUSSIAN_NORMALISATIONS[0]
 
-def _check_n_dims(n_dims: int) -> None:
-    if n_dims not in (2, 3):
-        raise FilterNetError(f"edge kernels: expected 2 or 3 filtered axes, found {n_dims}")
-
-
-def laplacian_kernel(n_dims: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-    """Discrete Laplacian L with a positive centre (``L * x > 0`` just inside a bright region).
-
-    2D: ``[[0,-1,0],[-1,4,-1],[0,-1,0]]`` (paper eq. 4). 3D: the 7-point stencil (centre 6, the six face
-    neighbours -1), used for isotropic data.
-
-    Args:
-        n_dims: number of filtered axes, 2 or 3.
-        dtype: dtype of the kernel.
-        device: device of the kernel.
-
-    Returns:
-        Tensor of shape ``(3,) * n_dims``; its entries sum to 0.
-    """
-    _check_n_dims(n_dims)
-    kernel = torch.zeros((3,) * n_dims, dtype=dtype, device=device)
-    centre = (1,) * n_dims
-    kernel[centre] = 2 * n_dims
-    for axis in range(n_dims):
-        for offset in (0, 2):
-            index = list(centre)
-            index[axis] = offset
-            kernel[tuple(index)] = -1
-    return kernel
+#: The Gaussian's width at which ``unit_energy`` equals the sum-1 kernel (the paper's initial sigma).
+UNIT_ENERGY_REFERENCE_SIGMA = 1.0
 
 
-def gaussian_kernel(sigma: torch.Tensor, n_dims: int, size: int = GAUSSIAN_SIZE) -> torch.Tensor:
-    """Gaussian kernel exp(-|r|^2 / (2 sigma^2)) sampled on a ``size``-wide grid and normalised to sum 1.
-
-    Paper eq. 5-6 (5x5, normalised by tau). The kernel is built as the outer product of normalised 1D
-    Gaussians, which equals the normalised n-D Gaussian exactly; it is differentiable with respect to
-    ``sigma`` (a tensor, so it can carry gradients).
-
-    Args:
-        sigma: scalar tensor, standard deviation in voxels (> 0). Its dtype and device are the kernel's.
-        n_dims: number of filtered axes, 2 or 3.
-        size: odd side length of the kernel.
-
-    Returns:
-        Tensor of shape ``(size,) * n_dims`` summing to 1.
-    """
-    _check_n_dims(n_dims)
-    g = gaussian_kernel_1d(sigma, size)
-    kernel = g
-    for _ in range(n_dims - 1):
-        kernel = kernel[..., None] * g
-    return kernel
+def check_normalisation(normalisation: str) -> str:
+    """Return ``normalisation`` if it is one of :data:`GAUSSIAN_NORMALISATIONS`, else raise FilterNetError."""
+    if normalisation not in GAUSSIAN_NORMALISATIONS:
+        raise FilterNetError(
+            f"edge gate: expected a Gaussian normalisation in {GAUSSIAN_NORMALISATIONS}, found {normalisation!r}"
+        )
+    return normalisation
 
 
-def gaussian_kernel_1d(sigma: torch.Tensor, size: int = GAUSSIAN_SIZE) -> torch.Tensor:
-    """Normalised 1D Gaussian exp(-r^2 / (2 sigma^2)), r = -size//2 .. size//2; the n-D kernel is its outer power.
+def _radii(sigma: torch.Tensor, size: int) -> torch.Tensor:
+    if size < 1 or size % 2 == 0:
+        raise FilterNetError(f"gaussian_taps: expected an odd positive size, found {size}")
+    radius = size // 2
+    return torch.arange(-radius, radius + 1, dtype=sigma.dtype, device=sigma.device)
+
+
+def _unit_energy_scale(size: int) -> float:
+    """sqrt(sum g^2) / sum g of the unnormalised 1D Gaussian g at the reference sigma (a Python number)."""
+    g = [math.exp(-(r**2) / (2 * UNIT_ENERGY_REFERENCE_SIGMA**2)) for r in range(-(size // 2), size // 2 + 1)]
+    return math.sqrt(sum(v * v for v in g)) / sum(g)
+
+
+def gaussian_taps(
+    sigma: torch.Tensor, normalisation: str = DEFAULT_NORMALISATION, size: int = GAUSSIAN_SIZE
+) -> torch.Tensor:
+    """The 1D taps of kG(sigma) along one axis; the n-D kernel is their outer power.
 
     Args:
         sigma: scalar tensor, standard deviation in voxels (> 0); differentiable.
-        size: odd side length.
+        normalisation: one of :data:`GAUSSIAN_NORMALISATIONS` (module docstring).
+        size: odd number of taps, r = -size//2 .. size//2.
 
     Returns:
-        Tensor of shape ``(size,)`` summing to 1, with ``sigma``'s dtype and device.
+        Tensor of shape ``(size,)`` with ``sigma``'s dtype and device; it sums to 1 except for ``unit_energy``
+        (constant sum of squares, sum 1 at sigma = 1).
     """
-    if size < 1 or size % 2 == 0:
-        raise FilterNetError(f"gaussian_kernel: expected an odd positive size, found {size}")
+    check_normalisation(normalisation)
     sigma = torch.as_tensor(sigma)
-    radius = size // 2
-    r = torch.arange(-radius, radius + 1, dtype=sigma.dtype, device=sigma.device)
+    r = _radii(sigma, size)
     g = torch.exp(-(r**2) / (2 * sigma**2))
-    return g / g.sum()
+    if normalisation == "tau_differentiated":
+        return g / g.sum()
+    if normalisation == "tau_constant":
+        a = g / (math.sqrt(2 * math.pi) * sigma)  # eq. 6 per axis: the n-D factor is (2 pi sigma^2)^(-n/2)
+        return a / a.sum().detach()
+    if normalisation == "tau_constant_unscaled":
+        return g / g.sum().detach()
+    return g / g.square().sum().sqrt() * _unit_energy_scale(size)

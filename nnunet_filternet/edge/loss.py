@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nnunet_filternet.edge.filter import gaussian_filter, laplacian_filter
-from nnunet_filternet.edge.gate import EdgeGate
+from nnunet_filternet.edge.gate import EdgeGate, LaplacianGate
 from nnunet_filternet.errors import FilterNetError
 
 
@@ -17,17 +16,18 @@ class EdgeLoss(nn.Module):
 
     The mean (not the sum) keeps the loss, and so lambda, independent of patch and batch size.
 
-    Computed as ``G * (rho(L * Y_n) - rho(L * Y_hat_n))``, which equals ``F(Y_n) - F(Y_hat_n)`` because the
-    Gaussian is linear: one Gaussian pass instead of two. Classes with weight 0 (the background in the
-    paper's W) are not filtered at all, and the labels' Laplacian is computed without gradient.
+    Computed as ``gate.smooth(gate.edges(Y_n) - gate.edges(Y_hat_n))``, which equals ``F(Y_n) - F(Y_hat_n)``
+    because the smoothing (the Gaussian, or the identity of the Laplacian-only gate) is linear: one Gaussian
+    pass instead of two. Classes with weight 0 (the background in the paper's W) are not filtered at all, and
+    the labels' edges are computed without gradient.
 
     Args:
-        gate: the (trainable) ``EdgeGate``; it is a submodule of this loss, but its owner (the trainer) must
-            give its parameter to the optimizer and checkpoint.
+        gate: an ``EdgeGate`` (trainable or fixed sigma) or a ``LaplacianGate``; it is a submodule of this
+            loss, but its owner (the trainer) must give its parameter to the optimizer and checkpoint.
         weights: class weights w_n, one per output channel (paper: 0, 0.2, 0.2, 0.15, 0.15, 0.3).
     """
 
-    def __init__(self, gate: EdgeGate, weights: Sequence[float]):
+    def __init__(self, gate: EdgeGate | LaplacianGate, weights: Sequence[float]):
         super().__init__()
         weights = [float(w) for w in weights]
         if not weights or any(w < 0 for w in weights):
@@ -56,15 +56,13 @@ class EdgeLoss(nn.Module):
         if self.used_classes.numel() == 0:
             return logits.new_zeros((), dtype=torch.float64 if logits.dtype == torch.float64 else torch.float32)
         used = self.used_classes.to(logits.device)
-        axes = self.gate.axes
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = logits if logits.dtype == torch.float64 else logits.float()
             probabilities = torch.softmax(logits, dim=1).index_select(1, used)
             with torch.no_grad():
                 view = (1, -1) + (1,) * (target.ndim - 2)
                 one_hot = (target.long() == used.view(view)).to(probabilities.dtype)
-                label_edges = laplacian_filter(one_hot, axes).clamp_(0.0, 1.0)
-            predicted_edges = laplacian_filter(probabilities, axes).clamp(0.0, 1.0)
-            difference = gaussian_filter(label_edges - predicted_edges, self.gate.sigma, axes)
+                label_edges = self.gate.edges(one_hot)
+            difference = self.gate.smooth(label_edges - self.gate.edges(probabilities))
             per_class = difference.abs().transpose(0, 1).flatten(1).mean(dim=1)
             return (per_class * self.weights.to(per_class).index_select(0, used)).sum()

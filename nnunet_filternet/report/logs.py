@@ -4,7 +4,8 @@ Lines parsed (anywhere after nnU-Net's timestamp prefix ``2026-11-25 15:00:01.12
 
 - ``Epoch time: 12.3 s`` (every nnU-Net trainer, once per epoch)
 - ``peak memory: 1234.5 MiB (cuda max allocated)`` or ``... (process max RSS)`` (our trainers, per epoch)
-- ``edge gate: lambda 0.001 sigma 0.987`` (edge-gate trainers, per epoch)
+- ``edge gate: lambda 0.001 sigma 1.000`` (edge-gate trainers with a sigma, per epoch; the Laplacian-only
+  gate's ``edge gate: lambda 0.001 (Laplacian only, no sigma)`` is not read)
 - ``network parameters: 1440000`` (our trainers, once)
 
 A fold trained in several sessions has several log files; they are read in the order of the date and

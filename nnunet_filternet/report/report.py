@@ -4,7 +4,9 @@ Output folder::
 
     report.md                         everything below, readable as text, with the figures linked
     table1.md / table1.csv            Table I (display / numbers with p values); table1b.*: directed ASD, HD95
-    table2.csv, table3.csv, sigma.csv Tables II, III and the learned sigma per fold
+    table2.csv, table3.csv, sigma.csv Tables II, III (the edge gates, when their trainers are reported) and the
+                                      learned sigma per fold
+    postprocessing.csv                DSC and ASSD of every trainer before / after largest-component post-processing
     fig5_metrics.png, fig4_examples.png
     metrics/<trainer>.csv             per case and compartment (``filternet evaluate`` columns), + _per_subject.csv
     metrics/<trainer>_largest_component.csv   the same after connected-component post-processing
@@ -49,6 +51,11 @@ from nnunet_filternet.report.training import summarise_training
 from nnunet_filternet.utils.atomic import write_text
 
 HEADLINE_FILE = "table1.md"
+#: Table III's section when no trainer of the report trains one of its gates.
+TABLE3_MISSING = (
+    "No Table III trainer among --trainers: add nnUNetTrainerFilterNetLaplacian, nnUNetTrainerFilterNetFixedSigma "
+    "and nnUNetTrainerFilterNet (or their Paper twins / budget variants) to fill it."
+)
 
 
 def _pairs(run: TrainerRun, gt_files: dict[str, Path], gt_dir: Path) -> list[CasePair]:
@@ -247,14 +254,12 @@ def _write_tables(before, after, summaries, reference: str, out_dir: Path) -> li
     """Write Tables I-III (Markdown + CSV); return their report sections."""
     table1, table1_numbers = tables.table_one(before, reference)
     table1b, table1b_numbers = tables.table_one(before, reference, tables.TABLE1B_METRICS)
-    table2, table3, sigma = (
-        tables.table_two(summaries),
-        tables.table_three(before, after),
-        tables.sigma_table(summaries),
-    )
+    table2, sigma = tables.table_two(summaries), tables.sigma_table(summaries)
+    table3, postprocessing = tables.table_three(before, after), tables.postprocessing_table(before, after)
     write_text(out_dir / HEADLINE_FILE, table1.to_markdown() + "\n")
     write_text(out_dir / "table1b.md", table1b.to_markdown() + "\n")
     csvs = {"table1": table1_numbers, "table1b": table1b_numbers, "table2": table2, "table3": table3, "sigma": sigma}
+    csvs["postprocessing"] = postprocessing
     for name, table in csvs.items():
         if table is not None:
             table.write_csv(out_dir / f"{name}.csv")
@@ -263,7 +268,8 @@ def _write_tables(before, after, summaries, reference: str, out_dir: Path) -> li
         "## Table I-b: directed ASD (the paper's ASSD) and HD95\n\n" + table1b.to_markdown(),
         "## Paired tests against the reference\n\n" + tables.p_value_table(table1_numbers, reference).to_markdown(),
         "## Table II: model size, memory and speed\n\n" + table2.to_markdown(),
-        "## Table III: largest-connected-component post-processing\n\n" + table3.to_markdown(),
+        "## Table III: edge gates\n\n" + (table3.to_markdown() if table3 is not None else TABLE3_MISSING),
+        "## Largest-connected-component post-processing\n\n" + postprocessing.to_markdown(),
     ]
     if sigma is not None:
         sections.append("## Learned sigma of the edge gate per fold\n\n" + sigma.to_markdown())

@@ -1,8 +1,10 @@
 """The report's tables as plain data, written as Markdown and CSV.
 
 Table I: mean +- std over subjects per compartment and trainer, marked where a paired test against the
-reference trainer gives p < 0.05. Table II: parameters, peak memory, time per epoch. Table III: effect of
-largest-connected-component post-processing, and the edge gate's learned sigma per fold.
+reference trainer gives p < 0.05. Table II: parameters, peak memory, time per epoch. Table III: the paper's
+edge-gate variants (Laplacian only, fixed sigma, fixed sigma + largest connected component, trainable sigma).
+Also: the effect of largest-connected-component post-processing on every trainer, and the edge gate's
+learned sigma per fold.
 """
 
 from __future__ import annotations
@@ -168,8 +170,66 @@ def table_two(summaries: Sequence[TrainingSummary]) -> Table:
     return table
 
 
-def table_three(before: SubjectRows, after: SubjectRows) -> Table:
-    """Table III: DSC (%) and ASSD (mm) before / after largest-connected-component post-processing."""
+#: Table III's rows in the paper's order: (row name, trainer class name, after largest-connected-component
+#: post-processing). Trainer class names are resolved in :func:`table_three_rows`.
+TABLE3_ROWS: tuple[tuple[str, str, bool], ...] = (
+    ("F_L", "nnUNetTrainerFilterNetLaplacian", False),
+    ("F_LρG(σ = 1)", "nnUNetTrainerFilterNetFixedSigma", False),
+    ("F_LρG(σ = 1) & LLC", "nnUNetTrainerFilterNetFixedSigma", True),
+    ("F_LρG(·|σ)", "nnUNetTrainerFilterNet", False),
+)
+#: (column of the per-subject CSV, heading) of Table III: the symmetric ASSD and the paper's directed one.
+TABLE3_METRICS: tuple[tuple[str, str], ...] = (("assd_mm", "ASSD (mm)"), ("asd_pred_to_ref_mm", "ASD pred→ref (mm)"))
+
+
+def is_variant_of(trainer: str, base: str) -> bool:
+    """True for ``base`` itself, its paper twin ``basePaper`` and their suffixed variants (``base_5epochs``, ...).
+
+    ``nnUNetTrainerFilterNetLaplacian`` is not a variant of ``nnUNetTrainerFilterNet``: a variant adds only
+    ``Paper`` and/or a suffix starting with ``_``.
+    """
+    for stem in (base, base + "Paper"):
+        if trainer == stem or trainer.startswith(stem + "_"):
+            return True
+    return False
+
+
+def table_three_rows(trainers: Sequence[str]) -> list[tuple[str, str, bool]]:
+    """(row name, trainer, post-processed) for every trainer of ``trainers`` that is one of Table III's gates."""
+    return [(name, t, llc) for name, base, llc in TABLE3_ROWS for t in trainers if is_variant_of(t, base)]
+
+
+def table_three(before: SubjectRows, after: SubjectRows) -> Table | None:
+    """Table III: mean ± std over subjects of ASSD per compartment for the paper's edge-gate variants.
+
+    Rows in the paper's order (:data:`TABLE3_ROWS`), each for the trainers of the report that train that gate
+    (nnU-Net recipe, paper protocol, budget variants); the "& LLC" row uses the fixed-sigma predictions after
+    largest-connected-component post-processing. None when no trainer of the report is a Table III gate.
+
+    Args:
+        before: trainer -> per-subject rows of the predictions as they are.
+        after: trainer -> per-subject rows after largest-connected-component post-processing.
+    """
+    rows = table_three_rows(list(before))
+    if not rows:
+        return None
+    compartments = [c for c in _row_names(before) if c != MEAN_ROW]
+    table = Table(["gate", "trainer", "metric", *compartments, MEAN_ROW])
+    for column, heading in TABLE3_METRICS:
+        for name, trainer, llc in rows:
+            subject_rows = (after if llc else before)[trainer]
+            cells = [_cell(metric_by_subject(subject_rows, c, column), 1.0, None) for c in [*compartments, MEAN_ROW]]
+            table.rows.append([name, trainer, heading, *cells])
+    table.notes.append(
+        "Mean ± std over subjects. F_L: Laplacian-only gate (L * x); F_LρG(σ = 1): sigma fixed at 1; & LLC: the "
+        "same predictions with nnU-Net's largest connected component kept per compartment label; F_LρG(·|σ): "
+        "trainable sigma. ASSD is symmetric; the paper's ASSD is the directed ASD pred→ref."
+    )
+    return table
+
+
+def postprocessing_table(before: SubjectRows, after: SubjectRows) -> Table:
+    """DSC (%) and ASSD (mm) of every trainer before / after largest-connected-component post-processing."""
     table = Table(["trainer", "compartment", "DSC before", "DSC after", "ASSD before", "ASSD after"])
     for trainer in before:
         for name in _row_names({trainer: before[trainer]}):

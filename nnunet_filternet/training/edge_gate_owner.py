@@ -5,10 +5,12 @@ nnU-Net's base trainer builds the optimizer before the loss, clips and checkpoin
 ``log_sigma``) lives outside the network, so that a prediction is a plain forward of the network. This
 mixin gives it an explicit owner, each duty through one of nnU-Net's hooks, always wrapping ``super()``:
 
-- ``initialize``: builds the gate from the configuration's spacing before nnU-Net builds the optimizer.
-- ``configure_optimizers``: adds the gate's own parameter group (no weight decay) to whatever optimizer
-  ``super()`` returns; nnU-Net's LR schedulers set the learning rate of every group, so sigma follows the
-  network's schedule. A step pre-hook on the optimizer clips sigma's gradient norm at
+- ``initialize``: builds the gate (:func:`build_edge_gate`, its kind from the class attributes
+  ``edge_gate_laplacian_only``, ``edge_gate_train_sigma`` and ``edge_gate_normalisation``) from the
+  configuration's spacing before nnU-Net builds the optimizer.
+- ``configure_optimizers``: when the gate has a trainable sigma, adds its own parameter group (no weight
+  decay) to whatever optimizer ``super()`` returns; nnU-Net's LR schedulers set the learning rate of every
+  group, so sigma follows the network's schedule. A step pre-hook on the optimizer clips sigma's gradient norm at
   :data:`GRAD_CLIP` (nnU-Net clips ``network.parameters()`` at 12 in ``train_step``; the gate is clipped
   separately, at the same bound, after GradScaler's unscale, just before the step).
 - DDP: a post-accumulate-grad hook averages sigma's gradient over the ranks (its own process group, so
@@ -16,12 +18,13 @@ mixin gives it an explicit owner, each duty through one of nnU-Net's hooks, alwa
 - ``save_checkpoint`` / ``load_checkpoint``: the gate's state dict under :data:`EDGE_GATE_KEY` in every
   checkpoint; ``nnUNetv2_train --c`` restores it.
 - ``_build_loss``: wraps ``super()``'s region loss into :class:`RegionEdgeLoss`, with W from dataset.json.
-- per epoch: lambda from :func:`edge_lambda`, the line ``edge gate: lambda 0.001 sigma 0.987`` in the
-  training log, and both values in the logger and the progress plot.
+- per epoch: lambda from :func:`edge_lambda`, the line ``edge gate: lambda 0.001 sigma 1.000`` (see
+  :func:`edge_gate_log_line`) in the training log, and both values in the logger and the progress plot.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -43,16 +46,31 @@ EDGE_GATE_GROUP = "filternet_edge_gate"
 GRAD_CLIP = 12.0
 
 
-def build_edge_gate(configuration_manager) -> nn.Module:
-    """An ``EdgeGate`` for a plans configuration: in-plane axes from its spacing, sigma = 1.
+def build_edge_gate(
+    configuration_manager, laplacian_only: bool = False, train_sigma: bool = True, normalisation: str | None = None
+) -> nn.Module:
+    """The edge gate for a plans configuration, on the axes nnU-Net convolves at its first stage; sigma = 1.
 
     Args:
         configuration_manager: nnU-Net's ``ConfigurationManager`` (needs ``.spacing``, nnU-Net axis order).
+        laplacian_only: a ``LaplacianGate`` (F_L = L * x) instead of an ``EdgeGate``.
+        train_sigma: whether the ``EdgeGate``'s sigma is trained (False: fixed at 1).
+        normalisation: the ``EdgeGate``'s reading of tau (``edge.kernels.GAUSSIAN_NORMALISATIONS``; None: the
+            default).
     """
-    from nnunet_filternet.edge.gate import EdgeGate, in_plane_axes_from_spacing
+    from nnunet_filternet.edge.gate import EdgeGate, LaplacianGate, in_plane_axes_from_spacing
+    from nnunet_filternet.edge.kernels import DEFAULT_NORMALISATION
 
     spacing = list(configuration_manager.spacing)
-    return EdgeGate(n_spatial_dims=len(spacing), in_plane_axes=in_plane_axes_from_spacing(spacing))
+    axes = in_plane_axes_from_spacing(spacing)
+    if laplacian_only:
+        return LaplacianGate(n_spatial_dims=len(spacing), in_plane_axes=axes)
+    return EdgeGate(
+        n_spatial_dims=len(spacing),
+        in_plane_axes=axes,
+        train_sigma=train_sigma,
+        normalisation=DEFAULT_NORMALISATION if normalisation is None else normalisation,
+    )
 
 
 def add_gate_param_group(optimizer: torch.optim.Optimizer, gate: nn.Module) -> dict:
@@ -131,17 +149,36 @@ def gate_state_from_checkpoint(filename_or_checkpoint) -> dict:
     return checkpoint[EDGE_GATE_KEY]
 
 
-def edge_gate_log_line(edge_lambda_value: float, sigma: float) -> str:
-    """The per-epoch training-log line the report parser reads, e.g. ``edge gate: lambda 0.001 sigma 0.987``."""
+def edge_gate_log_line(edge_lambda_value: float, sigma: float | None) -> str:
+    """The per-epoch training-log line the report parser reads.
+
+    ``edge gate: lambda 0.001 sigma 1.000``, or ``edge gate: lambda 0.001 (Laplacian only, no sigma)`` for a
+    gate without sigma (``sigma`` None).
+    """
+    if sigma is None:
+        return f"edge gate: lambda {edge_lambda_value:g} (Laplacian only, no sigma)"
     return f"edge gate: lambda {edge_lambda_value:g} sigma {sigma:.3f}"
+
+
+def gate_sigma(gate: nn.Module) -> float | None:
+    """The gate's current sigma as a number, None for a gate without one (``LaplacianGate``)."""
+    return None if gate.sigma is None else float(gate.sigma.detach().cpu())
 
 
 class EdgeGateOwnerMixin:
     """Mixin for an ``nnUNetTrainer`` subclass: owns the edge gate and adds the edge loss (see module doc).
 
     Put it before the trainer classes in the bases; it only wraps ``super()``'s hooks. ``self.edge_gate``
-    is the gate (None before ``initialize``); ``self.edge_lambda`` is the current lambda.
+    is the gate (None before ``initialize``); ``self.edge_lambda`` is the current lambda. Subclasses choose
+    the gate with the three class attributes below (Table III's variants; docs/training.md, "Sigma").
     """
+
+    #: Table III's "F_L": the Laplacian-only gate, no rho, no Gaussian, no sigma.
+    edge_gate_laplacian_only: bool = False
+    #: False: sigma stays at 1 (Table III's "F_LrhoG(sigma = 1)").
+    edge_gate_train_sigma: bool = True
+    #: How tau enters kG and sigma's gradient (``edge.kernels.GAUSSIAN_NORMALISATIONS``; None: the default).
+    edge_gate_normalisation: str | None = None
 
     def __init__(
         self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = DEFAULT_DEVICE
@@ -157,7 +194,12 @@ class EdgeGateOwnerMixin:
     # --- ownership: build, optimise, clip, synchronise ---------------------------------------------------
     def initialize(self):
         if not self.was_initialized:
-            self.edge_gate = build_edge_gate(self.configuration_manager).to(self.device)
+            self.edge_gate = build_edge_gate(
+                self.configuration_manager,
+                laplacian_only=self.edge_gate_laplacian_only,
+                train_sigma=self.edge_gate_train_sigma,
+                normalisation=self.edge_gate_normalisation,
+            ).to(self.device)
             if self.is_ddp:
                 self._edge_gate_group = dist.new_group()
                 average_gate_grads_across_ranks(self.edge_gate, self._edge_gate_group)
@@ -165,8 +207,9 @@ class EdgeGateOwnerMixin:
 
     def configure_optimizers(self):
         optimizer, lr_scheduler = super().configure_optimizers()
-        add_gate_param_group(optimizer, self.edge_gate)
-        clip_gate_grads_before_step(optimizer, self.edge_gate)
+        if any(p.requires_grad for p in self.edge_gate.parameters()):
+            add_gate_param_group(optimizer, self.edge_gate)
+            clip_gate_grads_before_step(optimizer, self.edge_gate)
         return optimizer, lr_scheduler
 
     def on_train_start(self):
@@ -201,9 +244,9 @@ class EdgeGateOwnerMixin:
 
     def on_train_epoch_end(self, train_outputs):
         super().on_train_epoch_end(train_outputs)
-        sigma = float(self.edge_gate.sigma.detach().cpu())
+        sigma = gate_sigma(self.edge_gate)
         self.logger.log("edge_lambda", self.edge_lambda, self.current_epoch)
-        self.logger.log("edge_sigma", sigma, self.current_epoch)
+        self.logger.log("edge_sigma", math.nan if sigma is None else sigma, self.current_epoch)
         self.print_to_log_file(edge_gate_log_line(self.edge_lambda, sigma))
 
     # --- checkpoints -------------------------------------------------------------------------------------
@@ -216,5 +259,6 @@ class EdgeGateOwnerMixin:
         gate_state = gate_state_from_checkpoint(filename_or_checkpoint)  # fail early, naming the file
         super().load_checkpoint(filename_or_checkpoint)
         self.edge_gate.load_state_dict(gate_state)
-        sigma = self.edge_gate.sigma.detach().item()
-        self.print_to_log_file(f"edge gate: restored sigma {sigma:.6f} from the checkpoint")
+        sigma = gate_sigma(self.edge_gate)
+        if sigma is not None:
+            self.print_to_log_file(f"edge gate: restored sigma {sigma:.6f} from the checkpoint")

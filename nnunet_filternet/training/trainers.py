@@ -11,7 +11,14 @@ trainer                                   network                               
 ``nnUNetTrainerUNetF``                    plain U-Net                            (1 - l) Lc + l Le, edge gate
 ``nnUNetTrainerFilterNet``                FilterNet                              (1 - l) Lc + l Le, edge gate
 ``nnUNetTrainerBoundaryAwareFCN``         Boundary-Aware FCN                     final + region + edge CE
+``nnUNetTrainerFilterNetLaplacian``       FilterNet                              as FilterNet, gate F_L = L * x
+``nnUNetTrainerFilterNetFixedSigma``      FilterNet                              as FilterNet, sigma fixed at 1
+``nnUNetTrainerFilterNetUnitEnergy``      FilterNet                              as FilterNet, unit-energy kG
 ========================================  =====================================  ==============================
+
+``nnUNetTrainerFilterNetLaplacian`` and ``...FixedSigma`` are the edge gates of the paper's Table III ("F_L" and
+"F_LrhoG(sigma = 1)"). ``nnUNetTrainerFilterNet`` reads tau as the paper's eq. (12) writes it, under which sigma
+grows; ``...UnitEnergy`` is the scale-invariant option under which sigma settles (docs/training.md, "Sigma").
 
 ``nnUNetTrainerUNet`` differs from the stock trainer only by our log lines (parameter count, peak memory)
 and by building a plain U-Net even from ``nnUNetPlans_FilterNet``. Each trainer ``X`` also exists as
@@ -58,6 +65,24 @@ class nnUNetTrainerBoundaryAwareFCN(BoundaryAwareLossMixin, TelemetryMixin, Plan
     network_class_name = BOUNDARY_AWARE_FCN
 
 
+class nnUNetTrainerFilterNetLaplacian(nnUNetTrainerFilterNet):
+    """FilterNet with Table III's Laplacian-only gate F_L = L * x (no rho, no Gaussian, no sigma)."""
+
+    edge_gate_laplacian_only = True
+
+
+class nnUNetTrainerFilterNetFixedSigma(nnUNetTrainerFilterNet):
+    """FilterNet with Table III's gate F_LrhoG(sigma = 1): sigma fixed at 1, not trained."""
+
+    edge_gate_train_sigma = False
+
+
+class nnUNetTrainerFilterNetUnitEnergy(nnUNetTrainerFilterNet):
+    """FilterNet whose Gaussian keeps a constant sum of squares (scale-invariant Le): sigma settles."""
+
+    edge_gate_normalisation = "unit_energy"
+
+
 # --- the paper's protocol ---------------------------------------------------------------------------------
 class nnUNetTrainerUNetPaper(TelemetryMixin, PaperProtocolMixin, PlansNetworkMixin, nnUNetTrainer):
     """UNet baseline, paper protocol."""
@@ -87,6 +112,24 @@ class nnUNetTrainerBoundaryAwareFCNPaper(
     network_class_name = BOUNDARY_AWARE_FCN
 
 
+class nnUNetTrainerFilterNetLaplacianPaper(nnUNetTrainerFilterNetPaper):
+    """FilterNet with the Laplacian-only gate F_L, paper protocol."""
+
+    edge_gate_laplacian_only = True
+
+
+class nnUNetTrainerFilterNetFixedSigmaPaper(nnUNetTrainerFilterNetPaper):
+    """FilterNet with sigma fixed at 1, paper protocol."""
+
+    edge_gate_train_sigma = False
+
+
+class nnUNetTrainerFilterNetUnitEnergyPaper(nnUNetTrainerFilterNetPaper):
+    """FilterNet with the unit-energy Gaussian, paper protocol."""
+
+    edge_gate_normalisation = "unit_energy"
+
+
 #: The trainers above, in table order; each also gets the budget variants below.
 BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerUNet,
@@ -94,11 +137,17 @@ BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerFilterNet,
     nnUNetTrainerUNetF,
     nnUNetTrainerBoundaryAwareFCN,
+    nnUNetTrainerFilterNetLaplacian,
+    nnUNetTrainerFilterNetFixedSigma,
+    nnUNetTrainerFilterNetUnitEnergy,
     nnUNetTrainerUNetPaper,
     nnUNetTrainerBUNetPaper,
     nnUNetTrainerFilterNetPaper,
     nnUNetTrainerUNetFPaper,
     nnUNetTrainerBoundaryAwareFCNPaper,
+    nnUNetTrainerFilterNetLaplacianPaper,
+    nnUNetTrainerFilterNetFixedSigmaPaper,
+    nnUNetTrainerFilterNetUnitEnergyPaper,
 )
 
 
