@@ -80,3 +80,18 @@ def test_stock_variant_sets_the_budget_and_gets_the_project_mixins(nnunet_env):
     trainer = cls(plans, "3d_fullres", 0, DEFAULT_DATASET_JSON, torch.device("cpu"))
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (40, 40, 4)
     assert trainer.output_folder.endswith("nnUNetTrainer_40epochs_40iters_4val__nnUNetPlans__3d_fullres/fold_0")
+
+
+def test_variants_keep_nnunets_init_signature_and_its_default_device():
+    import inspect
+
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunet_filternet.training import trainers
+    from nnunet_filternet.training.device import DEFAULT_DEVICE
+
+    stock = inspect.signature(nnUNetTrainer.__init__).parameters
+    assert DEFAULT_DEVICE == stock["device"].default
+    for cls in (trainers.nnUNetTrainer_2epochs, trainers.nnUNetTrainerFilterNetPaper, trainers.nnUNetTrainerFilterNet):
+        params = inspect.signature(cls.__init__).parameters
+        assert [(p.name, p.default) for p in params.values()] == [(p.name, p.default) for p in stock.values()]
