@@ -43,7 +43,11 @@ def test_demo_trains_budget_variants_named_after_the_preset_budget(tmp_path):
     )
 
 
-def test_demo_refuses_unknown_trainers_and_earlier_work_folders_before_any_stage(tmp_path):
+def test_demo_refuses_unknown_trainers_and_earlier_work_folders_before_any_stage(tmp_path, monkeypatch):
+    def no_stage(self):
+        raise AssertionError("a stage ran before the checks")
+
+    monkeypatch.setattr(Demo, "make_cohort", no_stage)
     demo = Demo(tmp_path, replace(CPU, trainers=("nnUNetTrainerFilterNet", "nnUNetTrainerDoesNotExist")))
     with pytest.raises(FilterNetError, match=r"--trainers: nnU-Net cannot find nnUNetTrainerDoesNotExist \(looked"):
         demo.run()
