@@ -60,6 +60,13 @@ def test_demo_writes_report_predictions_metrics_and_biomarkers(demo):
         assert {r["compartment"] for r in rows} == {"TA", "TP", "Sol", "Gas", "PL"}
         assert all(0.0 <= float(r["dice"]) <= 1.0 for r in rows if r["dice"] not in ("", "nan"))
         assert (workdir / "outputs" / trainer / "biomarkers.csv").is_file()
+    # Table II: every trainer the demo trains logs its peak memory, stock nnU-Net's budget variant included
+    table2 = list(csv.DictReader(open(workdir / "outputs" / "report" / "table2.csv", encoding="utf-8")))
+    assert [r["trainer"] for r in table2] == [
+        "nnUNetTrainerFilterNet_2epochs_3iters_1val",
+        "nnUNetTrainer_2epochs_3iters_1val",
+    ]
+    assert all(float(r["peak memory (MiB)"]) > 0 and r["memory measured as"] == "process max RSS" for r in table2)
 
 
 def test_demo_rerun_skips_every_stage(demo, capsys):
