@@ -320,6 +320,7 @@ def test_prediction_is_a_plain_filternet_forward(make_trainer):
 
     from nnunet_filternet.network.filternet import FilterNet
     from nnunet_filternet.network.from_plans import filternet_arch_kwargs
+    from nnunet_filternet.network.norm import use_cpu_fast_instance_norms
     from nnunet_filternet.training.networks import FILTERNET
     from nnunet_filternet.training.trainers import nnUNetTrainerFilterNet
 
@@ -336,6 +337,7 @@ def test_prediction_is_a_plain_filternet_forward(make_trainer):
         deep_supervision=False,
     )
     plain.load_state_dict(trainer.network.state_dict())  # strict: the network holds no gate
+    use_cpu_fast_instance_norms(plain)  # the norm policy, as every trainer (and nnUNetv2_predict) builds it
     trainer.set_deep_supervision_enabled(False)
     trainer.network.eval()
     plain.eval()
