@@ -106,3 +106,42 @@ def test_plans_file_errors_name_the_file(tmp_path):
     missing.write_text(json.dumps(plans))
     with pytest.raises(InputError, match="found some.ResidualEncoderUNet"):
         setup_from_plans_file(missing, "3d_fullres")
+
+
+def test_bench_trainer_is_built_by_nnunet_and_replaces_only_the_data_loader(tmp_path, capsys):
+    import gc
+    import math
+    from pathlib import Path
+
+    from nnunet_filternet.bench.models import MODELS
+    from nnunet_filternet.bench.plans import plain_unet_configuration
+    from nnunet_filternet.bench.training_step import bench_trainer
+    from nnunet_filternet.training import trainers
+
+    config = plain_unet_configuration((4, 32, 32), batch_size=2)
+    kwargs = config["architecture"]["arch_kwargs"]
+    kwargs["features_per_stage"] = [4 * 2**i for i in range(kwargs["n_stages"])]
+    plans = {"dataset_name": "Dataset999_Tiny", "plans_name": "nnUNetPlans", "label_manager": "LabelManager",
+             "configurations": {"3d_fullres": config}}  # fmt: skip
+    (tmp_path / "nnUNetPlans.json").write_text(json.dumps(plans))
+    setup = setup_from_plans_file(tmp_path / "nnUNetPlans.json", "3d_fullres")
+    specs = {m.name: m for m in MODELS}
+    step = bench_trainer(specs["FilterNet"], setup, torch.device("cpu"))
+    trainer = step.trainer
+    assert type(trainer) is trainers.nnUNetTrainerFilterNet and trainer.was_initialized  # the class itself
+    log = Path(trainer.log_file).read_text()
+    assert "Epoch 0" in log and "Current learning rate: 0.01" in log  # nnU-Net's own epoch start, in its log
+    assert trainer.loss.edge_lambda == 0.001  # the edge-gate trainer's epoch start set lambda
+    assert next(trainer.dataloader_train) is step.batch
+    assert math.isfinite(step())
+    assert trainer.optimizer.state  # the trainer's own optimizer stepped
+    assert capsys.readouterr().out == ""  # nnU-Net's prints stay out of `filternet bench --json`
+    folder = Path(trainer.output_folder)
+    assert folder.is_dir()
+    del step, trainer
+    gc.collect()
+    assert not folder.exists()  # the temporary folder goes with the step
+    stock = bench_trainer(specs["nnU-Net"], setup, torch.device("cpu"))
+    assert type(stock.trainer).__mro__[2].__name__ == "nnUNetTrainer"
+    norms = {type(m).__name__ for m in stock.network.modules() if isinstance(m, torch.nn.InstanceNorm3d)}
+    assert norms == {"CPUFastInstanceNorm3d"}  # the norm policy, as for every other model

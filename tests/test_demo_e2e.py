@@ -1,23 +1,30 @@
-"""The main job end to end on a very small cohort, then `filternet predict` on its model.
+"""The main job end to end on a very small cohort, then its model used from a fresh shell and another machine.
 
 This is the integration test of every stage through nnU-Net's own entry points: phantom -> convert ->
 fingerprint/plan/preprocess -> nnUNetv2_train (FilterNet and stock nnU-Net) -> nnUNetv2_predict ->
-restore -> evaluate/report/quantify; a rerun skips every stage; predict works on NIfTI and DICOM.
+restore -> evaluate/report/quantify; a rerun skips every stage. Then, in fresh processes without
+``nnUNet_extTrainer``: ``nnUNetv2_find_best_configuration`` on the demo's results, and the FilterNet model
+exported with ``nnUNetv2_export_model_to_zip``, installed into another results folder with
+``nnUNetv2_install_pretrained_model_from_zip`` and used by ``filternet predict`` on new scans (NIfTI and DICOM).
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_filternet.pipeline.budget_trainers import Budget
-from nnunet_filternet.pipeline.demo import run_demo
+from nnunet_filternet.pipeline.demo import DATASET_ID, Demo, run_demo
+from nnunet_filternet.pipeline.nnunet_runs import command
 from nnunet_filternet.pipeline.presets import DemoPreset
-from tests.conftest import run_cli
+from nnunet_filternet.training.budget import Budget
 
 TINY = DemoPreset(
     name="test",
@@ -53,6 +60,13 @@ def test_demo_writes_report_predictions_metrics_and_biomarkers(demo):
         assert {r["compartment"] for r in rows} == {"TA", "TP", "Sol", "Gas", "PL"}
         assert all(0.0 <= float(r["dice"]) <= 1.0 for r in rows if r["dice"] not in ("", "nan"))
         assert (workdir / "outputs" / trainer / "biomarkers.csv").is_file()
+    # Table II: every trainer the demo trains logs its peak memory, stock nnU-Net's budget variant included
+    table2 = list(csv.DictReader(open(workdir / "outputs" / "report" / "table2.csv", encoding="utf-8")))
+    assert [r["trainer"] for r in table2] == [
+        "nnUNetTrainerFilterNet_2epochs_3iters_1val",
+        "nnUNetTrainer_2epochs_3iters_1val",
+    ]
+    assert all(float(r["peak memory (MiB)"]) > 0 and r["memory measured as"] == "process max RSS" for r in table2)
 
 
 def test_demo_rerun_skips_every_stage(demo, capsys):
@@ -62,16 +76,23 @@ def test_demo_rerun_skips_every_stage(demo, capsys):
     assert out.count("done in an earlier run, skipped") == 7
 
 
-def test_predict_on_nifti_and_dicom(demo, tmp_path):
-    workdir, _ = demo
-    images = tmp_path / "images"
-    images.mkdir()
-    src = sorted((workdir / "scans" / "images").glob("*.nii.gz"))[0]
-    shutil.copy(src, images / src.name)
-    # the same scan as a DICOM series folder
-    img = sitk.Cast(sitk.RescaleIntensity(sitk.ReadImage(str(src)), 0, 4000), sitk.sitkInt16)
-    series = images / "dicom_subject"
-    series.mkdir()
+def _fresh_env(**folders) -> dict:
+    """This process' environment without nnUNet_extTrainer (the package's start-up hook adds ours), + folders."""
+    env = {k: v for k, v in os.environ.items() if k != "nnUNet_extTrainer"}
+    env.update({k: str(v) for k, v in folders.items()})
+    return env
+
+
+def _run(script: str, args: list, env: dict) -> subprocess.CompletedProcess:
+    argv = [*command(script), *map(str, args)]
+    r = subprocess.run(argv, capture_output=True, text=True, encoding="utf-8", errors="replace", env=env, timeout=600)
+    assert r.returncode == 0, f"{script}: " + r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
+def _as_dicom_series(image: sitk.Image, series: os.PathLike) -> None:
+    img = sitk.Cast(sitk.RescaleIntensity(image, 0, 4000), sitk.sitkInt16)
+    os.makedirs(series)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     for k in range(img.GetDepth()):
@@ -81,23 +102,47 @@ def test_predict_on_nifti_and_dicom(demo, tmp_path):
         sl.SetMetaData("0020|0013", str(k + 1))
         sl.SetMetaData("0018|0050", str(img.GetSpacing()[2]))
         sl.SetMetaData("0020|000e", "1.2.826.0.1.3680043.2.1125.1")
-        writer.SetFileName(str(series / f"slice{k:03d}.dcm"))
+        writer.SetFileName(os.path.join(series, f"slice{k:03d}.dcm"))
         writer.Execute(sl)
-    model = workdir / "nnUNet_results" / "Dataset501_FilterNetPhantom"
+
+
+def test_find_best_configuration_in_a_fresh_shell(demo):
+    workdir, _ = demo
+    folders = {k: workdir / k for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    names = [Demo(workdir, TINY).trained_name(t) for t in TINY.trainers]
+    args = [DATASET_ID, "-c", "3d_fullres", "-p", "nnUNetPlans_tiny", "-f", 0, "-tr", *names, "-np", 1]
+    args.append("--disable_ensembling")
+    r = _run("nnUNetv2_find_best_configuration", args, _fresh_env(**folders))
+    assert re.search(r"-tr nnUNetTrainer(FilterNet)?_2epochs_3iters_1val ", r.stdout), r.stdout[-2000:]
+
+
+def test_exported_model_predicts_new_scans_on_another_machine(demo, tmp_path):
+    """Export -> install into another results folder -> `filternet predict` with no variable set by hand."""
+    from nnunet_filternet.phantom import make_cohort
+
+    workdir, _ = demo
+    trainer = Demo(workdir, TINY).trained_name("nnUNetTrainerFilterNet")
+    zip_file = tmp_path / "model.zip"
+    export = ["-d", DATASET_ID, "-o", zip_file, "-c", "3d_fullres", "-tr", trainer, "-p", "nnUNetPlans_tiny", "-f", 0]
+    _run("nnUNetv2_export_model_to_zip", export, _fresh_env(nnUNet_results=workdir / "nnUNet_results"))
+    other = tmp_path / "other_machine_results"
+    other.mkdir()
+    _run("nnUNetv2_install_pretrained_model_from_zip", [zip_file], _fresh_env(nnUNet_results=other))
+
+    new = make_cohort(tmp_path / "new", 2, 1, seed=1, shape=TINY.shape, spacing=TINY.spacing, jobs=1)  # unseen
+    images = tmp_path / "images"
+    images.mkdir()
+    src = sorted((new / "images").glob("*.nii.gz"))[0]
+    shutil.copy(src, images / src.name)
+    _as_dicom_series(sitk.ReadImage(str(src)), images / "dicom_subject")  # the same scan as a DICOM series
     out = tmp_path / "out"
-    r = run_cli(
-        "predict", "--images", images, "--out", out, "--results", model, "--trainer",
-        "nnUNetTrainerFilterNet_demo", "--device", "cpu", "--disable-tta",
-        env={"nnUNet_extTrainer": workdir / "trainers"},
-    )  # fmt: skip
+    argv = ["-m", "nnunet_filternet", "predict", "--images", images, "--out", out, "--trainer", trainer]
+    argv += ["--results", other / "Dataset501_FilterNetPhantom", "--device", "cpu", "--disable-tta"]
+    r = subprocess.run([sys.executable, *map(str, argv)], capture_output=True, text=True, encoding="utf-8",
+                       errors="replace", env=_fresh_env(), timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    size = sitk.ReadImage(str(src)).GetSize()
     for name in (src.name, "dicom_subject.nii.gz"):
         seg = sitk.ReadImage(str(out / name))
-        assert seg.GetSize() == img.GetSize()
+        assert seg.GetSize() == size
     assert (out / "biomarkers.csv").is_file()
-
-
-def test_predict_bad_results_folder_exits_2(tmp_path):
-    r = run_cli("predict", "--images", tmp_path, "--out", tmp_path / "o", "--results", tmp_path / "nope")
-    assert r.returncode == 2
-    assert "nnU-Net results folder" in r.stderr

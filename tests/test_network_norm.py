@@ -1,4 +1,5 @@
-"""The CPU-fast instance norm equals nn.InstanceNorm (values, gradients, state dict) and is what our networks use."""
+"""The CPU-fast instance norm equals nn.InstanceNorm (values, gradients, state dict); the norm policy gives it to the
+network of every trainer, stock nnU-Net included, and to no architecture by itself."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from torch import nn
 
 from nnunet_filternet.network.boundary_aware_fcn import BoundaryAwareFCN
 from nnunet_filternet.network.filternet import FilterNet
-from nnunet_filternet.network.norm import CPUFastInstanceNorm2d, CPUFastInstanceNorm3d, cpu_fast_norm_op
+from nnunet_filternet.network.norm import (
+    CPUFastInstanceNorm2d,
+    CPUFastInstanceNorm3d,
+    cpu_fast_norm_op,
+    use_cpu_fast_instance_norms,
+)
 
 
 def _pair(fast_cls, plain_cls, channels, **kwargs):
@@ -103,13 +109,36 @@ def _kwargs():
     }
 
 
-@pytest.mark.parametrize("network_cls", [FilterNet, BoundaryAwareFCN])
-def test_our_networks_use_it_and_stock_nnunet_does_not(network_cls):
-    ours = network_cls(**_kwargs())
-    norms = [type(m) for m in ours.modules() if isinstance(m, nn.InstanceNorm3d)]
-    assert norms and set(norms) == {CPUFastInstanceNorm3d}  # encoder, decoder(s), skips and fusion alike
-    stock = PlainConvUNet(**_kwargs())
-    assert {type(m) for m in stock.modules() if isinstance(m, nn.InstanceNorm3d)} == {nn.InstanceNorm3d}
+@pytest.mark.parametrize("network_cls", [FilterNet, BoundaryAwareFCN, PlainConvUNet])
+def test_no_architecture_chooses_the_kernel(network_cls):
+    network = network_cls(**_kwargs())
+    assert {type(m) for m in network.modules() if isinstance(m, nn.InstanceNorm3d)} == {nn.InstanceNorm3d}
+
+
+def test_swap_makes_every_plain_instance_norm_fast_in_place_and_keeps_values(monkeypatch):
+    class CustomNorm(nn.InstanceNorm3d):
+        pass
+
+    torch.manual_seed(0)
+    network = PlainConvUNet(**_kwargs())
+    network.add_module("custom", CustomNorm(8))  # not in the forward path: only its type is checked
+    network.add_module("bn", nn.BatchNorm3d(4))
+    plain = {id(m) for m in network.modules() if type(m) is nn.InstanceNorm3d}
+    state = {k: v.clone() for k, v in network.state_dict().items()}
+    x = torch.randn(2, 1, 4, 16, 16)
+    expected = network(x)[0].detach()
+
+    assert use_cpu_fast_instance_norms(network) is network
+    assert {id(m) for m in network.modules() if type(m) is CPUFastInstanceNorm3d} == plain and plain
+    assert (type(network.custom), type(network.bn)) == (CustomNorm, nn.BatchNorm3d)
+    block = network.encoder.stages[0][0].convs[0]  # dynamic-network-architectures runs block.all_modules
+    assert block.all_modules[1] is block.norm and type(block.norm) is CPUFastInstanceNorm3d
+    assert network.state_dict().keys() == state.keys()
+    calls = []
+    group_norm = torch.nn.functional.group_norm
+    monkeypatch.setattr("nnunet_filternet.network.norm.F.group_norm", lambda *a: calls.append(1) or group_norm(*a))
+    torch.testing.assert_close(network(x)[0].detach(), expected, rtol=1e-5, atol=1e-5)
+    assert len(calls) == len(plain)  # the forward runs the fused kernel in every norm
 
 
 def test_other_devices_take_pytorchs_own_instance_norm(monkeypatch):

@@ -1,16 +1,16 @@
-"""Units of the end-to-end pipeline: resumable stages, budget trainers, model folder lookup."""
+"""Units of the end-to-end pipeline: resumable stages, the demo's trainers, model folder lookup."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from dataclasses import replace
 
 import pytest
 
 from nnunet_filternet.errors import FilterNetError, InputError
-from nnunet_filternet.pipeline.budget_trainers import Budget, budget_trainer_name, write_budget_trainers
+from nnunet_filternet.pipeline.demo import Demo
 from nnunet_filternet.pipeline.predict import find_folds, find_model_folder
+from nnunet_filternet.pipeline.presets import CPU, GPU
 from nnunet_filternet.pipeline.stages import StageRunner
 
 
@@ -35,24 +35,28 @@ def test_stage_runner_refuses_other_settings(tmp_path):
         StageRunner(tmp_path / "state.json", {"subjects": 12})
 
 
-def test_budget_trainers_are_found_by_nnunet(tmp_path):
-    folder = write_budget_trainers(tmp_path, ["nnUNetTrainer"], Budget(epochs=3, iterations=7, val_iterations=2))
-    code = (
-        "from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as f;"
-        f"c = f({budget_trainer_name('nnUNetTrainer')!r});"
-        "import inspect; print(c.__mro__[1].__name__, list(inspect.signature(c.__init__).parameters))"
+def test_demo_trains_budget_variants_named_after_the_preset_budget(tmp_path):
+    assert Demo(tmp_path / "a", CPU).trained_name("nnUNetTrainer") == "nnUNetTrainer_40epochs_40iters_4val"
+    gpu = Demo(tmp_path / "b", GPU)
+    assert gpu.model_dir("nnUNetTrainerFilterNet").name == (
+        "nnUNetTrainerFilterNet_50epochs_250iters_50val__nnUNetPlans__3d_fullres"
     )
-    env = {"nnUNet_extTrainer": str(folder), "PATH": "/usr/bin:/bin"}
-    r = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", errors="replace", env=env
-    )
-    assert r.returncode == 0, r.stderr
-    assert "nnUNetTrainer ['self', 'plans', 'configuration', 'fold', 'dataset_json', 'device']" in r.stdout
 
 
-def test_budget_trainers_reject_unknown_trainer(tmp_path):
-    with pytest.raises(FilterNetError, match="cannot find trainer"):
-        write_budget_trainers(tmp_path, ["nnUNetTrainerDoesNotExist"], Budget(1, 1, 1))
+def test_demo_refuses_unknown_trainers_and_earlier_work_folders_before_any_stage(tmp_path, monkeypatch):
+    def no_stage(self):
+        raise AssertionError("a stage ran before the checks")
+
+    monkeypatch.setattr(Demo, "make_cohort", no_stage)
+    demo = Demo(tmp_path, replace(CPU, trainers=("nnUNetTrainerFilterNet", "nnUNetTrainerDoesNotExist")))
+    with pytest.raises(FilterNetError, match=r"--trainers: nnU-Net cannot find nnUNetTrainerDoesNotExist \(looked"):
+        demo.run()
+    assert not (tmp_path / "scans").exists() and not (tmp_path / "demo_state.json").exists()
+    legacy = tmp_path / "trainers" / "filternet_demo_budget_trainers.py"
+    legacy.parent.mkdir()
+    legacy.write_text("")
+    with pytest.raises(FilterNetError, match="earlier filternet demo.*nnUNet_extTrainer=.*trainers; run the demo in a"):
+        Demo(tmp_path, CPU).run()
 
 
 def test_model_folder_and_folds_lookup(tmp_path):
@@ -61,12 +65,18 @@ def test_model_folder_and_folds_lookup(tmp_path):
     model = tmp_path / "T__nnUNetPlans__3d_fullres"
     (model / "fold_0").mkdir(parents=True)
     (model / "fold_2").mkdir()
+    (model / "fold_3").mkdir()
     (model / "fold_0" / "checkpoint_final.pth").write_bytes(b"")
     (model / "fold_2" / "checkpoint_final.pth").write_bytes(b"")
+    (model / "fold_3" / "checkpoint_latest.pth").write_bytes(b"")
     assert find_model_folder(tmp_path, "T", None, "3d_fullres") == model
     assert find_folds(model, "checkpoint_final.pth", None) == [0, 2]
-    with pytest.raises(InputError, match=r"folds \[1\]"):
-        find_folds(model, "checkpoint_final.pth", [0, 1])
+    with pytest.raises(InputError, match=r"checkpoint_final.pth in folds \[1, 3\], found none; present: fold_0 \("):
+        find_folds(model, "checkpoint_final.pth", [0, 1, 3])
+    with pytest.raises(InputError, match=r"checkpoint_best.pth in any fold.*fold_3 \(checkpoint_latest.pth\)"):
+        find_folds(model, "checkpoint_best.pth", None)
     (tmp_path / "T__other__3d_fullres").mkdir()
-    with pytest.raises(InputError, match="exactly one model folder"):
+    with pytest.raises(InputError, match="expected one model folder T__\\*__3d_fullres, found 2.*pass --plans"):
         find_model_folder(tmp_path, "T", None, "3d_fullres")
+    with pytest.raises(InputError, match=r"trained model U__\*__3d_fullres, found none; present: T__nnUNetPlans__"):
+        find_model_folder(tmp_path, "U", None, "3d_fullres")

@@ -124,7 +124,7 @@ def test_checkpoint_round_trip_restores_sigma_and_its_optimizer_state(make_train
     momentum = trainer.optimizer.state[gate_param(trainer)]["momentum_buffer"].clone()
     path = str(tmp_path / "checkpoint.pth")
     trainer.save_checkpoint(path)
-    assert EDGE_GATE_KEY in torch.load(path, map_location="cpu", weights_only=False)
+    assert EDGE_GATE_KEY in torch.load(path, map_location="cpu", weights_only=False)["optimizer_state"]
 
     fresh = make_trainer(nnUNetTrainerFilterNet, initialize=False)
     fresh.load_checkpoint(path)
@@ -133,6 +133,32 @@ def test_checkpoint_round_trip_restores_sigma_and_its_optimizer_state(make_train
     groups = fresh.optimizer.state_dict()["param_groups"]
     assert [g.get("name") for g in groups] == [None, EDGE_GATE_GROUP]
     assert torch.equal(fresh.optimizer.state[gate_param(fresh)]["momentum_buffer"], momentum)
+
+
+def test_checkpoint_is_written_once_and_never_read_back(make_trainer, tmp_path, monkeypatch):
+    from nnunet_filternet.training.edge_gate_owner import EDGE_GATE_KEY
+    from nnunet_filternet.training.trainers import nnUNetTrainerFilterNet
+
+    trainer = make_trainer(nnUNetTrainerFilterNet)
+    path = str(tmp_path / "checkpoint.pth")
+    saved, save = [], torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f, *a, **k: saved.append((obj, f)) or save(obj, f, *a, **k))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("the checkpoint was read back"))
+    trainer.save_checkpoint(path)
+    assert [f for _, f in saved] == [path]
+    gate_state = saved[0][0]["optimizer_state"][EDGE_GATE_KEY]
+    assert gate_state["log_sigma"] == gate_param(trainer).detach()
+    assert EDGE_GATE_KEY not in trainer.optimizer.state_dict()  # only while nnU-Net builds a checkpoint
+
+
+def test_gate_state_is_read_from_the_optimizer_state_or_where_earlier_versions_wrote_it():
+    from nnunet_filternet.training.edge_gate_owner import EDGE_GATE_KEY, gate_state_from_checkpoint
+
+    state = {"log_sigma": torch.tensor(0.25)}
+    assert gate_state_from_checkpoint({"optimizer_state": {"state": {}, EDGE_GATE_KEY: state}}) is state
+    assert gate_state_from_checkpoint({"optimizer_state": {"state": {}}, EDGE_GATE_KEY: state}) is state
+    with pytest.raises(InputError, match=f"expected the key .{EDGE_GATE_KEY}. in its optimizer_state"):
+        gate_state_from_checkpoint({"optimizer_state": {"state": {}}, "network_weights": {}})
 
 
 def test_continue_training_restores_sigma_and_goes_on_with_the_schedule(make_trainer, monkeypatch):
@@ -283,8 +309,9 @@ def test_epoch_end_logs_lambda_and_sigma_and_draws_them(make_trainer):
 
 
 def test_telemetry_lines():
+    from nnunet_filternet.network import count_parameters
     from nnunet_filternet.training.edge_gate_owner import edge_gate_log_line
-    from nnunet_filternet.training.telemetry import count_parameters, peak_memory_line
+    from nnunet_filternet.training.telemetry import peak_memory_line
 
     assert edge_gate_log_line(0.001, 1.08449) == "edge gate: lambda 0.001 sigma 1.084"
     assert edge_gate_log_line(0.1, 1.0) == "edge gate: lambda 0.1 sigma 1.000"
@@ -369,6 +396,7 @@ def test_prediction_is_a_plain_filternet_forward(make_trainer):
 
     from nnunet_filternet.network.filternet import FilterNet
     from nnunet_filternet.network.from_plans import filternet_arch_kwargs
+    from nnunet_filternet.network.norm import use_cpu_fast_instance_norms
     from nnunet_filternet.training.networks import FILTERNET
     from nnunet_filternet.training.trainers import nnUNetTrainerFilterNet
 
@@ -385,6 +413,7 @@ def test_prediction_is_a_plain_filternet_forward(make_trainer):
         deep_supervision=False,
     )
     plain.load_state_dict(trainer.network.state_dict())  # strict: the network holds no gate
+    use_cpu_fast_instance_norms(plain)  # the norm policy, as every trainer (and nnUNetv2_predict) builds it
     trainer.set_deep_supervision_enabled(False)
     trainer.network.eval()
     plain.eval()
@@ -412,6 +441,8 @@ def filternet_plans_from(plans: dict) -> dict:
         ("nnUNetTrainerBoundaryAwareFCN", "BoundaryAwareFCN", True),
         ("nnUNetTrainerBUNet", "FilterNet", False),
         ("nnUNetTrainerUNet", "PlainConvUNet", False),
+        ("nnUNetTrainer_2epochs_3iters_1val", "PlainConvUNet", False),  # the demo's stock nnU-Net
+        ("nnUNetTrainer", "PlainConvUNet", False),  # stock nnU-Net as the benchmark builds it
     ],
 )
 def test_build_network_architecture_on_any_plans(tiny_nnunet, trainer_name, network_class, filternet_plans):  # noqa: F811
@@ -419,15 +450,16 @@ def test_build_network_architecture_on_any_plans(tiny_nnunet, trainer_name, netw
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from nnunet_filternet.training import trainers
+    from nnunet_filternet.training.norm_policy import with_norm_policy
 
     plans = json.loads((tiny_nnunet.dataset_folder / "nnUNetPlans_tiny.json").read_text())
     manager = PlansManager(filternet_plans_from(plans) if filternet_plans else plans)
-    cls = getattr(trainers, trainer_name)
+    cls = with_norm_policy(getattr(trainers, trainer_name))
     net = cls.build_network_architecture(manager, manager.get_configuration("3d_fullres"), 1, 6, False)
     assert type(net).__name__ == network_class
-    norms = norm_layers(net)
-    # the plans' InstanceNorm3d; our own networks take its CPU-fused subclass (network/norm.py)
-    assert norms == ({"InstanceNorm3d"} if network_class == "PlainConvUNet" else {"CPUFastInstanceNorm3d"})
+    # the norm policy (training/norm_policy.py): every trainer's network takes the plans' InstanceNorm3d as
+    # its CPU-fused subclass (network/norm.py)
+    assert norm_layers(net) == {"CPUFastInstanceNorm3d"}
 
 
 # --- the paper's protocol -------------------------------------------------------------------------------
@@ -473,24 +505,22 @@ def test_paper_variants_train(make_trainer, trainer_name):
 
 
 # --- budget variants ------------------------------------------------------------------------------------
-def test_budget_variants_are_module_attributes_with_nnunet_names():
+@pytest.mark.parametrize(
+    "name",
+    ["nnUNetTrainerFilterNet_1epoch", "nnUNetTrainerFilterNetPaper_5epochs", "nnUNetTrainer_40epochs_40iters_4val"],
+)
+def test_budget_variants_are_module_attributes_made_on_first_use(name):
     import inspect
     import pickle
 
     from nnunet_filternet.training import trainers
-    from nnunet_filternet.training.budget import BUDGETS
 
-    assert len(trainers.BUDGET_TRAINER_NAMES) == len(trainers.BASE_TRAINERS) * len(BUDGETS)
-    for name in (
-        "nnUNetTrainerFilterNet_1epoch",
-        "nnUNetTrainerFilterNetPaper_5epochs",
-        "nnUNetTrainerUNetF_100epochs",
-    ):
-        cls = getattr(trainers, name)
-        assert (cls.__module__, cls.__qualname__) == ("nnunet_filternet.training.trainers", name)
-        assert pickle.loads(pickle.dumps(cls)) is cls
-        params = list(inspect.signature(cls.__init__).parameters)
-        assert params == ["self", "plans", "configuration", "fold", "dataset_json", "device"]
+    cls = getattr(trainers, name)
+    assert getattr(trainers, name) is cls and vars(trainers)[name] is cls  # made once, then kept
+    assert (cls.__module__, cls.__qualname__) == ("nnunet_filternet.training.trainers", name)
+    assert pickle.loads(pickle.dumps(cls)) is cls
+    params = list(inspect.signature(cls.__init__).parameters)
+    assert params == ["self", "plans", "configuration", "fold", "dataset_json", "device"]
 
 
 def test_budget_variant_sets_epochs_after_the_protocol(make_trainer):
@@ -498,4 +528,5 @@ def test_budget_variant_sets_epochs_after_the_protocol(make_trainer):
 
     trainer = make_trainer(nnUNetTrainerFilterNetPaper_5epochs, initialize=False)
     assert trainer.num_epochs == 5 and trainer.initial_lr == 1e-3
+    assert (trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (250, 50)  # nnU-Net's
     assert trainer.my_init_kwargs["configuration"] == "3d_fullres"

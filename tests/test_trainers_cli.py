@@ -1,8 +1,9 @@
 """A real short run of every trainer through nnU-Net's own CLIs (``nnUNetv2_train``, ``nnUNetv2_predict``).
 
-Test-only subclasses ``<Trainer>_test`` (one epoch of 2 iterations, one validation iteration) live in a
-temporary folder that the test puts on ``nnUNet_extTrainer``. The runs go in two concurrent lanes. The
-continuation (``--c``) is tested in-process through nnU-Net's ``maybe_load_checkpoint`` in test_trainers.py.
+Each trainer runs as its budget variant ``<Trainer>_1epoch_2iters_1val`` (one epoch of 2 iterations, one
+validation iteration; ``training/budget.py``), which nnU-Net finds with no variable set. The runs go in two
+concurrent lanes. The continuation (``--c``) is tested in-process through nnU-Net's ``maybe_load_checkpoint``
+in test_trainers.py.
 """
 
 from __future__ import annotations
@@ -16,27 +17,11 @@ import numpy as np
 import pytest
 import torch
 
+from nnunet_filternet.training.budget import Budget
 from tests.tiny_dataset import nnunet_command, run_checked, tiny_nnunet  # noqa: F401  (session fixture)
 
-TEST_TRAINERS_MODULE = '''"""Tiny-budget variants of the project's trainers, for tests only."""
-import torch
-
-from nnunet_filternet.training import trainers
-
-
-def _tiny(base):
-    def __init__(self, plans, configuration, fold, dataset_json, device=torch.device("cuda")):
-        base.__init__(self, plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 1
-        self.num_iterations_per_epoch = 2
-        self.num_val_iterations_per_epoch = 1
-
-    return type(base.__name__ + "_test", (base,), {"__init__": __init__})
-
-
-for _base in trainers.BASE_TRAINERS:
-    globals()[_base.__name__ + "_test"] = _tiny(_base)
-'''
+#: The budget of every run here, as a trainer-name suffix.
+SUFFIX = Budget(epochs=1, iterations=2, val_iterations=1).suffix
 
 GATE_TRAINERS = (
     "nnUNetTrainerFilterNet",
@@ -56,26 +41,25 @@ class Runs:
     def __init__(self, tiny, root: Path):
         self.tiny = tiny
         self.results = root / "results"
-        self.ext = root / "ext"
         self.inputs = root / "inputs"
 
     def env(self, **extra) -> dict:
-        return self.tiny.env(self.results, nnUNet_extTrainer=self.ext, **extra)
+        return self.tiny.env(self.results, **extra)
 
     def fold(self, trainer: str) -> Path:
-        return self.results / self.tiny.dataset_name / f"{trainer}_test__nnUNetPlans_tiny__3d_fullres" / "fold_0"
+        return self.results / self.tiny.dataset_name / f"{trainer}{SUFFIX}__nnUNetPlans_tiny__3d_fullres" / "fold_0"
 
     def logs(self, trainer: str) -> list[str]:
         return [p.read_text() for p in sorted(self.fold(trainer).glob("training_log_*.txt"))]
 
     def train(self, trainer: str):
         d = self.tiny.dataset_id
-        args = f"{d} 3d_fullres 0 -tr {trainer}_test -p nnUNetPlans_tiny -device cpu".split()
+        args = f"{d} 3d_fullres 0 -tr {trainer}{SUFFIX} -p nnUNetPlans_tiny -device cpu".split()
         return run_checked([nnunet_command("nnUNetv2_train"), *args], self.env())
 
     def predict(self, trainer: str):
         d = self.tiny.dataset_id
-        args = f"-d {d} -c 3d_fullres -f 0 -tr {trainer}_test -p nnUNetPlans_tiny -device cpu -npp 1 -nps 1".split()
+        args = f"-d {d} -c 3d_fullres -f 0 -tr {trainer}{SUFFIX} -p nnUNetPlans_tiny -device cpu -npp 1 -nps 1".split()
         out = self.results.parent / f"predicted_{trainer}"
         io = ["-i", str(self.inputs), "-o", str(out)]
         return run_checked([nnunet_command("nnUNetv2_predict"), *io, *args], self.env())
@@ -85,8 +69,6 @@ class Runs:
 def runs(tiny_nnunet, tmp_path_factory):  # noqa: F811
     root = tmp_path_factory.mktemp("trainer_runs")
     r = Runs(tiny_nnunet, root)
-    r.ext.mkdir()
-    (r.ext / "filternet_test_trainers.py").write_text(TEST_TRAINERS_MODULE)
     r.inputs.mkdir()
     source = tiny_nnunet.raw / tiny_nnunet.dataset_name / "imagesTr" / "case00_0000.nii.gz"
     (r.inputs / source.name).write_bytes(source.read_bytes())
@@ -134,8 +116,8 @@ def test_training_log_has_the_report_lines(runs, trainer):
 @pytest.mark.parametrize("trainer", GATE_TRAINERS + NO_GATE_TRAINERS)
 def test_final_checkpoint_holds_the_gate_exactly_when_there_is_one(runs, trainer):
     checkpoint = torch.load(runs.fold(trainer) / "checkpoint_final.pth", map_location="cpu", weights_only=False)
-    assert checkpoint["trainer_name"] == f"{trainer}_test"
-    assert ("filternet_edge_gate" in checkpoint) == (trainer in GATE_TRAINERS)
+    assert checkpoint["trainer_name"] == f"{trainer}{SUFFIX}"
+    assert ("filternet_edge_gate" in checkpoint["optimizer_state"]) == (trainer in GATE_TRAINERS)
 
 
 def test_paper_variant_logs_its_protocol(runs):

@@ -3,8 +3,9 @@
 The count covers forward, loss and backward (convolutions, transposed convolutions, matrix products; one
 multiply-add = 2 FLOPs). Elementwise work (norms, activations, the optimizer) is not counted. Counting runs
 under torch's ``FakeTensorMode`` (tensors with shapes but no data, the tool torch's own FLOP estimates use):
-no arithmetic is done, so it takes a second even for GPU-sized patches, and the counted code path is the
-CPU one (autocast regions are entered as on a real device; they do not change the FLOPs).
+the model's real parameters meet fake inputs, so every activation and gradient is fake, no arithmetic is
+done, and it takes a second even for GPU-sized patches. The counted code path is the CPU one (autocast
+regions are entered as on a real device; they do not change the FLOPs).
 """
 
 from __future__ import annotations

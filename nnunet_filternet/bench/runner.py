@@ -119,7 +119,11 @@ def _gate_model(entries: list[tuple[dict, ModelSpec]]) -> ModelSpec | None:
 
 
 def _measure_flops(entries: list[tuple[dict, ModelSpec]], setup: BenchSetup, result: dict) -> None:
-    """Parameters and FLOPs of one training step of every model, and FLOPs of the edge gate, on fake tensors."""
+    """Parameters and FLOPs of one training step of every model, and FLOPs of the edge gate, on fake tensors.
+
+    Each trainer is built for real on the CPU (its parameters are small); the step's activations and gradients
+    are fake tensors, which hold no data (``flops.fake_tensors``).
+    """
     from nnunet_filternet.bench.flops import count_flops, fake_tensors
     from nnunet_filternet.bench.gate_cost import EdgeGateCost
     from nnunet_filternet.bench.training_step import bench_trainer
@@ -127,12 +131,13 @@ def _measure_flops(entries: list[tuple[dict, ModelSpec]], setup: BenchSetup, res
     cpu = torch.device("cpu")
     gate_model = _gate_model(entries)
     for entry, spec in entries:
+        step = bench_trainer(spec, setup, cpu)
+        entry["parameters"] = step.parameter_count()
         with fake_tensors():
-            trainer = bench_trainer(spec, setup, cpu)
-            entry["parameters"] = trainer.parameter_count()
-            entry["flops"] = count_flops(trainer.forward_backward)
+            entry["flops"] = count_flops(step.forward_backward)
             if spec is gate_model:
-                result["edge_gate"]["flops"] = count_flops(EdgeGateCost(trainer.loss.edge_loss, setup, cpu))
+                result["edge_gate"]["flops"] = count_flops(EdgeGateCost(step.loss.edge_loss, setup, cpu))
+        del step
 
 
 def _measure_training(entries, setup: BenchSetup, options: BenchOptions, result: dict, bar) -> None:

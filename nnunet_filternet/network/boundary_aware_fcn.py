@@ -22,7 +22,6 @@ from torch import nn
 
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.network.encoder import per_stage
-from nnunet_filternet.network.norm import cpu_fast_norm_op
 
 
 class BoundaryAwareFCN(nn.Module):
@@ -59,7 +58,6 @@ class BoundaryAwareFCN(nn.Module):
         super().__init__()
         if phi_n_convs < 0:
             raise FilterNetError(f"BoundaryAwareFCN: expected phi_n_convs >= 0, found {phi_n_convs}")
-        norm_op = cpu_fast_norm_op(norm_op)  # same instance norm, fused kernel on the CPU (network/norm.py)
         features_per_stage = per_stage("features_per_stage", features_per_stage, n_stages)
         kernel_sizes = per_stage("kernel_sizes", kernel_sizes, n_stages)
         n_conv_per_stage = per_stage("n_conv_per_stage", n_conv_per_stage, n_stages)

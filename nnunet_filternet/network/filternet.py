@@ -20,7 +20,6 @@ from torch import nn
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.network.encoder import BlockBEncoder, block_b_features, per_stage
 from nnunet_filternet.network.from_plans import derive_block_b_kernel_sizes
-from nnunet_filternet.network.norm import cpu_fast_norm_op
 
 
 class FilterNet(nn.Module):
@@ -67,7 +66,6 @@ class FilterNet(nn.Module):
         super().__init__()
         if n_stages < 1:
             raise FilterNetError(f"FilterNet: expected n_stages >= 1, found {n_stages}")
-        norm_op = cpu_fast_norm_op(norm_op)  # same instance norm, fused kernel on the CPU (network/norm.py)
         kernel_sizes = per_stage("kernel_sizes", kernel_sizes, n_stages)
         if block_b_kernel_sizes is None:
             dim = convert_conv_op_to_dim(conv_op)

@@ -10,6 +10,9 @@ docs/benchmarks.md, target 1).
 The subclasses below keep the module type (``isinstance(m, nn.InstanceNorm3d)`` holds), the parameters and the
 state-dict keys, so checkpoints are interchangeable with plain instance norm. Only the CPU path changes: on
 other devices (CUDA, where nnU-Net compiles the network and autocasts to fp16) they call PyTorch's own code.
+
+No architecture chooses them: every network a trainer builds gets them from
+:func:`use_cpu_fast_instance_norms`, applied once by ``training/norm_policy.py``.
 """
 
 from __future__ import annotations
@@ -46,3 +49,20 @@ _FAST = {nn.InstanceNorm3d: CPUFastInstanceNorm3d, nn.InstanceNorm2d: CPUFastIns
 def cpu_fast_norm_op(norm_op: type[nn.Module] | None) -> type[nn.Module] | None:
     """The CPU-fast subclass for nnU-Net's instance norms; any other norm op (or None) unchanged."""
     return _FAST.get(norm_op, norm_op)
+
+
+def use_cpu_fast_instance_norms(network: nn.Module) -> nn.Module:
+    """Make every plain ``nn.InstanceNorm2d`` / ``nn.InstanceNorm3d`` of ``network`` its CPU-fast subclass, in place.
+
+    The modules keep their identity, parameters and buffers (only their class changes), so every reference to
+    them sees the change: dynamic-network-architectures holds each norm both as an attribute and inside an
+    ``nn.Sequential``. Other norms (batch norm, subclasses of instance norm) are left as they are.
+
+    Returns:
+        ``network`` itself.
+    """
+    for module in network.modules():
+        fast = cpu_fast_norm_op(type(module))
+        if fast is not type(module):
+            module.__class__ = fast
+    return network

@@ -20,3 +20,21 @@ def add_to_environment(environ: dict | None = None) -> None:
     current = [p for p in environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
     if TRAINER_DIR not in current:
         environ["nnUNet_extTrainer"] = os.pathsep.join([*current, TRAINER_DIR])
+
+
+def find_trainer(name: str):
+    """The trainer class nnU-Net's own search finds under ``name`` (nnunetv2, then ``nnUNet_extTrainer``), or None.
+
+    The search is the one every nnU-Net CLI runs (``recursive_find_trainer_class_by_name``), in this process'
+    environment; the progress it prints is swallowed.
+    """
+    import contextlib
+    import io
+
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return recursive_find_trainer_class_by_name(name)
+    except (RuntimeError, AssertionError):  # not found; found but not an nnUNetTrainer
+        return None

@@ -9,6 +9,10 @@ Stages (each resumable, see :mod:`nnunet_filternet.pipeline.stages`):
 5. ``nnUNetv2_predict`` on each fold's held-out subjects;
 6. ``filternet restore`` of the leg predictions onto the original scans;
 7. ``filternet evaluate``, ``filternet report`` and ``filternet quantify``.
+
+Each trainer ``T`` is trained as its budget variant ``T_<epochs>epochs_<iterations>iters_<val>val``
+(``training/budget.py``), a class the installed package provides: the demo's models are usable afterwards
+from any shell (``filternet predict``, ``nnUNetv2_predict``, ...) with no variable to set.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from pathlib import Path
 
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.pipeline import nnunet_runs
-from nnunet_filternet.pipeline.budget_trainers import budget_trainer_name, write_budget_trainers
 from nnunet_filternet.pipeline.presets import DemoPreset
 from nnunet_filternet.pipeline.stages import StageRunner
+from nnunet_filternet.training.budget import budget_variant_name
 
 DATASET_ID = 501
 DATASET_NAME = "FilterNetPhantom"
 CONFIGURATION = "3d_fullres"
+#: What earlier versions of the demo wrote into the work folder: budget trainers ``<Trainer>_demo`` as source.
+LEGACY_TRAINER_MODULE = "trainers/filternet_demo_budget_trainers.py"
 
 
 class Demo:
@@ -38,8 +44,7 @@ class Demo:
         self.jobs = jobs
         self.scans = self.workdir / "scans"
         self.folders = nnunet_runs.nnunet_folders(self.workdir)
-        self.trainer_dir = self.workdir / "trainers"
-        self.env = nnunet_runs.environment(self.folders, [self.trainer_dir])
+        self.env = nnunet_runs.environment(self.folders)
         self.dataset = f"Dataset{DATASET_ID:03d}_{DATASET_NAME}"
         self.plans = "nnUNetPlans"
         self.out = self.workdir / "outputs"
@@ -89,10 +94,9 @@ class Demo:
         return write_preset(DATASET_ID, self.preset.plans_preset).plans_name
 
     def train(self) -> None:
-        write_budget_trainers(self.trainer_dir, list(self.preset.trainers), self.preset.budget)
         for trainer in self.preset.trainers:
             for fold in self.preset.folds:
-                name = budget_trainer_name(trainer)
+                name = self.trained_name(trainer)
                 fold_dir = self.model_dir(trainer) / f"fold_{fold}"
                 if (fold_dir / "checkpoint_final.pth").exists() and (fold_dir / "validation" / "summary.json").exists():
                     print(f"  {name} fold {fold}: already trained", flush=True)
@@ -112,7 +116,7 @@ class Demo:
                 if all((legs_out / f"{c}.nii.gz").exists() for c in cases):
                     continue
                 args = ["-i", inp, "-o", legs_out, "-d", DATASET_ID, "-c", CONFIGURATION, "-tr",
-                        budget_trainer_name(trainer), "-p", self.plans, "-f", fold, "-device", self.preset.device,
+                        self.trained_name(trainer), "-p", self.plans, "-f", fold, "-device", self.preset.device,
                         "-npp", 1, "-nps", 1, "--continue_prediction"]  # fmt: skip
                 nnunet_runs.run("nnUNetv2_predict", args, self.env, self.workdir / "logs" / f"predict_{trainer}.log")
 
@@ -139,7 +143,7 @@ class Demo:
                 images, self.out / trainer / "scans", self.out / trainer / "biomarkers.csv",
                 subjects_csv=self.scans / "subjects.csv",
             )  # fmt: skip
-        names = [budget_trainer_name(t) for t in self.preset.trainers]
+        names = [self.trained_name(t) for t in self.preset.trainers]
         with nnunet_runs.environment_set(self.env):
             report = write_report(
                 self.folders["nnUNet_results"] / self.dataset, names, names[0], self.out / "report",
@@ -148,12 +152,32 @@ class Demo:
         return str(report)
 
     # ---- helpers ------------------------------------------------------------------------------
+    def trained_name(self, trainer: str) -> str:
+        """The budget variant of ``trainer`` that the demo trains, e.g. ``nnUNetTrainer_40epochs_40iters_4val``."""
+        return budget_variant_name(trainer, self.preset.budget)
+
     def model_dir(self, trainer: str) -> Path:
-        return (
-            self.folders["nnUNet_results"]
-            / self.dataset
-            / f"{budget_trainer_name(trainer)}__{self.plans}__{CONFIGURATION}"
-        )
+        name = f"{self.trained_name(trainer)}__{self.plans}__{CONFIGURATION}"
+        return self.folders["nnUNet_results"] / self.dataset / name
+
+    def check_trainers(self) -> None:
+        """Fail before any stage when the work folder is an earlier version's or nnU-Net cannot find a trainer."""
+        from nnunet_filternet.nnunet_ext import find_trainer
+
+        legacy = self.workdir / LEGACY_TRAINER_MODULE
+        if legacy.exists():
+            raise FilterNetError(
+                f"{legacy}: this work folder was made by an earlier filternet demo, whose trainers (<Trainer>_demo) "
+                f"exist only there; its models stay usable with nnUNet_extTrainer={legacy.parent}; run the demo "
+                "in a new --workdir"
+            )
+        with nnunet_runs.environment_set(self.env):
+            unknown = [t for t in self.preset.trainers if find_trainer(self.trained_name(t)) is None]
+        if unknown:
+            raise FilterNetError(
+                f"--trainers: nnU-Net cannot find {', '.join(unknown)} (looked in nnunetv2 and in "
+                f"nnUNet_extTrainer={self.env.get('nnUNet_extTrainer')}); name trainers nnU-Net finds"
+            )
 
     def held_out_cases(self, fold: int) -> list[str]:
         splits = json.loads(
@@ -180,6 +204,7 @@ class Demo:
 
     # ---- all ----------------------------------------------------------------------------------
     def run(self) -> str:
+        self.check_trainers()
         runner = StageRunner(self.workdir / "demo_state.json", self.preset.as_dict())
         stages = [
             ("phantom", f"phantom cohort: {self.preset.subjects} subjects", self.make_cohort),

@@ -32,15 +32,16 @@ def nnunet_folders(workdir: str | Path) -> dict[str, Path]:
     return folders
 
 
-def environment(folders: dict[str, Path], ext_trainer_dirs: Sequence[str | Path] = ()) -> dict[str, str]:
-    """A copy of this process' environment with nnU-Net's folders and extra trainer folders set."""
+def environment(folders: dict[str, Path]) -> dict[str, str]:
+    """A copy of this process' environment with nnU-Net's folders set.
+
+    ``nnUNet_extTrainer`` keeps the user's folders (their own trainers) and lists ours, as the package's
+    start-up hook does in every interpreter.
+    """
     from nnunet_filternet.nnunet_ext import add_to_environment
 
     env = dict(os.environ)
     env.update({k: str(v) for k, v in folders.items()})
-    env["nnUNet_extTrainer"] = os.pathsep.join(str(d) for d in ext_trainer_dirs)
-    if not env["nnUNet_extTrainer"]:
-        del env["nnUNet_extTrainer"]
     add_to_environment(env)
     return env
 

@@ -14,37 +14,87 @@ from nnunet_filternet.errors import FilterNetError, InputError
 
 
 def find_model_folder(results: str | Path, trainer: str, plans: str | None, configuration: str) -> Path:
-    """``<results>/<trainer>__<plans>__<configuration>``; with ``plans=None`` the only one present."""
+    """``<results>/<trainer>__<plans>__<configuration>``; with ``plans=None`` the only one present.
+
+    Raises:
+        InputError: no results folder, no such model folder (what the results folder holds is listed), or
+            several with ``plans=None``.
+    """
+    from nnunet_filternet.report.results import results_found, trainer_folder_name
+
     results = Path(results)
     if not results.is_dir():
-        raise InputError(results, "expected an nnU-Net results folder $nnUNet_results/DatasetNNN_NAME")
-    if plans is not None:
-        folder = results / f"{trainer}__{plans}__{configuration}"
-        if not folder.is_dir():
-            raise InputError(folder, f"no trained model for trainer {trainer}, plans {plans}, {configuration}")
-        return folder
-    found = sorted(p for p in results.glob(f"{trainer}__*__{configuration}") if p.is_dir())
-    if len(found) != 1:
-        names = ", ".join(p.name for p in sorted(results.iterdir()) if p.is_dir()) or "none"
-        raise InputError(
-            results,
-            f"expected exactly one model folder {trainer}__<plans>__{configuration}, found "
-            f"{len(found)}; pass --plans (model folders here: {names})",
-        )
+        raise InputError(results, "expected an nnU-Net results folder $nnUNet_results/DatasetNNN_NAME, not found")
+    pattern = trainer_folder_name(trainer, "*" if plans is None else plans, configuration)
+    found = sorted(p for p in results.glob(pattern) if p.is_dir())
+    if not found:
+        raise InputError(results, f"expected a trained model {pattern}, found none; present: {results_found(results)}")
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise InputError(results, f"expected one model folder {pattern}, found {len(found)} ({names}); pass --plans")
     return found[0]
 
 
+def _checkpoints_found(model_folder: Path) -> str:
+    """``fold_0 (checkpoint_best.pth, checkpoint_final.pth), fold_1 (none)`` for error messages."""
+    from nnunet_filternet.report.results import fold_numbers
+
+    entries = []
+    for fold in fold_numbers(model_folder):
+        names = sorted(p.name for p in (model_folder / f"fold_{fold}").glob("checkpoint_*.pth"))
+        entries.append(f"fold_{fold} ({', '.join(names) or 'no checkpoint'})")
+    return ", ".join(entries) or "no fold_<k> folders"
+
+
 def find_folds(model_folder: Path, checkpoint: str, folds: Sequence[int] | None) -> list[int]:
-    """The folds to ensemble: the given ones (each must have ``checkpoint``) or all that have it."""
+    """The folds to ensemble: the given ones (each must have ``checkpoint``) or all that have it.
+
+    Raises:
+        InputError: a fold without ``checkpoint`` (or none with it); the folds and checkpoints present are listed.
+    """
     have = sorted(int(p.parent.name.split("_")[1]) for p in model_folder.glob(f"fold_*/{checkpoint}"))
-    if folds is None:
-        if not have:
-            raise InputError(model_folder, f"no fold_*/{checkpoint} found: is the model trained?")
-        return have
-    missing = [f for f in folds if f not in have]
-    if missing:
-        raise InputError(model_folder, f"folds {missing} have no {checkpoint} (trained folds: {have or 'none'})")
-    return list(folds)
+    wanted = have if folds is None else list(folds)
+    missing = [f for f in wanted if f not in have]
+    if missing or not wanted:
+        where = f"folds {missing}" if missing else "any fold"
+        raise InputError(
+            model_folder, f"expected {checkpoint} in {where}, found none; present: {_checkpoints_found(model_folder)}"
+        )
+    return wanted
+
+
+def check_model(model_folder: Path, folds: Sequence[int], checkpoint: str):
+    """The trainer class nnU-Net will rebuild the network with, after checking what its predictor reads.
+
+    nnU-Net's predictor reads ``plans.json`` and ``dataset.json`` of the model folder and looks up the trainer
+    named in each fold's checkpoint (``trainer_name``) with its trainer search.
+
+    Raises:
+        InputError: a file is missing or unreadable, or nnU-Net cannot find the trainer (one line, naming it).
+    """
+    import os
+
+    import torch
+
+    from nnunet_filternet.nnunet_ext import find_trainer
+
+    for name in ("plans.json", "dataset.json"):
+        if not (model_folder / name).is_file():
+            raise InputError(model_folder / name, "expected nnU-Net's copy of the model's " + name + ", not found")
+    path = model_folder / f"fold_{folds[0]}" / checkpoint
+    try:
+        trainer_name = torch.load(path, map_location="cpu", weights_only=False, mmap=True)["trainer_name"]
+    except Exception as e:  # torch raises many types for corrupt or foreign files
+        raise InputError(path, f"expected an nnU-Net checkpoint with a trainer_name, could not read it ({e})") from None
+    trainer = find_trainer(trainer_name)
+    if trainer is None:
+        raise InputError(
+            path,
+            f"trained by {trainer_name}, which nnU-Net cannot find (looked in nnunetv2 and in "
+            f"nnUNet_extTrainer={os.environ.get('nnUNet_extTrainer', '')}); install or point nnUNet_extTrainer at "
+            "the package that defines it",
+        )
+    return trainer
 
 
 def scans_as_nifti(images: str | Path, folder: Path) -> Path:
@@ -100,6 +150,7 @@ def predict_scans(
         raise FilterNetError("--device cuda: CUDA is not available on this machine; use --device cpu")
     model = find_model_folder(results, trainer, plans, configuration)
     use_folds = find_folds(model, checkpoint, folds)
+    check_model(model, use_folds, checkpoint)
     out = Path(out)
     legs_in, legs_pred = out / ".legs" / "images", out / ".legs" / "predictions"
     print(f"[1/4] converting scans in {images} (bias correction, legs, mirroring)", flush=True)

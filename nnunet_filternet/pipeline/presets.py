@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from nnunet_filternet.pipeline.budget_trainers import Budget
+from nnunet_filternet.training.budget import Budget
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,8 @@ class DemoPreset:
         plans_preset: our plans preset applied on top of nnU-Net's plans (``filternet plans``), or None to
             train on nnU-Net's own ``nnUNetPlans``.
         folds: cross-validation folds trained (of 4).
-        budget: training length of every trainer.
+        budget: training length of every trainer: the demo trains each trainer ``T`` as its budget variant
+            ``T_<epochs>epochs_<iterations>iters_<val>val`` (``training/budget.py``).
         device: ``cpu`` or ``cuda``.
     """
 

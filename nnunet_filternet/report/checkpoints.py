@@ -28,8 +28,10 @@ def find_checkpoint(fold_dir: str | os.PathLike) -> Path | None:
     return None
 
 
-def count_parameters(state_dict: dict) -> int:
-    """Number of trainable values in a network state dict (floating tensors, BN statistics excluded).
+def count_state_dict_parameters(state_dict: dict) -> int:
+    """Number of parameters in a network state dict (floating tensors, BN statistics excluded).
+
+    The same count as :func:`nnunet_filternet.network.count_parameters` of the network the state dict came from.
 
     A tensor registered under several names counts once: dynamic-network-architectures' conv blocks hold each
     conv both as ``conv`` and in ``all_modules``, and its decoder keeps a reference to the encoder, so one
@@ -63,4 +65,4 @@ def checkpoint_parameters(path: str | os.PathLike) -> int:
         raise InputError(path, f"expected an nnU-Net checkpoint (torch.save), loading failed: {e}") from e
     if not isinstance(checkpoint, dict) or "network_weights" not in checkpoint:
         raise InputError(path, "expected an nnU-Net checkpoint with key 'network_weights', found none")
-    return count_parameters(checkpoint["network_weights"])
+    return count_state_dict_parameters(checkpoint["network_weights"])

@@ -49,6 +49,24 @@ def trainer_folder_name(trainer: str, plans: str, configuration: str) -> str:
     return f"{trainer}__{plans}__{configuration}"
 
 
+def fold_numbers(model_folder: str | os.PathLike) -> list[int]:
+    """The k of every ``fold_<k>`` folder in a ``<trainer>__<plans>__<configuration>`` folder, sorted."""
+    return sorted(int(m.group(1)) for p in Path(model_folder).iterdir() if p.is_dir() and (m := _FOLD.match(p.name)))
+
+
+def results_found(results_dir: str | os.PathLike) -> str:
+    """What a results folder holds, for error messages: its model folders with their folds, on one line.
+
+    E.g. ``nnUNetTrainer__nnUNetPlans__3d_fullres (folds 0, 1), nnUNetTrainerFilterNet__nnUNetPlans__3d_fullres
+    (no fold_<k> folders)``, or ``no <trainer>__<plans>__<configuration> folders``.
+    """
+    entries = []
+    for folder in sorted(p for p in Path(results_dir).iterdir() if p.is_dir() and p.name.count("__") == 2):
+        folds = fold_numbers(folder)
+        entries.append(f"{folder.name} ({'folds ' + ', '.join(map(str, folds)) if folds else 'no fold_<k> folders'})")
+    return ", ".join(entries) or "no <trainer>__<plans>__<configuration> folders"
+
+
 def find_trainer_run(results_dir: str | os.PathLike, trainer: str, plans: str, configuration: str) -> TrainerRun:
     """Folds with validation predictions of one trainer.
 
@@ -59,11 +77,12 @@ def find_trainer_run(results_dir: str | os.PathLike, trainer: str, plans: str, c
     results_dir = Path(results_dir)
     path = results_dir / trainer_folder_name(trainer, plans, configuration)
     if not path.is_dir():
-        present = sorted(p.name for p in results_dir.iterdir() if p.is_dir() and "__" in p.name)
         raise InputError(
-            path, f"expected a trainer results folder, found none (present: {', '.join(present) or 'none'})"
+            results_dir,
+            f"expected results of trainer {trainer} (plans {plans}, configuration {configuration}) in "
+            f"{path.name}, found none; present: {results_found(results_dir)}",
         )
-    fold_dirs = sorted((p for p in path.iterdir() if p.is_dir() and _FOLD.match(p.name)), key=lambda p: p.name)
+    fold_dirs = [path / f"fold_{k}" for k in fold_numbers(path)]
     if not fold_dirs:
         raise InputError(path, "expected fold_<k> folders with cross-validation results, found none")
     folds = []
@@ -74,7 +93,11 @@ def find_trainer_run(results_dir: str | os.PathLike, trainer: str, plans: str, c
             folds.append(FoldRun(int(_FOLD.match(fold_dir.name).group(1)), fold_dir, predictions))
     if not folds:
         examined = ", ".join(f"{p.name}/validation" for p in fold_dirs)
-        raise InputError(path, f"expected cross-validation predictions (*.nii.gz) in {examined}, found none")
+        raise InputError(
+            path,
+            f"expected cross-validation predictions (*.nii.gz) in {examined}, found none (is training finished? "
+            "nnU-Net writes them at its end, or with nnUNetv2_train --val)",
+        )
     seen: dict[str, int] = {}
     for fold in folds:
         for case in fold.predictions:

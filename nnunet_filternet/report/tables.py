@@ -165,7 +165,9 @@ def table_two(summaries: Sequence[TrainingSummary]) -> Table:
     table.notes.append(
         "Parameters: floating tensors of the checkpoint's network_weights without BN running statistics "
         "(training-only edge gate not counted). Memory and epoch time: our trainers' and nnU-Net's log lines; "
-        "n/a where a trainer does not log them (stock nnUNetTrainer logs no memory)."
+        "memory is n/a for a trainer that does not log it: nnU-Net's own trainers (e.g. nnUNetTrainer) log none, "
+        "their budget variants from this package (e.g. nnUNetTrainer_40epochs_40iters_4val, what filternet demo "
+        "trains) and nnUNetTrainerUNet (the same network and recipe) log it like ours."
     )
     return table
 

@@ -15,8 +15,8 @@ mixin gives it an explicit owner, each duty through one of nnU-Net's hooks, alwa
   separately, at the same bound, after GradScaler's unscale, just before the step).
 - DDP: a post-accumulate-grad hook averages sigma's gradient over the ranks (its own process group, so
   the collective never interleaves with DDP's buckets) and ``on_train_start`` broadcasts sigma from rank 0.
-- ``save_checkpoint`` / ``load_checkpoint``: the gate's state dict under :data:`EDGE_GATE_KEY` in every
-  checkpoint; ``nnUNetv2_train --c`` restores it.
+- ``save_checkpoint`` / ``load_checkpoint``: the gate's state dict under :data:`EDGE_GATE_KEY` in the optimizer's
+  state dict of every checkpoint (nnU-Net writes it once); ``nnUNetv2_train --c`` and ``--val`` restore it.
 - ``_build_loss``: wraps ``super()``'s region loss into :class:`RegionEdgeLoss`, with W from dataset.json.
 - per epoch: lambda from :func:`edge_lambda`, the line ``edge gate: lambda 0.001 sigma 1.000`` (see
   :func:`edge_gate_log_line`) in the training log, and both values in the logger and the progress plot.
@@ -32,11 +32,9 @@ from torch import distributed as dist
 from torch import nn
 
 from nnunet_filternet.errors import FilterNetError, InputError
+from nnunet_filternet.training.device import DEFAULT_DEVICE
 
-#: nnU-Net's default device in the trainer ``__init__`` signature.
-DEFAULT_DEVICE = torch.device("cuda")
-
-#: Checkpoint key holding the gate's state dict.
+#: Key of the gate's state dict in the optimizer's state dict, i.e. in ``checkpoint["optimizer_state"]``.
 EDGE_GATE_KEY = "filternet_edge_gate"
 
 #: Name of the optimizer parameter group that holds the gate's parameters.
@@ -119,18 +117,21 @@ def broadcast_gate(gate: nn.Module, src: int = 0, group=None) -> None:
             dist.broadcast(tensor, src=src, group=group)
 
 
-def add_to_checkpoint(filename: str, key: str, value) -> None:
-    """Add ``key: value`` to the torch checkpoint ``filename``, rewriting it atomically."""
-    from nnunet_filternet.utils.atomic import atomic_path
+def add_gate_state(optimizer_state: dict, gate: nn.Module) -> dict:
+    """``optimizer_state`` (an optimizer's state dict) with ``gate``'s state dict (CPU) under :data:`EDGE_GATE_KEY`.
 
-    checkpoint = torch.load(filename, map_location="cpu", weights_only=False)
-    checkpoint[key] = value
-    with atomic_path(filename) as tmp:
-        torch.save(checkpoint, tmp)
+    Called by an optimizer state-dict post-hook while nnU-Net builds a checkpoint; ``Optimizer.load_state_dict``
+    ignores the extra key.
+    """
+    optimizer_state[EDGE_GATE_KEY] = {k: v.detach().cpu().clone() for k, v in gate.state_dict().items()}
+    return optimizer_state
 
 
 def gate_state_from_checkpoint(filename_or_checkpoint) -> dict:
-    """The gate's state dict stored under :data:`EDGE_GATE_KEY` (file path or loaded checkpoint dict).
+    """The gate's state dict stored in a checkpoint (file path or loaded checkpoint dict).
+
+    It is read from ``checkpoint["optimizer_state"][EDGE_GATE_KEY]``, or from ``checkpoint[EDGE_GATE_KEY]`` where
+    earlier versions of this package wrote it (so that their runs can be continued).
 
     Raises:
         InputError: the checkpoint has no gate state (it was not written by an edge-gate trainer).
@@ -140,13 +141,15 @@ def gate_state_from_checkpoint(filename_or_checkpoint) -> dict:
     else:
         source = os.fspath(filename_or_checkpoint)
         checkpoint = torch.load(source, map_location="cpu", weights_only=False, mmap=True)
-    if EDGE_GATE_KEY not in checkpoint:
-        raise InputError(
-            source,
-            f'expected the key "{EDGE_GATE_KEY}" (the edge gate\'s sigma, written by every edge-gate trainer), '
-            f"found only {sorted(checkpoint)}",
-        )
-    return checkpoint[EDGE_GATE_KEY]
+    optimizer_state = checkpoint.get("optimizer_state") or {}
+    for place in (optimizer_state, checkpoint):
+        if EDGE_GATE_KEY in place:
+            return place[EDGE_GATE_KEY]
+    raise InputError(
+        source,
+        f'expected the key "{EDGE_GATE_KEY}" in its optimizer_state (the edge gate\'s sigma, written by every '
+        f"edge-gate trainer), found only {sorted(optimizer_state)} there and {sorted(checkpoint)} at the top",
+    )
 
 
 def edge_gate_log_line(edge_lambda_value: float, sigma: float | None) -> str:
@@ -251,9 +254,12 @@ class EdgeGateOwnerMixin:
 
     # --- checkpoints -------------------------------------------------------------------------------------
     def save_checkpoint(self, filename: str) -> None:
-        super().save_checkpoint(filename)
-        if self.local_rank == 0 and not self.disable_checkpointing:
-            add_to_checkpoint(filename, EDGE_GATE_KEY, {k: v.cpu() for k, v in self.edge_gate.state_dict().items()})
+        """nnU-Net's single write, with the gate's state added to the optimizer state dict it builds the file from."""
+        hook = self.optimizer.register_state_dict_post_hook(lambda _, state: add_gate_state(state, self.edge_gate))
+        try:
+            super().save_checkpoint(filename)
+        finally:
+            hook.remove()
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
         gate_state = gate_state_from_checkpoint(filename_or_checkpoint)  # fail early, naming the file

@@ -7,6 +7,8 @@ implements it as a classmethod driven by two class attributes, so each trainer o
 - ``network_class_name``: :data:`FILTERNET`, :data:`PLAIN_UNET` or :data:`BOUNDARY_AWARE_FCN`;
 - ``batch_norm``: replace the plans' norm op by the matching BatchNorm (the paper's protocol).
 
+The built network then goes through the project's norm policy (:mod:`norm_policy`), as every trainer's does.
+
 The plans' configuration may name either nnU-Net's ``PlainConvUNet`` (``nnUNetPlans``, ``nnUNetPlans_tiny``,
 ``nnUNetPlans_paper``) or our FilterNet (``nnUNetPlans_FilterNet``); :func:`arch_kwargs_for` turns either
 into the keyword arguments of the requested class, so any of our trainers runs on any of these plans.
@@ -19,6 +21,7 @@ import inspect
 from collections.abc import Sequence
 
 from nnunet_filternet.errors import FilterNetError
+from nnunet_filternet.training.norm_policy import NormPolicyMixin
 
 #: ``network_class_name`` of our FilterNet (as written into plans).
 FILTERNET = "nnunet_filternet.network.filternet.FilterNet"
@@ -117,7 +120,7 @@ def build_network_from_plans(
     )
 
 
-class PlansNetworkMixin:
+class NamedNetworkMixin:
     """``build_network_architecture`` for a trainer naming its network in class attributes (see module doc)."""
 
     #: the network class to build (a dotted path as in plans).
@@ -142,3 +145,7 @@ class PlansNetworkMixin:
             enable_deep_supervision,
             batch_norm=cls.batch_norm,
         )
+
+
+class PlansNetworkMixin(NormPolicyMixin, NamedNetworkMixin):
+    """The network the class attributes name, built from the plans, under the project's norm policy."""

@@ -32,9 +32,7 @@ import math
 import torch
 
 from nnunet_filternet.training import paper_augmentation
-
-#: nnU-Net's default device in the trainer ``__init__`` signature.
-DEFAULT_DEVICE = torch.device("cuda")
+from nnunet_filternet.training.device import DEFAULT_DEVICE
 
 #: The paper's patch (z, y, x) in voxels and batch size.
 PAPER_PATCH_SIZE = (28, 120, 120)

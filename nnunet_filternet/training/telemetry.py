@@ -16,24 +16,8 @@ from __future__ import annotations
 import sys
 
 import torch
-from torch import nn
 
-
-def unwrap_network(network: nn.Module) -> nn.Module:
-    """The plain module inside DDP and ``torch.compile`` wrappers."""
-    from torch._dynamo import OptimizedModule
-    from torch.nn.parallel import DistributedDataParallel
-
-    if isinstance(network, DistributedDataParallel):
-        network = network.module
-    if isinstance(network, OptimizedModule):
-        network = network._orig_mod
-    return network
-
-
-def count_parameters(network: nn.Module) -> int:
-    """Number of trainable scalars of ``network`` (after unwrapping DDP / compile)."""
-    return sum(p.numel() for p in unwrap_network(network).parameters() if p.requires_grad)
+from nnunet_filternet.network import count_parameters
 
 
 def reset_peak_memory(device: torch.device) -> None:

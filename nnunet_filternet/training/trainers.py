@@ -22,8 +22,9 @@ grows; ``...UnitEnergy`` is the scale-invariant option under which sigma settles
 
 ``nnUNetTrainerUNet`` differs from the stock trainer only by our log lines (parameter count, peak memory)
 and by building a plain U-Net even from ``nnUNetPlans_FilterNet``. Each trainer ``X`` also exists as
-``XPaper`` (the paper's protocol, :mod:`paper_protocol`) and every one of these as budget variants
-``X_1epoch``, ``X_5epochs``, ... (:mod:`budget`), all module-level attributes of this module.
+``XPaper`` (the paper's protocol, :mod:`paper_protocol`). Budget variants of these and of any other trainer
+(``X_1epoch``, ``X_50epochs``, ``nnUNetTrainer_40epochs_40iters_4val``, ...) are attributes of this module too,
+made on first use by the module's ``__getattr__`` (:mod:`budget`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from __future__ import annotations
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_filternet.training.boundary_aware_loss import BoundaryAwareLossMixin
-from nnunet_filternet.training.budget import BUDGETS, make_budget_variant
+from nnunet_filternet.training.budget import budget_variant_attribute
 from nnunet_filternet.training.edge_gate_owner import EdgeGateOwnerMixin
 from nnunet_filternet.training.networks import BOUNDARY_AWARE_FCN, FILTERNET, PLAIN_UNET, PlansNetworkMixin
 from nnunet_filternet.training.paper_protocol import PaperProtocolMixin
@@ -130,7 +131,7 @@ class nnUNetTrainerFilterNetUnitEnergyPaper(nnUNetTrainerFilterNetPaper):
     edge_gate_normalisation = "unit_energy"
 
 
-#: The trainers above, in table order; each also gets the budget variants below.
+#: The trainers above, in table order.
 BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerUNet,
     nnUNetTrainerBUNet,
@@ -150,18 +151,9 @@ BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerFilterNetUnitEnergyPaper,
 )
 
-
-def _register_budget_variants() -> list[str]:
-    """Create ``X_1epoch``, ``X_5epochs``, ... for every base trainer as attributes of this module."""
-    names = []
-    for base in BASE_TRAINERS:
-        for num_epochs in BUDGETS:
-            variant = make_budget_variant(base, num_epochs, __name__)
-            globals()[variant.__name__] = variant
-            names.append(variant.__name__)
-    return names
+__all__ = [cls.__name__ for cls in BASE_TRAINERS]
 
 
-BUDGET_TRAINER_NAMES: tuple[str, ...] = tuple(_register_budget_variants())
-
-__all__ = [cls.__name__ for cls in BASE_TRAINERS] + list(BUDGET_TRAINER_NAMES)
+def __getattr__(name: str) -> type:
+    """Budget variants (``X_50epochs``, ``X_40epochs_40iters_4val``, ...) of any trainer, made on first access."""
+    return budget_variant_attribute(name, __name__)
