@@ -236,7 +236,7 @@ def test_unit_energy_trainer_trains_sigma_with_the_unit_energy_gaussian(make_tra
 def test_fixed_sigma_trainer_keeps_sigma_at_one(make_trainer, tmp_path, paper):
     from nnunet_filternet.edge.gate import EdgeGate
     from nnunet_filternet.training import trainers
-    from nnunet_filternet.training.edge_gate_owner import EDGE_GATE_GROUP, EDGE_GATE_KEY
+    from nnunet_filternet.training.edge_gate_owner import EDGE_GATE_GROUP, gate_state_from_checkpoint
 
     cls = trainers.nnUNetTrainerFilterNetFixedSigmaPaper if paper else trainers.nnUNetTrainerFilterNetFixedSigma
     trainer = make_trainer(cls)
@@ -247,7 +247,8 @@ def test_fixed_sigma_trainer_keeps_sigma_at_one(make_trainer, tmp_path, paper):
     assert trainer.edge_gate.sigma.item() == 1.0 and trainer.loss.edge_lambda > 0
     path = str(tmp_path / "checkpoint.pth")
     trainer.save_checkpoint(path)
-    assert torch.load(path, map_location="cpu", weights_only=False)[EDGE_GATE_KEY]["log_sigma"].item() == 0.0
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    assert gate_state_from_checkpoint(checkpoint)["log_sigma"].item() == 0.0
     fresh = make_trainer(cls, initialize=False)
     fresh.load_checkpoint(path)
     assert fresh.edge_gate.sigma.item() == 1.0
@@ -528,5 +529,6 @@ def test_budget_variant_sets_epochs_after_the_protocol(make_trainer):
 
     trainer = make_trainer(nnUNetTrainerFilterNetPaper_5epochs, initialize=False)
     assert trainer.num_epochs == 5 and trainer.initial_lr == 1e-3
-    assert (trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (250, 50)  # nnU-Net's
+    # an epochs-only budget keeps the protocol's epoch: the paper's length, computed from the split in do_split
+    assert (trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (None, 50)
     assert trainer.my_init_kwargs["configuration"] == "3d_fullres"
