@@ -101,7 +101,7 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
     """
     import SimpleITK as sitk
 
-    from dataset_conversion.legs_of_scan import legs_of_scan
+    from dataset_conversion.legs_of_scan import LabelMapError, legs_of_scan
     from dataset_conversion.readers import geometry_of, read_label, read_scan
     from nnunet_filternet.utils.atomic import write_image, write_json
 
@@ -116,7 +116,12 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
         label = read_label(job.label, image, job.image) if job.label is not None else None
         result = legs_of_scan(image, label, job.settings)
     except (FilterNetError, RuntimeError) as e:
-        message = str(e) if isinstance(e, InputError) else f"{job.image}: {str(e).strip().splitlines()[-1]}"
+        if isinstance(e, InputError):
+            message = str(e)
+        elif isinstance(e, LabelMapError):
+            message = f"{job.label}: {e} (scan {job.image.name})"
+        else:
+            message = f"{job.image}: {str(e).strip().splitlines()[-1]}"
         if not job.keep_going:
             raise FilterNetError(message) from None
         return ScanOutcome(job.subject, str(job.image), error=message)
@@ -143,6 +148,7 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
             leg_size=list(leg.image.GetSize()),
             geometry=geometry_of(image),
             correction=result.correction,
+            labelled=leg.labelled,
         )
         records.append(record.as_dict())
     write_json(job.out_dir / LEDGER / f"{job.subject}.json", {"stamp": stamp, "records": records})

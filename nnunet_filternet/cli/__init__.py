@@ -27,6 +27,28 @@ VERBS: dict[str, str] = {
 }
 
 
+def bounded(cast, accept, what: str):
+    """An argparse ``type`` that converts with ``cast`` and accepts values for which ``accept`` is true.
+
+    Every verb validates its numbers this way, so misuse is refused before any work, with exit code 2.
+    """
+
+    def convert(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return convert
+
+
+#: ``-j/--jobs`` of every verb: a positive integer (0 and negative numbers are refused, not clamped).
+jobs_type = bounded(int, lambda v: v >= 1, "a positive number of worker processes")
+
+
 def _available_verbs() -> dict[str, str]:
     """Verbs whose module exists in this installation."""
     out = {}
