@@ -51,8 +51,11 @@ class LegSettings:
             fraction of the smaller leg's widest column.
         max_points: KMeans runs on at most this many footprint pixels (a seeded random subset).
         seed: Seed of the subset and of KMeans.
-        max_local_cv: Tissue where the local standard deviation is below this fraction of the local mean.
+        max_local_cv: Tissue seeds where the local standard deviation is below this fraction of the local mean.
         window_mm: Side of the in-plane window of the local statistics, mm (at least 5 voxels).
+        level_mm: Side of the in-plane window over which the seeds' mean intensity is taken, mm.
+        mask_spacing_mm: Finer in-plane grids are sub-sampled to about this spacing for the tissue mask.
+        level_fraction: Tissue where a voxel is brighter than this fraction of that mean (air is far darker).
         max_area_ratio: Two legs whose footprint areas differ by more than this factor are a doubtful split.
         max_aspect: One leg wider (left-right) than this times its depth (antero-posterior) is a doubtful split.
     """
@@ -64,6 +67,9 @@ class LegSettings:
     seed: int = 0
     max_local_cv: float = 0.25
     window_mm: float = 3.5
+    level_mm: float = 20.0
+    level_fraction: float = 0.2
+    mask_spacing_mm: float = 1.4
     max_area_ratio: float = 2.0
     max_aspect: float = 1.6
 
@@ -94,30 +100,52 @@ class LegBox:
 
 
 def tissue_mask(arr: np.ndarray, spacing_mm, settings: LegSettings = LegSettings()) -> np.ndarray:
-    """Voxels of tissue, whatever their brightness: low local coefficient of variation (module docstring).
+    """Voxels of tissue, whatever their brightness (module docstring), in two scale-free steps.
+
+    1. Seeds: the local coefficient of variation (in-plane window of about ``window_mm``, at least 3 voxels)
+       is below ``max_local_cv`` and the local mean above the image's minimum (constant padding is not
+       tissue); seed blobs smaller than ``min_component_fraction`` of the largest are dropped (noise).
+    2. Rim: a window straddling the skin, or the narrow gap of touching legs, mixes tissue and air and is no
+       seed; any voxel brighter than ``level_fraction`` times the mean of the seeds around it (window of
+       ``level_mm``) is tissue too. Both steps compare intensities only with their neighbours, so a smooth
+       multiplicative bias field, however strong, cancels out.
+
+    Fine grids are first sub-sampled in-plane (every k-th voxel, which keeps the noise statistics) to about
+    ``mask_spacing_mm``, and the mask is brought back by repetition (the crop margin absorbs the difference).
 
     Args:
         arr: Scan intensities, any index order, shape (n0, n1, n2).
         spacing_mm: Voxel size along those axes, mm (3,). Axes thicker than twice the finest are slice axes:
-            the window does not extend along them (anatomy changes between thick slices).
-        settings: ``max_local_cv`` and ``window_mm``.
+            the windows do not extend along them (anatomy changes between thick slices).
+        settings: See :class:`LegSettings`.
 
     Returns:
-        Bool array like ``arr``: local std < ``max_local_cv`` x local mean, local mean above the image's minimum
-        (constant padding is not tissue), dilated by the window's half-width to give back the rim that the
-        window's straddling of the skin takes away.
+        Bool array like ``arr``.
     """
     finest = min(spacing_mm)
-    radius = [max(2, round(settings.window_mm / 2 / s)) if s < 2 * finest else 0 for s in spacing_mm]
-    size = [2 * r + 1 for r in radius]
-    values = arr.astype(np.float32)
+    in_plane = [s < 2 * finest for s in spacing_mm]
+    step = [max(1, int(settings.mask_spacing_mm / s)) if p else 1 for s, p in zip(spacing_mm, in_plane)]
+    values = np.ascontiguousarray(arr[tuple(slice(None, None, k) for k in step)], dtype=np.float32)
+    spacing = [s * k for s, k in zip(spacing_mm, step)]
+    size = [2 * max(1, round(settings.window_mm / 2 / s)) + 1 if p else 1 for s, p in zip(spacing, in_plane)]
     mean = ndimage.uniform_filter(values, size)
-    mean_sq = ndimage.uniform_filter(values * values, size)
-    std = np.sqrt(np.maximum(mean_sq - mean * mean, 0))
+    variance = ndimage.uniform_filter(values * values, size) - mean * mean
     floor = float(values.min())
-    tissue = (std < settings.max_local_cv * mean) & (mean > floor + 1e-6 * max(abs(floor), float(values.max()), 1.0))
-    structure = np.ones(size, bool)
-    return ndimage.binary_dilation(tissue, structure)
+    seeds = variance < (settings.max_local_cv * mean) ** 2
+    seeds &= mean > floor + 1e-6 * max(abs(floor), float(values.max()), 1.0)
+    labels, n = ndimage.label(seeds)
+    if n:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        seeds = (sizes >= settings.min_component_fraction * sizes.max())[labels]
+    level_size = [2 * round(settings.level_mm / 2 / s) + 1 if p else 1 for s, p in zip(spacing, in_plane)]
+    weight = ndimage.uniform_filter(seeds.astype(np.float32), level_size)
+    level = ndimage.uniform_filter(np.where(seeds, values, 0), level_size)
+    tissue = seeds | ((weight > 0.01) & (values * weight > settings.level_fraction * level))
+    for axis, k in enumerate(step):
+        if k > 1:
+            tissue = np.repeat(tissue, k, axis=axis)
+    return tissue[tuple(slice(0, n) for n in arr.shape)]
 
 
 def footprint(mask: np.ndarray, min_component_fraction: float) -> np.ndarray:

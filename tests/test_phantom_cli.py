@@ -62,8 +62,8 @@ def test_cli_writes_a_cohort(tmp_path):
         (["--subjects", "0"], "positive integer"),
         (["--subjects", "3", "--healthy", "4"], "between 0 and 3"),
         (["--healthy", "-1"], "integer >= 0"),
-        (["--spacing", "0.7", "0", "7"], "positive number"),
-        (["--shape", "512", "-5", "30"], "positive integer"),
+        (["--spacing", "0.7", "0", "7"], "positive, finite number"),
+        (["--shape", "512", "-5", "30"], "integer >= 2"),
         (["--shape", "64", "64", "6", "--spacing", "1", "1", "7"], "field of view"),
     ],
 )
