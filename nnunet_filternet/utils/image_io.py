@@ -115,6 +115,9 @@ def _check_nifti(path: Path, what: str) -> None:
         proxy = nibabel.load(str(path)).dataobj
         offset, dtype, shape = int(proxy.offset), np.dtype(proxy.dtype), tuple(proxy.shape)
     except Exception as e:  # nibabel raises many types for damaged headers  # noqa: BLE001
+        if path.name.lower().endswith(".gz"):
+            for _ in _nifti_bytes(path, what):  # a truncated stream says so
+                pass
         raise InputError(path, f"the NIfTI {what} file cannot be read (header: {_short(e)})") from None
     expected = math.prod(shape) * dtype.itemsize
     floating = dtype.kind == "f"
