@@ -151,18 +151,25 @@ def _restore_or_error(job: RestoreJob) -> Path | FilterNetError:
         return e
 
 
-def restore_jobs(pred_dir: Path, records: list[LegRecord], out_dir: Path, records_json: Path):
-    """Jobs for scans with all legs predicted; lists of scans with none and with some legs predicted.
+def restore_jobs(pred_dir: Path, records: list[LegRecord], out_dir: Path, records_json: Path, keep_going: bool):
+    """Jobs for scans with all legs predicted; scans with none predicted; scans that cannot be restored -> why.
 
     Raises:
-        InputError: a case predicted under two file names, or inconsistent records (:func:`check_same_source`).
+        InputError: a case predicted under two file names; without ``keep_going``, inconsistent records
+            (:func:`check_same_source`).
     """
     from nnunet_filternet.metrics.matching import list_cases
 
     predictions = list_cases(pred_dir)  # refuses <case>.nii next to <case>.nii.gz
     jobs, not_predicted, incomplete = [], [], {}
     for subject, legs in by_subject(records).items():
-        check_same_source(tuple(legs), records_json)
+        try:
+            check_same_source(tuple(legs), records_json)
+        except InputError as e:
+            if not keep_going:
+                raise
+            incomplete[subject] = [str(e)]
+            continue
         found = [predictions.get(r.case) for r in legs]
         if all(p is None for p in found):
             not_predicted.append(subject)
@@ -184,7 +191,7 @@ def restoration(pred_dir, records_json, out_dir, jobs: int | None = None, keep_g
         raise InputError(pred_dir, "expected a folder of leg predictions (<subject>_<L|R>.nii.gz)")
     check_writable(out_dir, "restored label maps folder", folder=True)
     records = load_records(records_json)
-    work, not_predicted, incomplete = restore_jobs(pred_dir, records, out_dir, records_json)
+    work, not_predicted, incomplete = restore_jobs(pred_dir, records, out_dir, records_json, keep_going)
     if incomplete and not keep_going:
         missing = "\n".join(f"  {s}: {', '.join(m)}" for s, m in incomplete.items())
         raise FilterNetError(f"some scans have only part of their legs predicted in {pred_dir}:\n{missing}")
