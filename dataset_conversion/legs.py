@@ -22,8 +22,8 @@ Then, on the patient-aligned mask (index axes: left, posterior, superior; see
 5. Crop box: the leg's bounding box (all slices where it appears) plus ``margin_mm``, clipped to the image
    and to the leg's side of the cut, so two crops never overlap.
 6. Doubtful splits (:func:`doubtful_split`) are reported, not written: two legs whose footprints differ in
-   area by more than ``max_area_ratio``, or a single leg more than ``max_aspect`` times wider (left-right) than
-   deep (antero-posterior), i.e. two legs taken for one.
+   area by more than ``max_area_ratio``, a single leg more than ``max_aspect`` times wider (left-right) than
+   deep (antero-posterior), i.e. two legs taken for one, or a "leg" smaller than ``min_leg_area_mm2``.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class LegSettings:
         mask_spacing_mm: Finer in-plane grids are sub-sampled to about this spacing for the tissue mask.
         level_fraction: Tissue where a voxel is brighter than this fraction of that mean (air is far darker).
         max_area_ratio: Two legs whose footprint areas differ by more than this factor are a doubtful split.
+        min_leg_area_mm2: A leg whose footprint is smaller than this (mm^2) is doubtful (noise, not a calf).
         max_aspect: One leg wider (left-right) than this times its depth (antero-posterior) is a doubtful split.
     """
 
@@ -71,6 +72,7 @@ class LegSettings:
     level_fraction: float = 0.2
     mask_spacing_mm: float = 1.4
     max_area_ratio: float = 2.0
+    min_leg_area_mm2: float = 1500.0
     max_aspect: float = 1.6
 
 
@@ -102,9 +104,10 @@ class LegBox:
 def tissue_mask(arr: np.ndarray, spacing_mm, settings: LegSettings = LegSettings()) -> np.ndarray:
     """Voxels of tissue, whatever their brightness (module docstring), in two scale-free steps.
 
-    1. Seeds: the local coefficient of variation (in-plane window of about ``window_mm``, at least 3 voxels)
-       is below ``max_local_cv`` and the local mean above the image's minimum (constant padding is not
-       tissue); seed blobs smaller than ``min_component_fraction`` of the largest are dropped (noise).
+    1. Seeds: on intensities measured from the image's minimum (an offset does not matter; constant padding
+       at the minimum is not tissue), the local coefficient of variation (in-plane window of about
+       ``window_mm``, at least 3 voxels) is below ``max_local_cv``; seed blobs smaller than
+       ``min_component_fraction`` of the largest are dropped (noise).
     2. Rim: a window straddling the skin, or the narrow gap of touching legs, mixes tissue and air and is no
        seed; any voxel brighter than ``level_fraction`` times the mean of the seeds around it (window of
        ``level_mm``) is tissue too. Both steps compare intensities only with their neighbours, so a smooth
@@ -125,14 +128,14 @@ def tissue_mask(arr: np.ndarray, spacing_mm, settings: LegSettings = LegSettings
     finest = min(spacing_mm)
     in_plane = [s < 2 * finest for s in spacing_mm]
     step = [max(1, int(settings.mask_spacing_mm / s)) if p else 1 for s, p in zip(spacing_mm, in_plane)]
-    values = np.ascontiguousarray(arr[tuple(slice(None, None, k) for k in step)], dtype=np.float32)
+    values = np.asarray(arr[tuple(slice(None, None, k) for k in step)], dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    values = ((values - low) / (high - low if high > low else 1.0)).astype(np.float32)  # 0 = the image's minimum
     spacing = [s * k for s, k in zip(spacing_mm, step)]
     size = [2 * max(1, round(settings.window_mm / 2 / s)) + 1 if p else 1 for s, p in zip(spacing, in_plane)]
     mean = ndimage.uniform_filter(values, size)
     variance = ndimage.uniform_filter(values * values, size) - mean * mean
-    floor = float(values.min())
-    seeds = variance < (settings.max_local_cv * mean) ** 2
-    seeds &= mean > floor + 1e-6 * max(abs(floor), float(values.max()), 1.0)
+    seeds = (variance < (settings.max_local_cv * mean) ** 2) & (mean > 1e-6)
     labels, n = ndimage.label(seeds)
     if n:
         sizes = np.bincount(labels.ravel())
@@ -235,6 +238,14 @@ def doubtful_split(mask: np.ndarray, boxes: list[LegBox], spacing_mm, settings: 
     """
     flat = footprint(mask, settings.min_component_fraction)
     areas = {b.side: int(flat[b.x_limits[0] : b.x_limits[1]].sum()) for b in boxes}
+    pixel_mm2 = float(spacing_mm[0] * spacing_mm[1])
+    small = {side: area * pixel_mm2 for side, area in areas.items() if area * pixel_mm2 < settings.min_leg_area_mm2}
+    if small:
+        side, area = next(iter(small.items()))
+        return (
+            f"the {side} leg found is only {area:.0f} mm^2 in cross-section (less than {settings.min_leg_area_mm2:g}"
+            " mm^2): noise or a fragment, not a calf"
+        )
     if len(boxes) == 2:
         small, large = sorted(areas.values())
         if large > settings.max_area_ratio * max(small, 1):

@@ -105,6 +105,8 @@ def load_records(path: Path) -> list[LegRecord]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise InputError(path, f"expected JSON, found a syntax error at line {e.lineno}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "expected a UTF-8 JSON file, found other bytes") from None
     if isinstance(data, dict):
         if data.get("schema", SCHEMA) != SCHEMA:
             raise InputError(path, f"expected schema {SCHEMA!r}, found {data.get('schema')!r}")

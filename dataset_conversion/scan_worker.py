@@ -83,9 +83,9 @@ def _finished(job: ScanJob, stamp: str) -> list[dict] | None:
     ledger = job.out_dir / LEDGER / f"{job.subject}.json"
     try:
         data = json.loads(ledger.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing, not UTF-8 or not JSON: convert again
         return None
-    if data.get("stamp") != stamp:
+    if not isinstance(data, dict) or data.get("stamp") != stamp or not isinstance(data.get("records"), list):
         return None
     outputs = [r["leg_image"] for r in data["records"]] + [r["leg_label"] for r in data["records"] if r["leg_label"]]
     if not all((job.out_dir / o).is_file() for o in outputs):
@@ -161,10 +161,13 @@ def remove_outputs(out_dir: Path, ledger: Path) -> None:
         return
     try:
         records = json.loads(ledger.read_text(encoding="utf-8"))["records"]
-    except (OSError, json.JSONDecodeError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         records = []
-    for r in records:
+    for r in records if isinstance(records, list) else []:
+        if not isinstance(r, dict):
+            continue
         for rel in (r.get("leg_image"), r.get("leg_label")):
-            if rel and (out_dir / rel).is_file():
-                (out_dir / rel).unlink()
+            target = (out_dir / rel).resolve() if isinstance(rel, str) and rel else None
+            if target is not None and out_dir.resolve() in target.parents and target.is_file():
+                target.unlink()  # only files inside our output folder, whatever a ledger says
     ledger.unlink()

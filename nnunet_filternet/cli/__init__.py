@@ -2,8 +2,8 @@
 
 Each verb lives in ``nnunet_filternet/cli/<verb>.py`` and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``. Verb modules are imported lazily so that ``filternet --help`` stays fast (no
-torch import). Misuse (argparse) and bad input (:class:`~nnunet_filternet.errors.FilterNetError`)
-exit with code 2 and a one-line reason.
+torch import). Misuse (argparse), bad input (:class:`~nnunet_filternet.errors.FilterNetError`) and files
+that cannot be read or written (``OSError``) exit with code 2 and a one-line reason naming the file.
 """
 
 from __future__ import annotations
@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._module.run(args) or 0)
     except FilterNetError as e:
         print(f"filternet {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file that cannot be read or written, wherever it is opened: name it, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"filternet {args.verb}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"filternet {args.verb}: interrupted; rerun the same command to continue", file=sys.stderr)

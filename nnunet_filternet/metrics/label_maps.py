@@ -56,7 +56,7 @@ def read_label_map(path: str | os.PathLike) -> LabelMap:
     and check its values.
 
     Raises:
-        InputError: unreadable or truncated file, more than one component, or values outside 0-5.
+        InputError: unreadable or truncated file, not a 3D scalar image, or values outside 0-5.
     """
     import SimpleITK as sitk
 
@@ -64,8 +64,6 @@ def read_label_map(path: str | os.PathLike) -> LabelMap:
 
     path = Path(path)
     image = read_image(path, "label map")
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(path, f"expected a scalar label map, found {image.GetNumberOfComponentsPerPixel()} components")
     array = check_label_values(sitk.GetArrayFromImage(image), path)
     return LabelMap(path, array, tuple(float(s) for s in reversed(image.GetSpacing())), image)
 

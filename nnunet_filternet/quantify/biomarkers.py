@@ -259,16 +259,23 @@ def read_subjects_csv(path: os.PathLike, subjects: list[str]) -> tuple[list[str]
     Raises:
         InputError: no ``subject`` column, duplicate subjects, or subjects missing from the CSV (listed).
     """
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "subject" not in reader.fieldnames:
-            raise InputError(path, f"expected a CSV with a 'subject' column, found columns {reader.fieldnames}")
-        columns = [c for c in reader.fieldnames if c != "subject"]
-        table: dict[str, dict] = {}
-        for row in reader:
-            if row["subject"] in table:
-                raise InputError(path, f"subject {row['subject']!r} is listed twice")
-            table[row["subject"]] = {c: row[c] for c in columns}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            fieldnames = reader.fieldnames
+            rows = list(reader)
+    except OSError as e:
+        raise InputError(path, f"expected a readable CSV file ({e.strerror})") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(path, f"expected a UTF-8 CSV file, found {type(e).__name__}: {e}") from None
+    if fieldnames is None or "subject" not in fieldnames:
+        raise InputError(path, f"expected a CSV with a 'subject' column, found columns {fieldnames}")
+    columns = [c for c in fieldnames if c != "subject"]
+    table: dict[str, dict] = {}
+    for row in rows:
+        if row["subject"] in table:
+            raise InputError(path, f"subject {row['subject']!r} is listed twice")
+        table[row["subject"]] = {c: row[c] for c in columns}
     missing = sorted(set(subjects) - set(table))
     if missing:
         raise InputError(path, "expected a row for every subject, missing " + _missing("subject(s)", missing))

@@ -53,10 +53,17 @@ class Grid:
             tuple(float(d) for d in image.GetDirection()),
         )
 
+    @property
+    def ndim(self) -> int:
+        return len(self.size)
+
+    def matrix(self) -> np.ndarray:
+        """Direction cosines times spacing, (ndim, ndim): column j is the physical step of index axis j, mm."""
+        return np.asarray(self.direction, float).reshape(self.ndim, self.ndim) * np.asarray(self.spacing)
+
     def points(self, index: np.ndarray) -> np.ndarray:
-        """Physical points (n, 3) of voxel indices (n, 3) in (x, y, z) order."""
-        d = np.asarray(self.direction, float).reshape(3, 3)
-        return np.asarray(self.origin) + (np.asarray(index, float) * np.asarray(self.spacing)) @ d.T
+        """Physical points (n, ndim) of voxel indices (n, ndim) in (x, y, z) order."""
+        return np.asarray(self.origin) + np.asarray(index, float) @ self.matrix().T
 
     def describe(self) -> str:
         """``size (..), spacing (..) mm, origin (..) mm, direction (..)`` with plain numbers."""
@@ -75,23 +82,23 @@ class IndexMap:
         flips: ``flips[a]`` is True when it runs the other way.
     """
 
-    axes: tuple[int, int, int]
-    flips: tuple[bool, bool, bool]
+    axes: tuple[int, ...]
+    flips: tuple[bool, ...]
 
     @property
     def identity(self) -> bool:
-        return self.axes == (0, 1, 2) and not any(self.flips)
+        return self.axes == tuple(range(len(self.axes))) and not any(self.flips)
 
     def apply_zyx(self, moving_zyx: np.ndarray) -> np.ndarray:
         """A (z, y, x) array of the moving grid -> (z, y, x) array in the reference's voxel order."""
         if self.identity:
             return moving_zyx
-        xyz = np.transpose(moving_zyx, (2, 1, 0))
-        aligned = np.transpose(xyz, self.axes)
-        flipped = [a for a in range(3) if self.flips[a]]
+        reverse = tuple(range(moving_zyx.ndim))[::-1]
+        aligned = np.transpose(np.transpose(moving_zyx, reverse), self.axes)
+        flipped = [a for a, f in enumerate(self.flips) if f]
         if flipped:
             aligned = np.flip(aligned, axis=flipped)
-        return np.ascontiguousarray(np.transpose(aligned, (2, 1, 0)))
+        return np.ascontiguousarray(np.transpose(aligned, reverse))
 
 
 def index_map(moving: Grid, reference: Grid) -> IndexMap | None:
@@ -99,19 +106,18 @@ def index_map(moving: Grid, reference: Grid) -> IndexMap | None:
 
     None when the grids are not the same voxels up to axis flips and permutations (see the module docstring).
     """
-    if len(moving.size) != 3 or len(reference.size) != 3:
+    n = reference.ndim
+    if moving.ndim != n:
         return None
-    d_m = np.asarray(moving.direction, float).reshape(3, 3) * np.asarray(moving.spacing)
-    d_r = np.asarray(reference.direction, float).reshape(3, 3) * np.asarray(reference.spacing)
     try:
-        m = np.linalg.solve(d_m, d_r)  # column a: reference axis a in moving index units
+        m = np.linalg.solve(moving.matrix(), reference.matrix())  # column a: reference axis a in moving indices
     except np.linalg.LinAlgError:
         return None
-    axes = tuple(int(np.argmax(np.abs(m[:, a]))) for a in range(3))
-    if sorted(axes) != [0, 1, 2]:
+    axes = tuple(int(np.argmax(np.abs(m[:, a]))) for a in range(n))
+    if sorted(axes) != list(range(n)):
         return None
-    flips = tuple(bool(m[axes[a], a] < 0) for a in range(3))
-    if any(moving.size[axes[a]] != reference.size[a] for a in range(3)):
+    flips = tuple(bool(m[axes[a], a] < 0) for a in range(n))
+    if any(moving.size[axes[a]] != reference.size[a] for a in range(n)):
         return None
     mapping = IndexMap(axes, flips)  # type: ignore[arg-type]
     return mapping if corner_distance_mm(moving, reference, mapping) <= GEOMETRY_TOLERANCE_MM else None
@@ -121,7 +127,7 @@ def corner_distance_mm(moving: Grid, reference: Grid, mapping: IndexMap) -> floa
     """Largest distance (mm) between the reference's corner voxels and the moving voxels mapped onto them."""
     corners = np.array(list(itertools.product(*[(0, n - 1) for n in reference.size])), float)
     moving_index = np.zeros_like(corners)
-    for a in range(3):
+    for a in range(reference.ndim):
         b = mapping.axes[a]
         moving_index[:, b] = (reference.size[a] - 1 - corners[:, a]) if mapping.flips[a] else corners[:, a]
     return float(np.linalg.norm(reference.points(corners) - moving.points(moving_index), axis=1).max())
@@ -156,7 +162,9 @@ def array_on_grid(image, reference, path: str | os.PathLike, reference_path: str
 
 def _difference(moving: Grid, reference: Grid) -> str:
     """The most telling difference between two grids, in words."""
-    same_axes = IndexMap((0, 1, 2), (False, False, False))
+    same_axes = IndexMap(tuple(range(reference.ndim)), (False,) * reference.ndim)
+    if moving.ndim != reference.ndim:
+        return f"{moving.ndim}D against {reference.ndim}D"
     if moving.size != reference.size and sorted(moving.size) != sorted(reference.size):
         return f"size {_fmt(moving.size)} against {_fmt(reference.size)}"
     if not np.allclose(sorted(moving.spacing), sorted(reference.spacing), rtol=0, atol=GEOMETRY_TOLERANCE_MM):

@@ -56,10 +56,11 @@ def read_image(path: str | os.PathLike, what: str = "image", pixel_type=None):
         pixel_type: optional SimpleITK pixel type to read as (e.g. ``sitk.sitkFloat32``).
 
     Returns:
-        The ``SimpleITK.Image``.
+        The ``SimpleITK.Image``: 3D, one value per voxel (every image of this project is).
 
     Raises:
-        InputError: missing, truncated or corrupt file, a format SimpleITK cannot read, NaN or infinite voxels.
+        InputError: missing, truncated or corrupt file, a format SimpleITK cannot read, not 3D, more than one
+            component per voxel, NaN or infinite voxels.
     """
     import SimpleITK as sitk
 
@@ -71,6 +72,12 @@ def read_image(path: str | os.PathLike, what: str = "image", pixel_type=None):
         image = sitk.ReadImage(str(path)) if pixel_type is None else sitk.ReadImage(str(path), pixel_type)
     except RuntimeError as e:
         raise InputError(path, f"the {what} file cannot be read ({reader_reason(e)})") from None
+    if image.GetDimension() != 3:
+        raise InputError(path, f"expected a 3D {what}, found {image.GetDimension()}D of size {image.GetSize()}")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(
+            path, f"expected a single-channel {what}, found {image.GetNumberOfComponentsPerPixel()} components"
+        )
     check_finite(image, path)
     return image
 
