@@ -152,7 +152,8 @@ def _restore_or_error(job: RestoreJob) -> Path | FilterNetError:
 
 
 def restore_jobs(pred_dir: Path, records: list[LegRecord], out_dir: Path, records_json: Path, keep_going: bool):
-    """Jobs for scans with all legs predicted; scans with none predicted; scans that cannot be restored -> why.
+    """Jobs for scans with all legs predicted; scans with none predicted; scans that cannot be restored -> why;
+    predicted cases that ``legs.json`` does not know.
 
     Raises:
         InputError: a case predicted under two file names; without ``keep_going``, inconsistent records
@@ -177,7 +178,8 @@ def restore_jobs(pred_dir: Path, records: list[LegRecord], out_dir: Path, record
             incomplete[subject] = [f"missing {pred_dir / r.case}.nii.gz" for r, p in zip(legs, found) if p is None]
         else:
             jobs.append(RestoreJob(subject, tuple(legs), tuple(found), out_dir / f"{subject}.nii.gz"))
-    return jobs, not_predicted, incomplete
+    unknown = sorted(set(predictions) - {r.case for r in records})
+    return jobs, not_predicted, incomplete, unknown
 
 
 def restoration(pred_dir, records_json, out_dir, jobs: int | None = None, keep_going: bool = False) -> RestoreResult:
@@ -191,7 +193,7 @@ def restoration(pred_dir, records_json, out_dir, jobs: int | None = None, keep_g
         raise InputError(pred_dir, "expected a folder of leg predictions (<subject>_<L|R>.nii.gz)")
     check_writable(out_dir, "restored label maps folder", folder=True)
     records = load_records(records_json)
-    work, not_predicted, incomplete = restore_jobs(pred_dir, records, out_dir, records_json, keep_going)
+    work, not_predicted, incomplete, unknown = restore_jobs(pred_dir, records, out_dir, records_json, keep_going)
     if incomplete and not keep_going:
         missing = "\n".join(f"  {s}: {', '.join(m)}" for s, m in incomplete.items())
         raise FilterNetError(f"some scans have only part of their legs predicted in {pred_dir}:\n{missing}")
@@ -221,6 +223,9 @@ def restoration(pred_dir, records_json, out_dir, jobs: int | None = None, keep_g
         for r in j.records
         if r.side_from != "two legs"
     ]
+    if unknown:
+        notes.append(f"{len(unknown)} prediction(s) in {pred_dir} without a record in {records_json}, ignored: "
+                     + ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""))  # fmt: skip
     return RestoreResult(written, not_predicted, {**incomplete, **failed}, legs, notes)
 
 
