@@ -78,6 +78,25 @@ def test_evaluate_recomputes_a_file_replaced_by_an_older_copy(evaluation, monkey
     assert calls == ["s01_L", "s01_R"]
 
 
+def test_evaluate_recomputes_a_same_size_file_with_the_old_time(tmp_path):
+    """Uncompressed files of one shape have one size: only status-change time and inode tell a copy apart."""
+    for name, array in (("ref", leg(1)), ("pred", leg(1)), ("other", np.zeros_like(leg(1)))):
+        (tmp_path / name).mkdir()
+        write_map(tmp_path / name / "s01_L.nii", array)
+    age(tmp_path / "pred")
+    age(tmp_path / "other")
+    out = tmp_path / "metrics.csv"
+    evaluate_folders(tmp_path / "pred", tmp_path / "ref", out, jobs=1)
+    assert dice(out) == [1.0] * 5
+    old = (tmp_path / "pred" / "s01_L.nii").stat()
+    shutil.copy(tmp_path / "other" / "s01_L.nii", tmp_path / "pred" / "s01_L.nii")
+    os.utime(tmp_path / "pred" / "s01_L.nii", ns=(old.st_atime_ns, old.st_mtime_ns))  # e.g. rsync -t
+    new = (tmp_path / "pred" / "s01_L.nii").stat()
+    assert (new.st_size, new.st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+    evaluate_folders(tmp_path / "pred", tmp_path / "ref", out, jobs=1)
+    assert dice(out) == [0.0] * 5
+
+
 def _drop_gas(array):
     return np.where(array == 4, 0, array)
 
