@@ -95,7 +95,7 @@ def test_unreadable_and_2d_files_are_rejected(tmp_path, scan):
     (tmp_path / "junk.nii.gz").write_bytes(b"not an image")
     with pytest.raises(InputError, match=r"junk\.nii\.gz: truncated or corrupt scan file: the gzip stream fails"):
         read_scan(tmp_path / "junk.nii.gz")
-    with pytest.raises(InputError, match=r"flat\.nii\.gz: expected a 3D image, found 2D"):
+    with pytest.raises(InputError, match=r"flat\.nii\.gz: expected a 3D scan, found 2D"):
         read_scan(_write(scan.image[:, :, 0], tmp_path / "flat.nii.gz"))
 
 
