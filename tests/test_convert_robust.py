@@ -113,16 +113,6 @@ def test_one_dataset_name_under_two_ids_is_refused(tmp_path, nnunet_env):
 # ---- class 5: strong bias field, doubtful splits -------------------------------------------------------------
 
 
-def _gain(image: sitk.Image, a: float, b: float) -> sitk.Image:
-    """``image`` times exp(a x + b y), x and y running from -1 to 1 over the field of view."""
-    arr = sitk.GetArrayFromImage(image).astype(np.float32)
-    x = np.linspace(-1, 1, arr.shape[2])[None, None, :]
-    y = np.linspace(-1, 1, arr.shape[1])[None, :, None]
-    out = sitk.GetImageFromArray(arr * np.exp(a * x + b * y).astype(np.float32))
-    out.CopyInformation(image)
-    return out
-
-
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
     from nnunet_filternet.phantom import make_cohort
@@ -132,15 +122,15 @@ def phantom(tmp_path_factory):
 
 
 def test_legs_are_found_under_a_20_fold_bias_field(phantom, tmp_path, nnunet_env):
-    from dataset_conversion.quality import gap_planes, physical_x
+    from dataset_conversion.quality import gap_planes, physical_x, with_gain
     from dataset_conversion.records import load_records
 
     images, labels = tmp_path / "images", tmp_path / "labels"
     images.mkdir()
     labels.mkdir()
     for subject, (a, b) in zip(gap_planes(phantom), [(1.5, 0.5), (-1.5, 0.5), (1.5, -0.5)]):
-        sitk.WriteImage(_gain(sitk.ReadImage(str(phantom / "images" / f"{subject}.nii.gz")), a, b),
-                        str(images / f"{subject}.nii.gz"))  # fmt: skip
+        scan = sitk.ReadImage(str(phantom / "images" / f"{subject}.nii.gz"))
+        sitk.WriteImage(with_gain(scan, a, b), str(images / f"{subject}.nii.gz"))
         (labels / f"{subject}.nii.gz").symlink_to(phantom / "labels" / f"{subject}.nii.gz")
     result = inference_conversion(images, tmp_path / "legs", jobs=2)
     planes = gap_planes(phantom)
