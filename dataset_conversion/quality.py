@@ -8,8 +8,10 @@ For every subject the scan is converted WITHOUT its labels (as in inference, so 
 the image alone), then:
 
 - coverage: the share of each leg's labelled voxels inside that leg's crop, and the number of the
-  other leg's labelled voxels inside it. Which leg a voxel belongs to comes from the phantom's layout:
-  its legs lie on either side of the plane x = gap_centre * gap_mm (subjects.csv).
+  other leg's labelled voxels inside it; and how far each scan is from the doubtful-split limits
+  (:func:`split_margins`: the ratio of the two legs' footprint areas, the widest leg's width / depth).
+  Which leg a voxel belongs to comes from the phantom's layout: its legs lie on either side of the plane
+  x = gap_centre * gap_mm (subjects.csv).
 - bias: coefficient of variation (std / mean) inside muscle (label > 0) of the scan before and after N4,
   of the true field, and of the ratio estimated / true field (0 = the field is recovered up to a
   constant factor).
@@ -70,6 +72,31 @@ def with_gain(image, a: float, b: float):
     return out
 
 
+def split_margins(image) -> dict:
+    """How far a scan is from the doubtful-split limits: footprint area ratio of its legs, widest leg's aspect.
+
+    Computed as :func:`dataset_conversion.legs_of_scan.legs_of_scan` does (tissue mask, patient axes,
+    :func:`~dataset_conversion.legs.find_legs`), on the scan as given.
+    """
+    from dataset_conversion.legs import LegSettings, _extent, find_legs, footprint, tissue_mask
+    from dataset_conversion.legs_of_scan import xyz_array
+    from dataset_conversion.orientation import PatientAxes
+
+    settings = LegSettings()
+    axes = PatientAxes.from_direction(image.GetDirection())
+    spacing = [image.GetSpacing()[a] for a in axes.axes]
+    body = axes.to_patient(tissue_mask(xyz_array(image), image.GetSpacing(), settings))
+    boxes = find_legs(body, spacing, settings)
+    flat = footprint(body, settings.min_component_fraction)
+    areas, aspects = [], []
+    for box in boxes:
+        leg = flat[box.x_limits[0] : box.x_limits[1]]
+        first, last = _extent(leg)
+        areas.append(int(leg.sum()))
+        aspects.append((last[0] - first[0] + 1) * spacing[0] / ((last[1] - first[1] + 1) * spacing[1]))
+    return {"area_ratio": max(areas) / min(areas), "aspect": max(aspects)}
+
+
 def measure_subject(subject: str, cohort: Path, plane_x: float, gain: tuple[float, float] | None = None) -> dict:
     """Coverage of both legs' crops and bias metrics of one phantom subject (see the module docstring).
 
@@ -90,7 +117,7 @@ def measure_subject(subject: str, cohort: Path, plane_x: float, gain: tuple[floa
         zero = {f"{side}_{k}": 0 for side in "RL" for k in ("coverage", "other_voxels")}
         return {"subject": subject, **zero, "error": str(e)}
     x = physical_x(image)
-    row: dict = {"subject": subject}
+    row: dict = {"subject": subject, **split_margins(image)}
     for side in ("R", "L"):
         leg = next((g for g in result.legs if g.side == side), None)
         own = (label > 0) & ((x > plane_x) if side == "L" else (x < plane_x))
@@ -148,6 +175,10 @@ def summarise(rows: list[dict]) -> dict:
         "max_other_leg_voxels": max(max(r["R_other_voxels"], r["L_other_voxels"]) for r in rows),
     }
     out["failed"] = {r["subject"]: r["error"] for r in rows if "error" in r}
+    measured = [r for r in rows if "error" not in r]
+    if measured:
+        out["max_area_ratio"] = round(max(r["area_ratio"] for r in measured), 3)
+        out["max_aspect"] = round(max(r["aspect"] for r in measured), 3)
     keys = ["cv_before", "cv_after", "cv_true_field", "cv_estimated_over_true"]
     for group in sorted({r["group"] for r in rows}):
         sel = [r for r in rows if r["group"] == group and "error" not in r]
