@@ -118,7 +118,7 @@ def zscore(image: sitk.Image, mask: sitk.Image) -> tuple[sitk.Image, dict]:
         ``(normalised float32 image, {"mean": ..., "std": ..., "mask": ...})``.
     """
     arr = sitk.GetArrayViewFromImage(image)
-    inside = arr[sitk.GetArrayViewFromImage(mask) > 0]
+    inside = arr[sitk.GetArrayViewFromImage(mask) > 0].astype(np.float64)  # float32 squares under/overflow
     mean, std = float(inside.mean()), float(inside.std())
     if not std > 0:
         raise FilterNetError("z-score: intensities inside the body mask are constant")

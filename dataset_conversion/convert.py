@@ -5,9 +5,12 @@ Training mode writes ``$nnUNet_raw/DatasetNNN_NAME/`` (``imagesTr/<subject>_<L|R
 ``$nnUNet_preprocessed/DatasetNNN_NAME/splits_final.json``. Inference mode writes the leg images and
 ``legs.json`` into one folder, ready for ``nnUNetv2_predict``.
 
-Scans are converted in parallel (one process per scan, progress bar) by
-:func:`~dataset_conversion.scan_worker.convert_scan`, which skips scans an earlier run finished, so an
-interrupted run resumes and a repeated run changes nothing.
+Every argument and table (folds, seed, jobs, ``subjects.csv``, dataset id and name, output folders) is checked
+before any scan is converted. The output folder is built in a hidden sibling ``.<name>.partial`` (a hard-linked
+copy of an earlier result, if any) and moved into place only when complete, after ``splits_final.json``: a
+failed or interrupted run leaves the previous result (or nothing) where nnU-Net looks, and the next run resumes
+in the work folder. Scans are converted in parallel (one process per scan, progress bar) by
+:func:`~dataset_conversion.scan_worker.convert_scan`, which skips scans an earlier run finished.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataset_conversion.records import LegRecord, save_records
 from dataset_conversion.scan_worker import LEDGER, ScanJob, convert_scan, remove_outputs
 from nnunet_filternet.errors import FilterNetError, InputError
+
+#: dataset.json key listing leg cases kept without any labelled compartment (``--allow-unlabelled-legs``).
+UNLABELLED_KEY = "filternet_unlabelled_legs"
 
 
 @dataclass
@@ -41,7 +47,7 @@ class ConversionResult:
     records: list[LegRecord]
     failed: dict[str, str]
     skipped: int
-    notes: list[str]
+    notes: list[str] = field(default_factory=list)
 
 
 # ---- many scans ------------------------------------------------------------------------------------------
@@ -79,9 +85,12 @@ def _run_scans(scan_jobs: list[ScanJob], out_dir: Path, jobs: int | None, failed
             continue
         skipped += o.skipped
         for r in o.records:
-            records.append(LegRecord(**r))
-            if r["side_from"] != "two legs":
-                notes.append(f"{o.subject}: one leg in the field of view, taken as {r['side']} ({r['side_from']})")
+            record = LegRecord.from_dict(r)
+            records.append(record)
+            if record.side_from != "two legs":
+                notes.append(f"{o.subject}: one leg in the field of view, taken as {record.side} ({record.side_from})")
+            if record.labelled is False:
+                notes.append(f"{o.subject}: the {record.side} leg has no labelled compartment; kept as {record.case}")
     if failed and not keep_going:
         raise FilterNetError(failure_summary(failed))
     if not records:
@@ -100,14 +109,33 @@ def _threads_per_job(jobs: int | None, n_scans: int) -> int:
     from nnunet_filternet.utils.parallel import default_jobs
 
     cores = default_jobs()
-    workers = min(cores if jobs is None else max(1, jobs), max(1, n_scans))
+    workers = min(cores if jobs is None else jobs, max(1, n_scans))
     return max(1, cores // workers)
 
 
-def _settings():
+def _settings(allow_unlabelled_legs: bool = False):
     from dataset_conversion.legs_of_scan import ConversionSettings
 
-    return ConversionSettings()
+    return ConversionSettings(allow_unlabelled_legs=allow_unlabelled_legs)
+
+
+def _find_scans(folder, what: str, notes: list[str]) -> dict[str, Path]:
+    """Scans of ``folder``; sub-folders without a DICOM series are named in ``notes`` and skipped."""
+    from dataset_conversion.readers import scan_inputs
+
+    found, skipped = scan_inputs(Path(folder).absolute())
+    if skipped:
+        names = ", ".join(p.name for p in skipped)
+        notes.append(f"{folder}: skipped {len(skipped)} sub-folder(s) of the {what} without a DICOM series: {names}")
+    return found
+
+
+def _check_common(jobs: int | None, images_dir) -> None:
+    from nnunet_filternet.utils.parallel import check_jobs
+
+    check_jobs(jobs)
+    if not Path(images_dir).is_dir():
+        raise InputError(images_dir, "expected a folder of scans (.nii, .nii.gz, .nrrd, .mha, .mhd, DICOM folders)")
 
 
 # ---- training mode ---------------------------------------------------------------------------------------
@@ -119,7 +147,7 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
     Raises:
         FilterNetError: id outside 1..999 or a name nnU-Net cannot use.
     """
-    if not 1 <= int(dataset_id) <= 999:
+    if isinstance(dataset_id, bool) or int(dataset_id) != dataset_id or not 1 <= int(dataset_id) <= 999:
         raise FilterNetError(f"--dataset-id {dataset_id}: expected an integer from 1 to 999")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]*", name):
         raise FilterNetError(f"--name {name!r}: expected letters, digits, '_' and '-' only")
@@ -127,19 +155,32 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
 
 
 def nnunet_folder(variable: str) -> Path:
-    """The folder named by an nnU-Net environment variable (created if missing)."""
+    """The folder named by an nnU-Net environment variable (checked writable; created when written to)."""
+    from nnunet_filternet.utils.atomic import check_writable
+
     value = os.environ.get(variable)
     if not value:
         raise FilterNetError(f"environment variable {variable} is not set (nnU-Net's folders; see its docs)")
-    Path(value).mkdir(parents=True, exist_ok=True)
-    return Path(value)
+    return check_writable(value, f"{variable} folder", folder=True)
 
 
-def _check_id_free(raw: Path, folder: str) -> None:
-    prefix = folder[: len("Dataset000_")]
-    others = [p.name for p in raw.glob(prefix + "*") if p.is_dir() and p.name != folder]
-    if others:
-        raise FilterNetError(f"{raw}: dataset id {prefix[7:10]} is already used by {others[0]}; choose another id")
+def _check_id_and_name_free(folder: str) -> None:
+    """Refuse an id used by another dataset name, or a name used under another id (nnU-Net's lookups)."""
+    dataset_id, name = folder[len("Dataset") : len("Dataset000")], folder[len("Dataset000_") :]
+    for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        root = os.environ.get(variable)
+        if not root or not Path(root).is_dir():
+            continue
+        for p in sorted(Path(root).glob("Dataset*_*")):
+            if not p.is_dir() or p.name == folder or not re.fullmatch(r"Dataset\d{3}_.+", p.name):
+                continue
+            if p.name[len("Dataset") : len("Dataset000")] == dataset_id:
+                raise FilterNetError(f"{root}: dataset id {dataset_id} is already used by {p.name}; choose another id")
+            if p.name[len("Dataset000_") :] == name:
+                raise FilterNetError(
+                    f"{root}: dataset name {name!r} is already used by {p.name}; nnU-Net's lookup by name would be "
+                    "ambiguous, choose another name"
+                )
 
 
 def find_subjects_csv(images_dir: Path, subjects_csv: str | os.PathLike | None) -> Path | None:
@@ -152,27 +193,40 @@ def find_subjects_csv(images_dir: Path, subjects_csv: str | os.PathLike | None) 
     return guess if guess.is_file() else None
 
 
-def training_conversion(
-    images_dir,
-    labels_dir,
-    dataset_id: int,
-    name: str,
-    folds: int = 4,
-    seed: int = 0,
-    jobs: int | None = None,
-    keep_going: bool = False,
-    subjects_csv=None,
-) -> ConversionResult:
-    """:func:`convert_training`, returning the full :class:`ConversionResult` (failures, notes)."""
-    from dataset_conversion.dataset_json import write_dataset_json
-    from dataset_conversion.readers import find_scans
-    from dataset_conversion.splits import nnunet_splits, read_groups, subject_folds
-    from dataset_conversion.unchanged import write_json_if_changed
+@dataclass
+class TrainingPlan:
+    """A training conversion checked before any work: what to convert, where, and how to split it."""
 
+    folder: str
+    raw: Path
+    preprocessed: Path
+    scan_jobs: list[ScanJob]
+    failed: dict[str, str]
+    notes: list[str]
+    groups: dict[str, str] | None
+    csv: Path | None
+
+
+def plan_training(
+    images_dir, labels_dir, dataset_id, name, folds, seed, jobs, keep_going, subjects_csv, allow_unlabelled_legs
+) -> TrainingPlan:
+    """Check every argument and table and pair scans with label maps, before anything is converted or written.
+
+    Raises:
+        FilterNetError: bad folds, seed, jobs, id or name, unwritable nnU-Net folders, a subjects.csv without
+            every subject, unmatched scans or label maps (unless ``keep_going``), fewer subjects than folds.
+    """
+    from dataset_conversion.splits import check_fold_arguments, read_groups
+    from nnunet_filternet.utils.atomic import staging_path
+
+    _check_common(jobs, images_dir)
+    check_fold_arguments(folds, seed)
     folder = dataset_folder_name(dataset_id, name)
     raw, preprocessed = nnunet_folder("nnUNet_raw"), nnunet_folder("nnUNet_preprocessed")
-    _check_id_free(raw, folder)
-    images, labels = find_scans(Path(images_dir).absolute()), find_scans(Path(labels_dir).absolute())
+    _check_id_and_name_free(folder)
+    notes: list[str] = []
+    images = _find_scans(images_dir, "images folder", notes)
+    labels = _find_scans(labels_dir, "labels folder", notes)
     csv = find_subjects_csv(images_dir, subjects_csv)
     groups = read_groups(csv) if csv else None
     failed = {}
@@ -184,27 +238,62 @@ def training_conversion(
             failed[str(p)] = f"{p}: no label map named {s}.* in {labels_dir}"
     if failed and not keep_going:
         raise FilterNetError(failure_summary(failed).strip())
-    out = raw / folder
-    threads = _threads_per_job(jobs, len(images))
-    settings = _settings()
+    subjects = sorted(s for s in images if s in labels)
+    if groups is not None:
+        missing = [s for s in subjects if s not in groups]
+        if missing:
+            raise InputError(csv, f"expected a row for every subject to convert, missing {missing}")
+    if len(subjects) < folds:
+        raise FilterNetError(f"{len(subjects)} subject(s) with scan and label map cannot be split into {folds} folds")
+    threads = _threads_per_job(jobs, len(subjects))
+    settings = _settings(allow_unlabelled_legs)
+    work = staging_path(raw / folder)
     scan_jobs = [
-        ScanJob(s, p, labels[s], out, "imagesTr", "labelsTr", settings, threads, keep_going)
-        for s, p in images.items()
-        if s in labels
+        ScanJob(s, images[s], labels[s], work, "imagesTr", "labelsTr", settings, threads, keep_going) for s in subjects
     ]
-    result = _run_scans(scan_jobs, out, jobs, failed)
-    write_dataset_json(out, len(result.records), name)
+    return TrainingPlan(folder, raw, preprocessed, scan_jobs, failed, notes, groups, csv)
+
+
+def training_conversion(
+    images_dir,
+    labels_dir,
+    dataset_id: int,
+    name: str,
+    folds: int = 4,
+    seed: int = 0,
+    jobs: int | None = None,
+    keep_going: bool = False,
+    subjects_csv=None,
+    allow_unlabelled_legs: bool = False,
+) -> ConversionResult:
+    """:func:`convert_training`, returning the full :class:`ConversionResult` (failures, notes)."""
+    from dataset_conversion.dataset_json import write_dataset_json
+    from dataset_conversion.splits import nnunet_splits, subject_folds
+    from dataset_conversion.unchanged import write_json_if_changed
+    from nnunet_filternet.utils.atomic import publish_dir, staging_dir
+
+    plan = plan_training(
+        images_dir, labels_dir, dataset_id, name, folds, seed, jobs, keep_going, subjects_csv, allow_unlabelled_legs
+    )
+    final = plan.raw / plan.folder
+    work = staging_dir(final)
+    result = _run_scans(plan.scan_jobs, work, jobs, plan.failed)
     cases: dict[str, list[str]] = {}
     for r in result.records:
         cases.setdefault(r.subject, []).append(r.case)
-    subject_groups = None
-    if groups is not None:
-        subject_groups = {s: groups.get(s) for s in cases}
-        missing = sorted(s for s, g in subject_groups.items() if g is None)
-        if missing:
-            raise InputError(csv, f"expected a row for every converted subject, missing {missing}")
+    if len(cases) < folds:
+        raise FilterNetError(
+            f"only {len(cases)} subject(s) converted, fewer than {folds} folds; nothing was published "
+            f"(work kept in {work}):\n" + failure_summary(result.failed)
+        )
+    subject_groups = None if plan.groups is None else {s: plan.groups[s] for s in cases}
     split = nnunet_splits(subject_folds(sorted(cases), subject_groups, folds, seed), cases)
-    write_json_if_changed(preprocessed / folder / "splits_final.json", split)
+    unlabelled = sorted(r.case for r in result.records if r.labelled is False)
+    write_dataset_json(work, len(result.records), name, {UNLABELLED_KEY: unlabelled} if unlabelled else None)
+    write_json_if_changed(plan.preprocessed / plan.folder / "splits_final.json", split)
+    publish_dir(work, final)
+    result.folder = final
+    result.notes[:0] = plan.notes
     return result
 
 
@@ -218,6 +307,7 @@ def convert_training(
     jobs: int | None = None,
     keep_going: bool = False,
     subjects_csv=None,
+    allow_unlabelled_legs: bool = False,
 ) -> Path:
     """Scans + label maps -> ``$nnUNet_raw/DatasetNNN_NAME`` and its ``splits_final.json``.
 
@@ -227,17 +317,21 @@ def convert_training(
         dataset_id: nnU-Net dataset id (1..999).
         name: Dataset name (the folder is ``DatasetNNN_NAME``).
         folds: Number of cross-validation folds (grouped by subject, stratified by group if known).
-        seed: Seed of the folds.
+        seed: Seed of the folds (an integer >= 0).
         jobs: Worker processes (default: all cores).
         keep_going: Convert what can be converted when some scans are bad (failures are reported);
             otherwise the first bad scan stops the run with an error.
         subjects_csv: CSV with columns subject, group (healthy | DM1); default: ``subjects.csv`` next to
             ``images_dir``'s parent folder entry, if present.
+        allow_unlabelled_legs: Keep legs without any labelled compartment as all-background cases (listed in
+            dataset.json under :data:`UNLABELLED_KEY`); otherwise such a leg is an error naming scan and side.
 
     Returns:
         The dataset folder.
     """
-    result = training_conversion(images_dir, labels_dir, dataset_id, name, folds, seed, jobs, keep_going, subjects_csv)
+    result = training_conversion(
+        images_dir, labels_dir, dataset_id, name, folds, seed, jobs, keep_going, subjects_csv, allow_unlabelled_legs
+    )
     return result.folder
 
 
@@ -246,17 +340,24 @@ def convert_training(
 
 def inference_conversion(images_dir, out_dir, jobs: int | None = None, keep_going: bool = False) -> ConversionResult:
     """:func:`convert_inference`, returning the full :class:`ConversionResult`."""
-    from dataset_conversion.readers import find_scans
+    from nnunet_filternet.utils.atomic import check_writable, publish_dir, staging_dir
 
+    _check_common(jobs, images_dir)
     images_dir, out_dir = Path(images_dir), Path(out_dir)
     if out_dir.resolve() == images_dir.resolve() or images_dir.resolve() in out_dir.resolve().parents:
         raise InputError(out_dir, f"the output folder must not be (inside) the images folder {images_dir}")
-    images = find_scans(images_dir.absolute())
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(out_dir, "leg images folder", folder=True)
+    notes: list[str] = []
+    images = _find_scans(images_dir, "images folder", notes)
+    work = staging_dir(out_dir)
     threads = _threads_per_job(jobs, len(images))
     settings = _settings()
-    scan_jobs = [ScanJob(s, p, None, out_dir, "", None, settings, threads, keep_going) for s, p in images.items()]
-    return _run_scans(scan_jobs, out_dir, jobs, {})
+    scan_jobs = [ScanJob(s, p, None, work, "", None, settings, threads, keep_going) for s, p in images.items()]
+    result = _run_scans(scan_jobs, work, jobs, {})
+    publish_dir(work, out_dir)
+    result.folder = out_dir
+    result.notes[:0] = notes
+    return result
 
 
 def convert_inference(images_dir, out_dir, jobs: int | None = None, keep_going: bool = False) -> Path:

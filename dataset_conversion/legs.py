@@ -1,6 +1,12 @@
-"""Find the legs of a scan (Otsu + KMeans, k = 2) and the crop box of each.
+"""Find the legs of a scan (tissue mask + KMeans, k = 2), the crop box of each, and whether the split is sound.
 
-Works on a patient-aligned body mask (index axes: left, posterior, superior; see
+The tissue mask (:func:`tissue_mask`) does not depend on absolute intensity: a voxel is tissue where the
+intensities around it vary little relative to their mean (local coefficient of variation below
+``max_local_cv``). Air is magnitude noise, whose coefficient of variation is about 0.52 wherever it is, and a
+smooth multiplicative bias field, however strong, leaves local ratios alone; a global threshold (Otsu) instead
+loses the dark side of a scan whose gain varies 20-fold across the field of view.
+
+Then, on the patient-aligned mask (index axes: left, posterior, superior; see
 :mod:`~dataset_conversion.orientation`):
 
 1. Footprint: the mask projected along the superior axis (one axial silhouette for all slices), holes
@@ -15,6 +21,9 @@ Works on a patient-aligned body mask (index axes: left, posterior, superior; see
    centre of the field of view (left half: "L").
 5. Crop box: the leg's bounding box (all slices where it appears) plus ``margin_mm``, clipped to the image
    and to the leg's side of the cut, so two crops never overlap.
+6. Doubtful splits (:func:`doubtful_split`) are reported, not written: two legs whose footprints differ in
+   area by more than ``max_area_ratio``, a single leg more than ``max_aspect`` times wider (left-right) than
+   deep (antero-posterior), i.e. two legs taken for one, or a "leg" smaller than ``min_leg_area_mm2``.
 """
 
 from __future__ import annotations
@@ -42,6 +51,14 @@ class LegSettings:
             fraction of the smaller leg's widest column.
         max_points: KMeans runs on at most this many footprint pixels (a seeded random subset).
         seed: Seed of the subset and of KMeans.
+        max_local_cv: Tissue seeds where the local standard deviation is below this fraction of the local mean.
+        window_mm: Side of the in-plane window of the local statistics, mm (at least 5 voxels).
+        level_mm: Side of the in-plane window over which the seeds' mean intensity is taken, mm.
+        mask_spacing_mm: Finer in-plane grids are sub-sampled to about this spacing for the tissue mask.
+        level_fraction: Tissue where a voxel is brighter than this fraction of that mean (air is far darker).
+        max_area_ratio: Two legs whose footprint areas differ by more than this factor are a doubtful split.
+        min_leg_area_mm2: A leg whose footprint is smaller than this (mm^2) is doubtful (noise, not a calf).
+        max_aspect: One leg wider (left-right) than this times its depth (antero-posterior) is a doubtful split.
     """
 
     margin_mm: float = 10.0
@@ -49,6 +66,14 @@ class LegSettings:
     valley_ratio: float = 0.5
     max_points: int = 20000
     seed: int = 0
+    max_local_cv: float = 0.25
+    window_mm: float = 3.5
+    level_mm: float = 20.0
+    level_fraction: float = 0.2
+    mask_spacing_mm: float = 1.4
+    max_area_ratio: float = 2.0
+    min_leg_area_mm2: float = 1500.0
+    max_aspect: float = 1.6
 
 
 @dataclass(frozen=True)
@@ -71,22 +96,59 @@ class LegBox:
     x_limits: tuple[int, int]
     side_from: str
 
-    def covering(self, mask: np.ndarray) -> LegBox:
-        """This box grown (within ``x_limits``) so that it holds every True voxel of ``mask`` on its side."""
-        lo, hi = self.x_limits
-        sub = mask[lo:hi]
-        if not sub.any():
-            return self
-        first, last = _extent(sub)
-        first[0] += lo
-        last[0] += lo
-        start = tuple(min(a, int(b)) for a, b in zip(self.start, first))
-        stop = tuple(max(a, int(b) + 1) for a, b in zip(self.stop, last))
-        return LegBox(self.side, start, stop, self.x_limits, self.side_from)  # type: ignore[arg-type]
-
     def slices(self) -> tuple[slice, slice, slice]:
         """Numpy slices of the box in the patient-aligned array."""
         return tuple(slice(a, b) for a, b in zip(self.start, self.stop))  # type: ignore[return-value]
+
+
+def tissue_mask(arr: np.ndarray, spacing_mm, settings: LegSettings = LegSettings()) -> np.ndarray:
+    """Voxels of tissue, whatever their brightness (module docstring), in two scale-free steps.
+
+    1. Seeds: on intensities measured from the image's minimum (an offset does not matter; constant padding
+       at the minimum is not tissue), the local coefficient of variation (in-plane window of about
+       ``window_mm``, at least 3 voxels) is below ``max_local_cv``; seed blobs smaller than
+       ``min_component_fraction`` of the largest are dropped (noise).
+    2. Rim: a window straddling the skin, or the narrow gap of touching legs, mixes tissue and air and is no
+       seed; any voxel brighter than ``level_fraction`` times the mean of the seeds around it (window of
+       ``level_mm``) is tissue too. Both steps compare intensities only with their neighbours, so a smooth
+       multiplicative bias field, however strong, cancels out.
+
+    Fine grids are first sub-sampled in-plane (every k-th voxel, which keeps the noise statistics) to about
+    ``mask_spacing_mm``, and the mask is brought back by repetition (the crop margin absorbs the difference).
+
+    Args:
+        arr: Scan intensities, any index order, shape (n0, n1, n2).
+        spacing_mm: Voxel size along those axes, mm (3,). Axes thicker than twice the finest are slice axes:
+            the windows do not extend along them (anatomy changes between thick slices).
+        settings: See :class:`LegSettings`.
+
+    Returns:
+        Bool array like ``arr``.
+    """
+    finest = min(spacing_mm)
+    in_plane = [s < 2 * finest for s in spacing_mm]
+    step = [max(1, int(settings.mask_spacing_mm / s)) if p else 1 for s, p in zip(spacing_mm, in_plane)]
+    values = np.asarray(arr[tuple(slice(None, None, k) for k in step)], dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    values = ((values - low) / (high - low if high > low else 1.0)).astype(np.float32)  # 0 = the image's minimum
+    spacing = [s * k for s, k in zip(spacing_mm, step)]
+    size = [2 * max(1, round(settings.window_mm / 2 / s)) + 1 if p else 1 for s, p in zip(spacing, in_plane)]
+    mean = ndimage.uniform_filter(values, size)
+    variance = ndimage.uniform_filter(values * values, size) - mean * mean
+    seeds = (variance < (settings.max_local_cv * mean) ** 2) & (mean > 1e-6)
+    labels, n = ndimage.label(seeds)
+    if n:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        seeds = (sizes >= settings.min_component_fraction * sizes.max())[labels]
+    level_size = [2 * round(settings.level_mm / 2 / s) + 1 if p else 1 for s, p in zip(spacing, in_plane)]
+    weight = ndimage.uniform_filter(seeds.astype(np.float32), level_size)
+    level = ndimage.uniform_filter(np.where(seeds, values, 0), level_size)
+    tissue = seeds | ((weight > 0.01) & (values * weight > settings.level_fraction * level))
+    for axis, k in enumerate(step):
+        if k > 1:
+            tissue = np.repeat(tissue, k, axis=axis)
+    return tissue[tuple(slice(0, n) for n in arr.shape)]
 
 
 def footprint(mask: np.ndarray, min_component_fraction: float) -> np.ndarray:
@@ -163,6 +225,43 @@ def find_legs(mask: np.ndarray, spacing_mm, settings: LegSettings = LegSettings(
         side = "L" if centre > (n - 1) / 2 else "R"
         return [_box(body, side, (0, n), margin, "position vs image centre")]
     return [_box(body, "R", (0, cut), margin, "two legs"), _box(body, "L", (cut, n), margin, "two legs")]
+
+
+def doubtful_split(mask: np.ndarray, boxes: list[LegBox], spacing_mm, settings: LegSettings) -> str | None:
+    """Why the legs found in ``mask`` are doubtful (see the module docstring, step 6), or None if they look sound.
+
+    Args:
+        mask: The patient-aligned body mask :func:`find_legs` was given (left, posterior, superior).
+        boxes: What :func:`find_legs` returned for it.
+        spacing_mm: Voxel size along those axes, mm (3,).
+        settings: ``max_area_ratio`` and ``max_aspect``.
+    """
+    flat = footprint(mask, settings.min_component_fraction)
+    areas = {b.side: int(flat[b.x_limits[0] : b.x_limits[1]].sum()) for b in boxes}
+    pixel_mm2 = float(spacing_mm[0] * spacing_mm[1])
+    small = {side: area * pixel_mm2 for side, area in areas.items() if area * pixel_mm2 < settings.min_leg_area_mm2}
+    if small:
+        side, area = next(iter(small.items()))
+        return (
+            f"the {side} leg found is only {area:.0f} mm^2 in cross-section (less than {settings.min_leg_area_mm2:g}"
+            " mm^2): noise or a fragment, not a calf"
+        )
+    if len(boxes) == 2:
+        small, large = sorted(areas.values())
+        if large > settings.max_area_ratio * max(small, 1):
+            return (
+                f"the two legs found differ too much in size (footprints {areas['R']} and {areas['L']} pixels, "
+                f"more than {settings.max_area_ratio:g} x); part of a leg may be missing (strong bias field?)"
+            )
+        return None
+    first, last = _extent(flat)
+    width, depth = ((b - a + 1) * s for a, b, s in zip(first[:2], last[:2], spacing_mm[:2]))
+    if width > settings.max_aspect * depth:
+        return (
+            f"one leg was found, {width:.0f} mm wide and {depth:.0f} mm deep (more than {settings.max_aspect:g} x "
+            "wider than deep): two legs taken for one?"
+        )
+    return None
 
 
 def _box(body: np.ndarray, side: str, x_limits: tuple[int, int], margin, side_from: str) -> LegBox:

@@ -1,9 +1,11 @@
 """One scan (and its label map) -> its leg images, in memory.
 
 Steps: N4 bias correction (fitted in the Otsu body mask of the scan) -> z-score (mean and std inside the
-Otsu body mask of the corrected scan, applied to the whole scan) -> patient alignment of that mask ->
-leg boxes (Otsu + KMeans, :mod:`~dataset_conversion.legs`) -> crop, align and mirror each leg
-(:mod:`~dataset_conversion.mirror`).
+Otsu body mask of the corrected scan, applied to the whole scan) -> tissue mask (local coefficient of
+variation, independent of brightness) in patient alignment -> leg boxes (KMeans,
+:mod:`~dataset_conversion.legs`), doubtful splits refused -> crop, align and mirror each leg
+(:mod:`~dataset_conversion.mirror`). The crop boxes come from the image alone; in training mode every
+labelled voxel must fall inside them, and each leg must hold a labelled compartment.
 
 Leg images keep the source spacing (permuted to the leg axes). They are written with identity direction
 and, as origin, the physical position of the source voxel that became their first voxel. That geometry
@@ -19,17 +21,30 @@ import numpy as np
 import SimpleITK as sitk
 
 from dataset_conversion.bias import N4Settings, n4_correct, otsu_mask, zscore
-from dataset_conversion.legs import LegBox, LegSettings, find_legs
+from dataset_conversion.legs import LegBox, LegSettings, doubtful_split, find_legs, tissue_mask
 from dataset_conversion.mirror import to_leg
 from dataset_conversion.orientation import PatientAxes
+from nnunet_filternet.errors import FilterNetError
+
+
+class LabelMapError(FilterNetError):
+    """The label map does not fit the legs found in the image (the caller names the label file)."""
 
 
 @dataclass(frozen=True)
 class ConversionSettings:
-    """All parameters of the conversion of one scan."""
+    """All parameters of the conversion of one scan.
+
+    Attributes:
+        n4: Bias correction.
+        legs: Leg localisation.
+        allow_unlabelled_legs: Training mode: keep a leg without any labelled compartment as an all-background
+            case (otherwise it is an error naming the scan and side).
+    """
 
     n4: N4Settings = field(default_factory=N4Settings)
     legs: LegSettings = field(default_factory=LegSettings)
+    allow_unlabelled_legs: bool = False
 
 
 @dataclass
@@ -57,6 +72,11 @@ class Leg:
     @property
     def mirrored(self) -> bool:
         return self.box.side == "R"
+
+    @property
+    def labelled(self) -> bool | None:
+        """Whether the leg label map holds a compartment (None without labels)."""
+        return None if self.label is None else bool(np.any(sitk.GetArrayViewFromImage(self.label)))
 
 
 @dataclass
@@ -97,25 +117,32 @@ def legs_of_scan(image: sitk.Image, label: sitk.Image | None = None, settings=Co
 
     Args:
         image: The scan, any pixel type and grid (3D, finite).
-        label: Its label map (uint8, same grid) or None. In training mode the crop boxes are grown so that
-            they hold every labelled voxel on their side of the cut between the legs.
+        label: Its label map (uint8, same grid) or None. The crop boxes come from the image alone; every
+            labelled voxel must lie inside them.
         settings: Conversion parameters.
 
     Returns:
         A :class:`ScanLegs`, right leg first.
+
+    Raises:
+        FilterNetError: no body, or a doubtful split of the legs (:func:`~dataset_conversion.legs.doubtful_split`).
+        LabelMapError: labelled voxels outside the legs, an empty label map, or (unless
+            ``settings.allow_unlabelled_legs``) a leg without any labelled compartment.
     """
     start = time.perf_counter()
     scan = sitk.Cast(image, sitk.sitkFloat32)
     corrected, n4_info, n4_seconds = n4_correct(scan, otsu_mask(scan), settings.n4)
-    body = otsu_mask(corrected)
-    normalised, z_info = zscore(corrected, body)
+    normalised, z_info = zscore(corrected, otsu_mask(corrected))
     axes = PatientAxes.from_direction(image.GetDirection())
     spacing = [image.GetSpacing()[a] for a in axes.axes]
-    boxes = find_legs(axes.to_patient(xyz_array(body) > 0), spacing, settings.legs)
+    body = axes.to_patient(tissue_mask(xyz_array(corrected), image.GetSpacing(), settings.legs))
+    boxes = find_legs(body, spacing, settings.legs)
+    doubt = doubtful_split(body, boxes, spacing, settings.legs)
+    if doubt is not None:
+        raise FilterNetError(f"doubtful leg split, nothing written: {doubt}")
     source_label = None if label is None else xyz_array(label)
     if source_label is not None:
-        labelled = axes.to_patient(source_label > 0)
-        boxes = [b.covering(labelled) for b in boxes]
+        check_labels_in_legs(axes.to_patient(source_label > 0), boxes, axes, settings.allow_unlabelled_legs)
     source = xyz_array(normalised)
     legs = []
     for box in boxes:
@@ -129,6 +156,39 @@ def legs_of_scan(image: sitk.Image, label: sitk.Image | None = None, settings=Co
         legs.append(Leg(box, index, size, leg_image, leg_label))
     seconds = {"n4": round(n4_seconds, 3), "total": round(time.perf_counter() - start, 3)}
     return ScanLegs(legs, axes, {"n4": n4_info, "zscore": z_info}, seconds, corrected)
+
+
+def check_labels_in_legs(labelled: np.ndarray, boxes: list[LegBox], axes: PatientAxes, allow_unlabelled: bool) -> None:
+    """Raise :class:`LabelMapError` unless every labelled voxel lies in a leg's crop box and each leg is labelled.
+
+    Args:
+        labelled: Patient-aligned bool mask of labelled voxels (left, posterior, superior).
+        boxes: The legs' crop boxes (patient-aligned).
+        axes: The scan's patient axes (to give a source index in the message).
+        allow_unlabelled: A leg without labels is kept (an all-background case) instead of being an error.
+    """
+    if not labelled.any():
+        raise LabelMapError("the label map is empty: no compartment is labelled (expected labels 1..5 on the legs)")
+    inside = np.zeros(labelled.shape, bool)
+    for box in boxes:
+        inside[box.slices()] = True
+    stray = labelled & ~inside
+    if stray.any():
+        where = tuple(int(v) for v in np.argwhere(stray)[0])
+        source = [0, 0, 0]
+        for k, a in enumerate(axes.axes):
+            source[a] = labelled.shape[k] - 1 - where[k] if axes.flips[k] else where[k]
+        raise LabelMapError(
+            f"{int(stray.sum())} labelled voxel(s) lie outside the legs found in the image (more than the crop "
+            f"margin away from the body), e.g. at voxel index {tuple(source)}; expected labels on the legs only"
+        )
+    empty = [b.side for b in boxes if not labelled[b.slices()].any()]
+    if empty and not allow_unlabelled:
+        other = [b.side for b in boxes if b.side not in empty]
+        raise LabelMapError(
+            f"the {' and '.join(empty)} leg has no labelled compartment (labels only on the {other[0]} leg); label "
+            "every leg in the field of view, or pass --allow-unlabelled-legs to keep it as an all-background case"
+        )
 
 
 def first_voxel(index, size, axes: PatientAxes, mirrored: bool) -> tuple[int, int, int]:

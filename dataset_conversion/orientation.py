@@ -41,7 +41,11 @@ class PatientAxes:
         d = np.asarray(direction, float).reshape(3, 3)  # column j: physical direction of index axis j
         axes = tuple(int(np.argmax(np.abs(d[k]))) for k in range(3))
         if len(set(axes)) != 3:
-            raise FilterNetError(f"direction cosines {list(np.round(d.ravel(), 4))} do not define three axes")
+            cosines = ", ".join(f"{v:.4g}" for v in d.ravel().tolist())
+            raise FilterNetError(
+                f"direction cosines ({cosines}) do not define three patient axes: two index axes lie 45 degrees or "
+                "closer to the same patient axis (an oblique acquisition); reorient the scan first"
+            )
         flips = tuple(bool(d[k, axes[k]] < 0) for k in range(3))
         return cls(axes=axes, flips=flips)  # type: ignore[arg-type]
 

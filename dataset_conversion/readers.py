@@ -14,17 +14,14 @@ import SimpleITK as sitk
 
 from nnunet_filternet.errors import InputError
 from nnunet_filternet.labels import LABELS
-
-#: File extensions read as single-file images (longest first, so ``.nii.gz`` wins over ``.gz``).
-EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
-
-#: Tolerances when comparing a label map's grid with its image's: mm for origin and spacing, unitless
-#: for direction cosines.
-GEOMETRY_TOLERANCE_MM = 1e-3
-DIRECTION_TOLERANCE = 1e-4
+from nnunet_filternet.utils.geometry import array_on_grid
+from nnunet_filternet.utils.image_io import check_finite, image_extension, read_image
 
 #: A gap between neighbouring DICOM slices larger than this times the smallest gap means missing slices.
 DICOM_GAP_FACTOR = 1.5
+
+#: Files a DICOM series folder may hold besides the series' slices.
+DICOM_EXTRAS = ("DICOMDIR",)
 
 
 def subject_name(path: Path) -> str | None:
@@ -33,64 +30,74 @@ def subject_name(path: Path) -> str | None:
         return None
     if path.is_dir():
         return path.name
-    for ext in EXTENSIONS:
-        if path.name.lower().endswith(ext):
-            return path.name[: -len(ext)]
-    return None
+    ext = image_extension(path)
+    return path.name[: -len(ext)] if ext else None
 
 
-def find_scans(folder: Path) -> dict[str, Path]:
-    """Scans in ``folder`` by subject name, sorted by name.
+def is_dicom_series_folder(path: Path) -> bool:
+    """True if ``path`` is a folder in which GDCM finds at least one DICOM series."""
+    return path.is_dir() and bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path)))
+
+
+def scan_inputs(folder: Path) -> tuple[dict[str, Path], list[Path]]:
+    """(scans by subject name, sub-folders that hold no DICOM series and were skipped).
+
+    Only folders in which GDCM finds a DICOM series are scans; any other sub-folder (an ``nnUNet_raw``, a
+    notes folder) is not a subject and is returned in the second list so the caller can name it.
 
     Raises:
-        InputError: ``folder`` is missing, holds no supported scan, or two files have the same subject name.
+        InputError: ``folder`` is missing, holds no supported scan, or two inputs have the same subject name.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "expected a folder of scans (.nii, .nii.gz, .nrrd, .mha, .mhd, DICOM folders)")
     found: dict[str, Path] = {}
+    skipped: list[Path] = []
     for path in sorted(folder.iterdir()):
         name = subject_name(path)
         if name is None:
+            continue
+        if path.is_dir() and not is_dicom_series_folder(path):
+            skipped.append(path)
             continue
         if name in found:
             raise InputError(path, f"two inputs for subject {name!r}: {found[name].name} and {path.name}")
         found[name] = path
     if not found:
-        raise InputError(folder, "no scans found (expected .nii, .nii.gz, .nrrd, .mha, .mhd files or DICOM folders)")
-    return dict(sorted(found.items()))
+        where = f" (sub-folders without a DICOM series: {', '.join(p.name for p in skipped)})" if skipped else ""
+        raise InputError(
+            folder, f"no scans found (expected .nii, .nii.gz, .nrrd, .mha, .mhd files or DICOM folders){where}"
+        )
+    return dict(sorted(found.items())), skipped
+
+
+def find_scans(folder: Path) -> dict[str, Path]:
+    """Scans in ``folder`` by subject name, sorted by name (:func:`scan_inputs` without the skipped folders)."""
+    return scan_inputs(folder)[0]
 
 
 def read_scan(path: Path) -> sitk.Image:
-    """Read a 3D scalar scan (file or DICOM series folder) and check that its intensities are finite.
+    """Read a 3D scalar scan (file or DICOM series folder): complete, finite voxels.
 
     Raises:
-        InputError: unreadable file, not 3D, not scalar, NaN or infinite intensities, or a DICOM series
-            with missing slices.
+        InputError: unreadable or truncated file, not 3D, not scalar, NaN or infinite intensities, or a DICOM
+            series with missing, unreadable or truncated slices.
     """
     path = Path(path)
-    image = read_dicom_series(path) if path.is_dir() else _read_file(path)
+    image = read_dicom_series(path) if path.is_dir() else read_image(path, "scan")
     check_scalar_3d(image, path)
-    check_finite(image, path)
-    if path.name.lower().endswith((".nii", ".nii.gz")):
-        check_nifti_finite(path)
     return image
-
-
-def _read_file(path: Path) -> sitk.Image:
-    try:
-        return sitk.ReadImage(str(path))
-    except RuntimeError as e:
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown reason"
-        raise InputError(path, f"cannot be read as an image ({reason})") from None
 
 
 def read_dicom_series(folder: Path) -> sitk.Image:
     """Read the one DICOM series in ``folder``, slices sorted by position (GDCM), checking for gaps.
 
+    Every file of the folder must be a slice of the series: GDCM leaves out a truncated or unreadable file
+    without a word, which at either end of the stack would go unnoticed as a shorter scan.
+
     Raises:
-        InputError: no series, several series, or slices missing (a gap between neighbouring slice
-            positions larger than :data:`DICOM_GAP_FACTOR` times the smallest gap).
+        InputError: no series, several series, files that are not slices of the series, or slices missing (a
+            gap between neighbouring slice positions larger than :data:`DICOM_GAP_FACTOR` times the smallest).
     """
     series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not series:
@@ -98,13 +105,33 @@ def read_dicom_series(folder: Path) -> sitk.Image:
     if len(series) > 1:
         raise InputError(folder, f"expected one DICOM series in this folder, found {len(series)}: {list(series)}")
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
+    check_series_files(folder, files)
     check_slice_gaps([_slice_position(f) for f in files], folder)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
-        return reader.Execute()
+        image = reader.Execute()
     except RuntimeError as e:
         raise InputError(folder, f"DICOM series cannot be read ({str(e).strip().splitlines()[-1]})") from None
+    check_finite(image, folder)
+    return image
+
+
+def check_series_files(folder: Path, series_files) -> None:
+    """Raise if ``folder`` holds files that are not in ``series_files`` (unreadable, truncated or foreign)."""
+    in_series = {Path(f).name for f in series_files}
+    others = sorted(
+        p.name
+        for p in Path(folder).iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name not in in_series and p.name not in DICOM_EXTRAS
+    )
+    if others:
+        shown = ", ".join(others[:5]) + (f", ... ({len(others)} in all)" if len(others) > 5 else "")
+        raise InputError(
+            folder,
+            f"expected every file to be a slice of the DICOM series ({len(in_series)} slices), found {len(others)} "
+            f"file(s) that are not (unreadable, truncated or from another series): {shown}",
+        )
 
 
 def _slice_position(file: str) -> np.ndarray:
@@ -152,71 +179,30 @@ def check_scalar_3d(image: sitk.Image, path: Path) -> None:
         raise InputError(path, f"expected at least 2 voxels along each axis, found size {image.GetSize()}")
 
 
-def check_finite(image: sitk.Image, path: Path) -> None:
-    """Raise if ``image`` holds NaN or infinite intensities."""
-    arr = sitk.GetArrayViewFromImage(image)
-    if np.issubdtype(arr.dtype, np.floating):
-        bad = int(np.count_nonzero(~np.isfinite(arr)))
-        if bad:
-            raise InputError(path, f"expected finite intensities, found {bad} NaN or infinite voxels")
-
-
-def check_nifti_finite(path: Path) -> None:
-    """Raise if a float NIfTI file stores NaN or infinite values.
-
-    ITK's NIfTI reader silently turns NaN into 0, so :func:`check_finite` cannot see them; the raw values
-    are read with nibabel (an nnU-Net dependency), and only for floating-point files.
-    """
-    import nibabel
-
-    nii = nibabel.load(str(path))
-    if nii.header.get_data_dtype().kind != "f":
-        return
-    bad = int(np.count_nonzero(~np.isfinite(np.asanyarray(nii.dataobj))))
-    if bad:
-        raise InputError(path, f"expected finite intensities, found {bad} NaN or infinite voxels")
-
-
 def read_label(path: Path, image: sitk.Image, image_path: Path) -> sitk.Image:
-    """Read a label map, check it against its image, return it as uint8.
+    """Read a label map, lay it onto its image's voxel grid, return it as uint8 with the image's geometry.
+
+    A label map stored with other axis flips or order than its image (RAS- against LPS-stored) is reordered by
+    index, exactly; any other difference of grid (size, spacing, origin, direction) is an error
+    (:mod:`nnunet_filternet.utils.geometry`).
 
     Raises:
-        InputError: unreadable, grid (size, spacing, origin, direction) differs from the image's,
-            non-integer values, or values outside the labels 0..5.
+        InputError: unreadable or truncated, another grid, non-integer values, or values outside the labels 0..5.
     """
     path = Path(path)
-    label = read_dicom_series(path) if path.is_dir() else _read_file(path)
+    label = read_dicom_series(path) if path.is_dir() else read_image(path, "label map")
     check_scalar_3d(label, path)
-    check_same_grid(label, image, path, image_path)
-    arr = sitk.GetArrayViewFromImage(label)
-    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
-        raise InputError(path, "expected integer label values, found non-integer or NaN values")
+    arr = array_on_grid(label, image, path, image_path, "label map")
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(arr == np.round(arr)):
+        raise InputError(path, "expected integer label values, found non-integer values")
     allowed = sorted(LABELS.values())
     values = np.unique(arr)
     outside = [v.item() for v in values if v not in allowed]
     if outside:
         raise InputError(path, f"expected label values {allowed} (0 background, 1 TA ... 5 PL), found {outside}")
-    return sitk.Cast(label, sitk.sitkUInt8)
-
-
-def check_same_grid(label: sitk.Image, image: sitk.Image, label_path: Path, image_path: Path) -> None:
-    """Raise if two images do not share one voxel grid (size, spacing, origin, direction)."""
-    checks = (
-        ("size", label.GetSize(), image.GetSize(), 0),
-        ("spacing", label.GetSpacing(), image.GetSpacing(), GEOMETRY_TOLERANCE_MM),
-        ("origin", label.GetOrigin(), image.GetOrigin(), GEOMETRY_TOLERANCE_MM),
-        ("direction", label.GetDirection(), image.GetDirection(), DIRECTION_TOLERANCE),
-    )
-    for what, found, expected, tol in checks:
-        if not np.allclose(found, expected, rtol=0, atol=tol):
-            raise InputError(
-                label_path,
-                f"label map {what} {_fmt(found)} differs from its image {Path(image_path).name} ({_fmt(expected)})",
-            )
-
-
-def _fmt(values) -> str:
-    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+    out = sitk.GetImageFromArray(arr.astype(np.uint8))
+    out.CopyInformation(image)
+    return out
 
 
 def geometry_of(image: sitk.Image) -> dict:

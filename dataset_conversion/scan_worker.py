@@ -83,9 +83,9 @@ def _finished(job: ScanJob, stamp: str) -> list[dict] | None:
     ledger = job.out_dir / LEDGER / f"{job.subject}.json"
     try:
         data = json.loads(ledger.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # missing, not UTF-8 or not JSON: convert again
         return None
-    if data.get("stamp") != stamp:
+    if not isinstance(data, dict) or data.get("stamp") != stamp or not isinstance(data.get("records"), list):
         return None
     outputs = [r["leg_image"] for r in data["records"]] + [r["leg_label"] for r in data["records"] if r["leg_label"]]
     if not all((job.out_dir / o).is_file() for o in outputs):
@@ -101,7 +101,7 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
     """
     import SimpleITK as sitk
 
-    from dataset_conversion.legs_of_scan import legs_of_scan
+    from dataset_conversion.legs_of_scan import LabelMapError, legs_of_scan
     from dataset_conversion.readers import geometry_of, read_label, read_scan
     from nnunet_filternet.utils.atomic import write_image, write_json
 
@@ -116,7 +116,12 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
         label = read_label(job.label, image, job.image) if job.label is not None else None
         result = legs_of_scan(image, label, job.settings)
     except (FilterNetError, RuntimeError) as e:
-        message = str(e) if isinstance(e, InputError) else f"{job.image}: {str(e).strip().splitlines()[-1]}"
+        if isinstance(e, InputError):
+            message = str(e)
+        elif isinstance(e, LabelMapError):
+            message = f"{job.label}: {e} (scan {job.image.name})"
+        else:
+            message = f"{job.image}: {str(e).strip().splitlines()[-1]}"
         if not job.keep_going:
             raise FilterNetError(message) from None
         return ScanOutcome(job.subject, str(job.image), error=message)
@@ -143,6 +148,7 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
             leg_size=list(leg.image.GetSize()),
             geometry=geometry_of(image),
             correction=result.correction,
+            labelled=leg.labelled,
         )
         records.append(record.as_dict())
     write_json(job.out_dir / LEDGER / f"{job.subject}.json", {"stamp": stamp, "records": records})
@@ -155,10 +161,13 @@ def remove_outputs(out_dir: Path, ledger: Path) -> None:
         return
     try:
         records = json.loads(ledger.read_text(encoding="utf-8"))["records"]
-    except (OSError, json.JSONDecodeError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         records = []
-    for r in records:
+    for r in records if isinstance(records, list) else []:
+        if not isinstance(r, dict):
+            continue
         for rel in (r.get("leg_image"), r.get("leg_label")):
-            if rel and (out_dir / rel).is_file():
-                (out_dir / rel).unlink()
+            target = (out_dir / rel).resolve() if isinstance(rel, str) and rel else None
+            if target is not None and out_dir.resolve() in target.parents and target.is_file():
+                target.unlink()  # only files inside our output folder, whatever a ledger says
     ledger.unlink()

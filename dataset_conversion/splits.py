@@ -29,6 +29,8 @@ def read_groups(path: Path) -> dict[str, str]:
             rows = list(csv.DictReader(f))
     except OSError as e:
         raise InputError(path, f"cannot be read ({e.strerror})") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(path, f"expected a UTF-8 CSV file, found {type(e).__name__}: {e}") from None
     if not rows or not {"subject", "group"} <= set(rows[0]):
         raise InputError(path, f"expected a CSV with columns subject, group; found {list(rows[0]) if rows else []}")
     groups = {}
@@ -37,6 +39,14 @@ def read_groups(path: Path) -> dict[str, str]:
             raise InputError(path, f"line {i}: expected group healthy or DM1, found {row['group']!r}")
         groups[row["subject"]] = row["group"]
     return groups
+
+
+def check_fold_arguments(n_folds, seed) -> None:
+    """Raise unless ``n_folds`` is an integer >= 2 and ``seed`` an integer >= 0 (numpy's seeds are unsigned)."""
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
+        raise FilterNetError(f"--folds {n_folds}: expected an integer >= 2 (at least 2 folds are needed)")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise FilterNetError(f"--seed {seed}: expected an integer >= 0")
 
 
 def subject_folds(
@@ -50,11 +60,11 @@ def subject_folds(
     refuses cohorts where every group is smaller than the number of folds (e.g. 3 DM1 + 1 healthy).
 
     Raises:
-        FilterNetError: fewer subjects than folds, fewer than 2 folds, or a subject without a group.
+        FilterNetError: fewer subjects than folds, fewer than 2 folds, a negative seed, or a subject without
+            a group.
     """
     subjects = sorted(subjects)
-    if n_folds < 2:
-        raise FilterNetError(f"--folds {n_folds}: at least 2 folds are needed")
+    check_fold_arguments(n_folds, seed)
     if len(subjects) < n_folds:
         raise FilterNetError(f"{len(subjects)} subject(s) cannot be split into {n_folds} folds")
     if groups:

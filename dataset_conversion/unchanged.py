@@ -12,7 +12,7 @@ from nnunet_filternet.utils.atomic import write_text
 def write_text_if_changed(path: Path, text: str) -> bool:
     """Write ``text`` atomically unless ``path`` already holds it. Returns True if written."""
     path = Path(path)
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
+    if path.is_file() and path.read_bytes() == text.encode("utf-8"):
         return False
     write_text(path, text)
     return True

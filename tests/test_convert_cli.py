@@ -138,7 +138,7 @@ def test_bad_inputs_stop_the_run_or_are_listed_with_keep_going(tmp_path, nnunet_
     expected = {
         "nan.nii.gz": "expected finite intensities, found 1 NaN",
         "badlabel.nii.gz": "expected label values [0, 1, 2, 3, 4, 5]",
-        "geom.nii.gz": "label map spacing (5, 5, 9) differs from its image geom.nii.gz",
+        "geom.nii.gz": "label map does not cover the same voxels as geom.nii.gz: spacing (5, 5, 9) mm",
         "nolabel.nrrd": "no label map named nolabel",
         "dicom": "DICOM series has missing slices",
     }

@@ -54,7 +54,7 @@ def test_patient_axes_of_common_directions():
     assert ras == PatientAxes((0, 1, 2), (True, True, False))
     oblique = PatientAxes.from_direction(rotation_z(30).ravel())
     assert oblique == PatientAxes((0, 1, 2), (False, False, False))
-    with pytest.raises(FilterNetError, match="three axes"):
+    with pytest.raises(FilterNetError, match="do not define three patient axes"):
         PatientAxes.from_direction([1, 1, 0, 0, 0, 0, 0, 0, 1])
 
 

@@ -62,9 +62,17 @@ def test_cli_writes_a_cohort(tmp_path):
         (["--subjects", "0"], "positive integer"),
         (["--subjects", "3", "--healthy", "4"], "between 0 and 3"),
         (["--healthy", "-1"], "integer >= 0"),
-        (["--spacing", "0.7", "0", "7"], "positive number"),
-        (["--shape", "512", "-5", "30"], "positive integer"),
+        (["--spacing", "0.7", "0", "7"], "positive, finite number"),
+        (["--shape", "512", "-5", "30"], "integer >= 2"),
         (["--shape", "64", "64", "6", "--spacing", "1", "1", "7"], "field of view"),
+        (["--seed", "-1"], "integer >= 0"),
+        (["--spacing", "inf", "0.7", "7"], "positive, finite number"),
+        (["--spacing", "0.7", "nan", "7"], "positive, finite number"),
+        (["--spacing", "0.7", "0.7", "-7"], "positive, finite number"),
+        (["--shape", "512", "512", "1"], "integer >= 2"),
+        (["-j", "0"], "positive number of worker processes"),
+        (["-j", "-2"], "positive number of worker processes"),
+        (["--shape", "60000", "60000", "400", "--subjects", "1"], "GiB"),  # estimated, never allocated
     ],
 )
 def test_cli_bad_arguments_exit_2(tmp_path, args, message):
@@ -74,6 +82,27 @@ def test_cli_bad_arguments_exit_2(tmp_path, args, message):
     assert message in r.stderr
     assert "Traceback" not in r.stderr
     assert not out.exists()
+
+
+def test_cli_unwritable_preview_is_refused_before_rendering(tmp_path):
+    (tmp_path / "taken.png").mkdir()  # a folder where the picture should go
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    for preview, message in ((tmp_path / "taken.png", "expected a file, found a folder"),
+                             (blocker / "p.png", "a_file is a file, not a folder")):  # fmt: skip
+        r = run_cli("phantom", "--out", tmp_path / "cohort", "--subjects", "1", *SMALL, "--preview", preview)
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+        assert not (tmp_path / "cohort").exists() and not list(tmp_path.glob(".cohort*"))
+
+
+def test_api_refuses_what_the_cli_refuses(tmp_path):
+    kwargs = dict(n_subjects=1, n_healthy=0, shape=(64, 64, 6), spacing=(5.6, 5.6, 7.0))
+    for bad, message in (({"seed": -1}, "seed must be an integer >= 0"), ({"jobs": 0}, "positive number"),
+                         ({"spacing": (5.6, float("inf"), 7.0)}, "positive, finite"),
+                         ({"shape": (64, 64, 1)}, "three integers >= 2")):  # fmt: skip
+        with pytest.raises(FilterNetError, match=message):
+            make_cohort(tmp_path / "c", **{**kwargs, **bad})
+    assert not (tmp_path / "c").exists()
 
 
 def test_cli_unwritable_folder_exit_2(tmp_path):

@@ -165,7 +165,9 @@ def test_bad_input_is_listed(folders, tmp_path):
     write(bad, root / "labels" / "s01.nii.gz")
     with pytest.raises(FilterNetError) as e:
         quantify_folder(root / "images", root / "labels", tmp_path / "b.csv", jobs=1)
-    assert "2 subject(s)" in str(e.value) and "value(s) 9" in str(e.value) and "s02.nii.gz: shape" in str(e.value)
+    message = str(e.value)
+    assert "2 subject(s)" in message and "value(s) 9" in message
+    assert "s02.nii.gz: image does not cover the same voxels as s02.nii.gz: size (60, 40, 4) against" in message
     (tmp_path / "subjects.csv").write_text("subject,group\ns01,DM1\n")
     with pytest.raises(FilterNetError, match="missing 1 subject.*s02"):
         quantify_folder(root / "images", root / "labels", tmp_path / "b.csv", subjects_csv=tmp_path / "subjects.csv")

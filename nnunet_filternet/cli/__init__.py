@@ -2,8 +2,8 @@
 
 Each verb lives in ``nnunet_filternet/cli/<verb>.py`` and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``. Verb modules are imported lazily so that ``filternet --help`` stays fast (no
-torch import). Misuse (argparse) and bad input (:class:`~nnunet_filternet.errors.FilterNetError`)
-exit with code 2 and a one-line reason.
+torch import). Misuse (argparse), bad input (:class:`~nnunet_filternet.errors.FilterNetError`) and files
+that cannot be read or written (``OSError``) exit with code 2 and a one-line reason naming the file.
 """
 
 from __future__ import annotations
@@ -26,6 +26,28 @@ VERBS: dict[str, str] = {
     "predict": "segment new scans with a trained model (convert, nnU-Net predict, restore, quantify)",
     "bench": "benchmark FilterNet against stock nnU-Net (time, memory, FLOPs)",
 }
+
+
+def bounded(cast, accept, what: str):
+    """An argparse ``type`` that converts with ``cast`` and accepts values for which ``accept`` is true.
+
+    Every verb validates its numbers this way, so misuse is refused before any work, with exit code 2.
+    """
+
+    def convert(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return convert
+
+
+#: ``-j/--jobs`` of every verb: a positive integer (0 and negative numbers are refused, not clamped).
+jobs_type = bounded(int, lambda v: v >= 1, "a positive number of worker processes")
 
 
 def _available_verbs() -> dict[str, str]:
@@ -68,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._module.run(args) or 0)
     except FilterNetError as e:
         print(f"filternet {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file that cannot be read or written, wherever it is opened: name it, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"filternet {args.verb}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"filternet {args.verb}: interrupted; rerun the same command to continue", file=sys.stderr)

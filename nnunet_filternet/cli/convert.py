@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_filternet.cli import bounded, jobs_type
+
 EPILOG = """modes:
   training:  filternet convert --images DIR --labels DIR --dataset-id N --name NAME
              -> $nnUNet_raw/DatasetNNN_NAME (imagesTr, labelsTr, dataset.json, legs.json)
@@ -26,12 +28,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--dataset-id", type=int, metavar="N", help="training: nnU-Net dataset id (1..999)")
     add("--name", help="training: dataset name (folder DatasetNNN_NAME)")
     add("--out", metavar="DIR", help="inference: output folder for the leg images and legs.json")
-    add("--folds", type=int, default=4, metavar="K", help="training: cross-validation folds (default 4)")
-    add("--seed", type=int, default=0, metavar="S", help="training: seed of the folds (default 0)")
+    add(
+        "--folds",
+        type=bounded(int, lambda v: v >= 2, "an integer >= 2"),
+        default=4,
+        metavar="K",
+        help="training: cross-validation folds (default 4)",
+    )
+    add(
+        "--seed",
+        type=bounded(int, lambda v: v >= 0, "an integer >= 0"),
+        default=0,
+        metavar="S",
+        help="training: seed of the folds (default 0)",
+    )
     csv_help = "training: CSV with columns subject, group (healthy|DM1) (default: subjects.csv beside the images)"
     add("--subjects-csv", metavar="FILE", help=csv_help)
-    add("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    add("-j", "--jobs", type=jobs_type, default=None, help="worker processes (default: all cores)")
     add("--keep-going", action="store_true", help="convert the good scans when some fail; exit 1 and list the failures")
+    add(
+        "--allow-unlabelled-legs",
+        action="store_true",
+        help="training: keep a leg without any labelled compartment as an all-background case (listed in "
+        "dataset.json); by default such a leg is an error",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
 
     training = [a for a in ("labels", "dataset_id", "name") if getattr(args, a) is not None]
     if args.out is not None:
-        if training:
-            raise FilterNetError(f"--out (inference) cannot be combined with --{training[0].replace('_', '-')}")
+        if training or args.allow_unlabelled_legs:
+            flag = training[0].replace("_", "-") if training else "allow-unlabelled-legs"
+            raise FilterNetError(f"--out (inference) cannot be combined with --{flag}")
         result = inference_conversion(args.images, args.out, args.jobs, args.keep_going)
         print_result(result, "inference")
     else:
@@ -52,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         result = training_conversion(
             args.images, args.labels, args.dataset_id, args.name, folds=args.folds, seed=args.seed,
             jobs=args.jobs, keep_going=args.keep_going, subjects_csv=args.subjects_csv,
+            allow_unlabelled_legs=args.allow_unlabelled_legs,
         )  # fmt: skip
         print_result(result, "training")
     return 1 if result.failed else 0

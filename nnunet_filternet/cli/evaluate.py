@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_filternet.cli import jobs_type
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pred", required=True, help="folder of predicted label maps (<case>.nii.gz)")
@@ -14,14 +16,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-case CSV to write; the per-subject table (mean over _L/_R legs) goes beside it "
         "as <stem>_per_subject.csv",
     )
-    parser.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    parser.add_argument("-j", "--jobs", type=jobs_type, default=None, help="worker processes (default: all cores)")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recompute every case (default: reuse the rows of cases whose files and options are unchanged since "
+        "the last run into --out)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_filternet.metrics.evaluate import evaluate_folders, read_rows
     from nnunet_filternet.metrics.summary import summary_markdown
 
-    case_csv, subject_csv = evaluate_folders(args.pred, args.ref, args.out, jobs=args.jobs)
+    case_csv, subject_csv = evaluate_folders(args.pred, args.ref, args.out, jobs=args.jobs, fresh=args.fresh)
     print(summary_markdown(read_rows(subject_csv)))
     print(f"wrote {case_csv} and {subject_csv}")
     return 0

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 
+from nnunet_filternet.cli import bounded, jobs_type
 
-def _bounded(cast, accept, what: str):
-    """An argparse ``type`` that converts with ``cast`` and accepts values for which ``accept`` is true."""
-
-    def convert(text: str):
-        try:
-            value = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    return convert
-
-
-_positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
-_non_negative_int = _bounded(int, lambda v: v >= 0, "an integer >= 0")
-_positive_float = _bounded(float, lambda v: v > 0, "a positive number")
+_positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
+_non_negative_int = bounded(int, lambda v: v >= 0, "an integer >= 0")
+_size = bounded(int, lambda v: v >= 2, "an integer >= 2 (voxels)")
+_positive_float = bounded(float, lambda v: math.isfinite(v) and v > 0, "a positive, finite number")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="H",
         help="number of healthy subjects, the rest are DM1 (default: a quarter of --subjects, 10 of 40)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="cohort seed (0)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0, help="cohort seed, an integer >= 0 (0)")
     parser.add_argument(
-        "--shape", type=_positive_int, nargs=3, default=[512, 512, 30], metavar=("X", "Y", "Z"),
+        "--shape", type=_size, nargs=3, default=[512, 512, 30], metavar=("X", "Y", "Z"),
         help="image size in voxels (512 512 30)",
     )  # fmt: skip
     parser.add_argument(
@@ -54,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-fat-fraction", action="store_true", help="also write the true fat fraction to DIR/fatfraction/"
     )
-    parser.add_argument("-j", "--jobs", type=_positive_int, default=None, help="worker processes (all cores)")
+    parser.add_argument("-j", "--jobs", type=jobs_type, default=None, help="worker processes (all cores)")
 
 
 def run(args: argparse.Namespace) -> int:

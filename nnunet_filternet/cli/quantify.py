@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_filternet.cli import jobs_type
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", help="T1 images (<case>.nii.gz or <case>_0000.nii.gz)")
@@ -18,7 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="write the 3D Slicer (.ctbl) and ITK-SNAP label tables into DIR (alone: only that)",
     )
-    parser.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    parser.add_argument("-j", "--jobs", type=jobs_type, default=None, help="worker processes (default: all cores)")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recompute every subject (default: reuse the rows of subjects whose files and options are unchanged "
+        "since the last run into --out)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = quantify_folder(
         args.images, args.labels, args.out, subjects_csv=args.subjects_csv, fat_dir=args.fat, water_dir=args.water,
-        jobs=args.jobs,
+        jobs=args.jobs, fresh=args.fresh,
     )  # fmt: skip
     print(f"wrote {out} (colour tables beside it)")
     return 0

@@ -7,7 +7,9 @@ reference in that case) are left out of the mean, +inf values (compartment misse
 kept, so they make the subject's distance +inf; a subject whose cases are all NaN stays NaN. Volumes are
 averaged the same way (ml per leg).
 
-A rerun reuses the rows of an existing output CSV for every case whose two files are older than it.
+A rerun reuses a case's rows from the existing output CSV only when the program version, the options and both
+of the case's files (path, size, modification and status-change time, inode) are what produced them, as
+recorded in the CSV's sidecar (:mod:`nnunet_filternet.utils.cache`); ``fresh=True`` recomputes everything.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_filternet.errors import FilterNetError
-from nnunet_filternet.metrics.label_maps import check_same_grid, read_label_map
+from nnunet_filternet.metrics.label_maps import on_reference_grid, read_label_map
 from nnunet_filternet.metrics.matching import CasePair, match_cases, subject_of
 from nnunet_filternet.metrics.surface import METRIC_COLUMNS, compartment_metrics
 from nnunet_filternet.utils.atomic import atomic_path
@@ -40,12 +42,15 @@ Postprocess = Callable[[np.ndarray], np.ndarray]
 def evaluate_pair(pair: CasePair, postprocess: Postprocess | None = None) -> list[dict]:
     """Rows (one per compartment) of one case; reads and checks both files.
 
+    The prediction is laid onto the reference's voxel grid first (same voxels stored with flipped or permuted
+    axes are reordered; a shift, another spacing or a rotation is an error).
+
     Raises:
-        InputError: unreadable files, labels outside 0-5, or different shape / spacing.
+        InputError: unreadable or truncated files, labels outside 0-5, or grids that are not the same voxels.
     """
     pred, ref = read_label_map(pair.pred), read_label_map(pair.ref)
-    check_same_grid(pred, ref)
-    pred_array = pred.array if postprocess is None else postprocess(pred.array)
+    pred_array = on_reference_grid(pred, ref)
+    pred_array = pred_array if postprocess is None else postprocess(pred_array)
     rows = compartment_metrics(pred_array, ref.array, ref.spacing_zyx)
     return [{"case": pair.case, "subject": subject_of(pair.case), **row} for row in rows]
 
@@ -77,23 +82,37 @@ def write_rows(rows: Sequence[dict], csv_path: str | os.PathLike, columns: Seque
     return Path(csv_path)
 
 
-def _reusable_rows(cache_csv: Path | None, pairs: Sequence[CasePair]) -> dict[str, list[dict]]:
-    """Rows of ``cache_csv`` for cases whose prediction and reference are older than the CSV."""
-    if cache_csv is None or not cache_csv.is_file():
+def _options(postprocess: Postprocess | None) -> dict:
+    """What, besides the input files, decides a case's rows (recorded in the cache sidecar)."""
+    name = None if postprocess is None else f"{getattr(postprocess, '__module__', '')}.{_name(postprocess)}"
+    return {"rows": "filternet evaluate", "columns": list(CASE_COLUMNS), "postprocess": name}
+
+
+def _name(fn) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _reusable_rows(cache_csv: Path | None, pairs: Sequence[CasePair], options: dict) -> dict[str, list[dict]]:
+    """Rows of ``cache_csv`` for the cases whose inputs and options are exactly those recorded beside it."""
+    from nnunet_filternet.utils.cache import inputs_identity, reusable_keys
+
+    if cache_csv is None:
+        return {}
+    recorded = reusable_keys(cache_csv, options)
+    if not recorded:
         return {}
     try:
         old = read_rows(cache_csv)
     except (OSError, ValueError, KeyError, csv.Error):
         return {}
-    csv_time = cache_csv.stat().st_mtime_ns
     by_case: dict[str, list[dict]] = {}
     for row in old:
         by_case.setdefault(row.get("case"), []).append(row)
     fresh = {}
     for pair in pairs:
         rows = by_case.get(pair.case, [])
-        if len(rows) and all(set(CASE_COLUMNS) <= set(r) for r in rows):
-            if max(pair.pred.stat().st_mtime_ns, pair.ref.stat().st_mtime_ns) < csv_time:
+        if rows and all(set(CASE_COLUMNS) <= set(r) for r in rows):
+            if recorded.get(pair.case) == inputs_identity([pair.pred, pair.ref]):
                 fresh[pair.case] = rows
     return fresh
 
@@ -104,6 +123,7 @@ def evaluate_pairs(
     postprocess: Postprocess | None = None,
     cache_csv: str | os.PathLike | None = None,
     desc: str = "evaluate",
+    fresh: bool = False,
 ) -> list[dict]:
     """Per-case rows of all ``pairs`` (in order), computed over ``jobs`` processes.
 
@@ -111,20 +131,31 @@ def evaluate_pairs(
         pairs: cases to evaluate.
         jobs: worker processes (None: all available cores).
         postprocess: a picklable transform of each prediction's label array before evaluation.
-        cache_csv: an earlier output of the same evaluation; its rows are reused for unchanged cases.
+        cache_csv: the per-case CSV of this evaluation: rows of an earlier run are reused for cases whose inputs
+            and options are unchanged (module docstring), and the CSV is written with the result, then its
+            sidecar recording the inputs.
         desc: progress bar label.
+        fresh: recompute every case, ignoring ``cache_csv``'s earlier rows.
 
     Raises:
         FilterNetError: listing every case that could not be evaluated and why.
     """
-    cached = _reusable_rows(Path(cache_csv) if cache_csv else None, pairs)
+    from nnunet_filternet.utils.cache import inputs_identity, record_inputs
+
+    options = _options(postprocess)
+    cache = Path(cache_csv) if cache_csv else None
+    cached = {} if fresh else _reusable_rows(cache, pairs, options)
     todo = [p for p in pairs if p.case not in cached]
     results = parallel_map(functools.partial(_evaluate_or_error, postprocess=postprocess), todo, jobs, desc)
     errors = [str(r) for r in results if isinstance(r, FilterNetError)]
     if errors:
         raise FilterNetError(f"{len(errors)} case(s) could not be evaluated: " + " | ".join(errors))
     computed = {p.case: rows for p, rows in zip(todo, results)}
-    return [row for p in pairs for row in (cached.get(p.case) or computed[p.case])]
+    rows = [row for p in pairs for row in (cached.get(p.case) or computed[p.case])]
+    if cache is not None:
+        write_rows(rows, cache, CASE_COLUMNS)
+        record_inputs(cache, options, {p.case: inputs_identity([p.pred, p.ref]) for p in pairs})
+    return rows
 
 
 def _mean_over_cases(values: list[float]) -> float:
@@ -159,6 +190,7 @@ def evaluate_folders(
     ref_dir: str | os.PathLike,
     out_csv: str | os.PathLike,
     jobs: int | None = None,
+    fresh: bool = False,
 ) -> tuple[Path, Path]:
     """Compare every label map of ``pred_dir`` with the same-named one of ``ref_dir``.
 
@@ -168,15 +200,23 @@ def evaluate_folders(
         out_csv: per-case CSV (:data:`CASE_COLUMNS`); the per-subject CSV (:data:`SUBJECT_COLUMNS`) is
             written beside it as ``<stem>_per_subject.csv``.
         jobs: worker processes (None: all available cores).
+        fresh: recompute every case (otherwise unchanged cases of an earlier run of the same command are reused).
 
     Returns:
         (per-case CSV, per-subject CSV).
 
     Raises:
-        FilterNetError: missing cases on either side, or cases that cannot be evaluated (all listed).
+        FilterNetError: missing cases on either side, an output that cannot be written, or cases that cannot
+            be evaluated (all listed).
     """
+    from nnunet_filternet.utils.atomic import check_writable
+    from nnunet_filternet.utils.parallel import check_jobs
+
+    check_jobs(jobs)
+    for path in (out_csv, per_subject_csv_path(out_csv)):
+        check_writable(path, "metrics table")
     pairs = match_cases(pred_dir, ref_dir, require_all_refs=True)
-    rows = evaluate_pairs(pairs, jobs=jobs, cache_csv=out_csv)
-    case_csv = write_rows(rows, out_csv, CASE_COLUMNS)
+    rows = evaluate_pairs(pairs, jobs=jobs, cache_csv=out_csv, fresh=fresh)
+    case_csv = Path(out_csv)
     subject_csv = write_rows(per_subject(rows), per_subject_csv_path(out_csv), SUBJECT_COLUMNS)
     return case_csv, subject_csv

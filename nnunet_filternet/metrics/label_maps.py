@@ -1,4 +1,4 @@
-"""Reading label maps with the checks every consumer needs: label values 0-5, and matching grids."""
+"""Reading label maps with the checks every consumer needs: complete files, label values 0-5, matching grids."""
 
 from __future__ import annotations
 
@@ -52,32 +52,32 @@ def check_label_values(array: np.ndarray, path: str | os.PathLike) -> np.ndarray
 
 
 def read_label_map(path: str | os.PathLike) -> LabelMap:
-    """Read a label map file (any SimpleITK format) and check its values.
+    """Read a label map file (complete, any SimpleITK format; :func:`~nnunet_filternet.utils.image_io.read_image`)
+    and check its values.
 
     Raises:
-        InputError: unreadable file, or values outside 0-5.
+        InputError: unreadable or truncated file, not a 3D scalar image, or values outside 0-5.
     """
     import SimpleITK as sitk
 
+    from nnunet_filternet.utils.image_io import read_image
+
     path = Path(path)
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as e:
-        raise InputError(path, f"expected a readable label map image, SimpleITK failed: {str(e).strip()[:200]}") from e
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(path, f"expected a scalar label map, found {image.GetNumberOfComponentsPerPixel()} components")
+    image = read_image(path, "label map")
     array = check_label_values(sitk.GetArrayFromImage(image), path)
     return LabelMap(path, array, tuple(float(s) for s in reversed(image.GetSpacing())), image)
 
 
-def check_same_grid(pred: LabelMap, ref: LabelMap, rtol: float = 1e-4) -> None:
-    """Raise :class:`InputError` (naming both files) if the two maps differ in shape or voxel spacing."""
-    if pred.array.shape != ref.array.shape:
-        raise InputError(
-            pred.path, f"shape (z, y, x) {pred.array.shape} differs from the reference {ref.path}: {ref.array.shape}"
-        )
-    if not np.allclose(pred.spacing_zyx, ref.spacing_zyx, rtol=rtol, atol=1e-6):
-        raise InputError(
-            pred.path,
-            f"spacing (z, y, x) {pred.spacing_zyx} mm differs from the reference {ref.path}: {ref.spacing_zyx} mm",
-        )
+def on_reference_grid(moving: LabelMap, reference: LabelMap, what: str = "prediction") -> np.ndarray:
+    """``moving``'s labels in ``reference``'s voxel order, (z, y, x) uint8.
+
+    The full grids are compared (size, spacing, origin, direction; :mod:`nnunet_filternet.utils.geometry`): the
+    same voxels stored with flipped or permuted axes are reordered exactly, anything else is refused.
+
+    Raises:
+        InputError: naming ``moving``'s file: the two maps do not cover the same voxels (what differs is said).
+    """
+    from nnunet_filternet.utils.geometry import Grid, check_same_voxels
+
+    mapping = check_same_voxels(Grid.of(moving.image), Grid.of(reference.image), moving.path, reference.path, what)
+    return mapping.apply_zyx(moving.array)

@@ -1,8 +1,8 @@
 """Pairing prediction and reference label maps by case name, and subject names of cases.
 
 Case names follow the conversion: leg cases ``<subject>_L`` / ``<subject>_R`` and restored full scans
-``<subject>``. The case name is the file name without its image ending (``.nii.gz``, ``.nii``, ``.mha``,
-``.nrrd``); nnU-Net's extra files in a prediction folder (``summary.json``, ``*.pkl``, ``*.npz``) are
+``<subject>``. The case name is the file name without its image ending (``.nii.gz``, ``.nii``, ``.nrrd``,
+``.mha``, ``.mhd``); nnU-Net's extra files in a prediction folder (``summary.json``, ``*.pkl``, ``*.npz``) are
 not images and are ignored.
 """
 
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_filternet.errors import FilterNetError, InputError
+from nnunet_filternet.utils.image_io import IMAGE_EXTENSIONS, image_extension
 
-#: Image file endings recognised as label maps, longest first.
-IMAGE_ENDINGS: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".nrrd")
+#: Image file endings recognised as label maps, longest first (the one list every reader uses).
+IMAGE_ENDINGS: tuple[str, ...] = IMAGE_EXTENSIONS
 
 _SIDE_SUFFIX = re.compile(r"_([LR])$")
 _CHANNEL_SUFFIX = re.compile(r"_\d{4}$")
@@ -33,11 +34,8 @@ class CasePair:
 
 def case_name(path: str | os.PathLike) -> str | None:
     """Case name of an image file (file name without its ending), or None if it is not an image file."""
-    name = Path(path).name
-    for ending in IMAGE_ENDINGS:
-        if name.endswith(ending) and len(name) > len(ending):
-            return name[: -len(ending)]
-    return None
+    ending = image_extension(path)
+    return Path(path).name[: -len(ending)] if ending else None
 
 
 def subject_of(case: str) -> str:

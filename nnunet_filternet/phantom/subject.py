@@ -9,6 +9,7 @@ patient's left (the right leg is in the low-x half), y index up = posterior, z i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,12 +94,13 @@ class PhantomSubject:
 
 
 def make_grid(shape, spacing) -> Grid:
-    """Validated :class:`Grid`. Raises FilterNetError for anything but 3 positive sizes and spacings."""
+    """Validated :class:`Grid`: three sizes >= 2 (``filternet convert`` needs two voxels along every axis) and three
+    positive, finite spacings. Raises FilterNetError otherwise."""
     shape, spacing = tuple(shape), tuple(spacing)
-    if len(shape) != 3 or any(int(n) != n or n < 1 for n in shape):
-        raise FilterNetError(f"shape must be three positive integers (x, y, z), got {shape}")
-    if len(spacing) != 3 or any(not d > 0 for d in spacing):
-        raise FilterNetError(f"spacing must be three positive numbers in mm (x, y, z), got {spacing}")
+    if len(shape) != 3 or any(int(n) != n or n < 2 for n in shape):
+        raise FilterNetError(f"shape must be three integers >= 2 (x, y, z), got {shape}")
+    if len(spacing) != 3 or any(not (math.isfinite(d) and d > 0) for d in spacing):
+        raise FilterNetError(f"spacing must be three positive, finite numbers in mm (x, y, z), got {spacing}")
     return Grid(tuple(int(n) for n in shape), tuple(float(d) for d in spacing))
 
 

@@ -1,19 +1,24 @@
 """Per subject, side and compartment: volume (ml), normalised T1 signal and fat fraction, as CSV.
 
 Inputs are matched by case name: images ``<case>.nii.gz`` or nnU-Net's ``<case>_0000.nii.gz``, label maps
-``<case>.nii.gz`` (and optional Dixon fat / water images ``<case>[_0000].nii.gz``). A case is a leg
-(``<subject>_L`` / ``<subject>_R``: the side is the suffix) or a full scan (``<subject>``: the side of each
-voxel is the sign of its physical x coordinate relative to the image centre; in SimpleITK's LPS frame +x
-points to the patient's left, so the patient's right leg is the low-x half). Tissue modes (muscle, fat)
-are estimated per subject and side (:mod:`.fat_fraction`): per leg rather than per scan because a bias
-field differs most between the legs.
+``<case>.nii.gz`` (and optional Dixon fat / water images ``<case>[_0000].nii.gz``). Every file is read
+complete (:func:`~nnunet_filternet.utils.image_io.read_image`) and laid onto its label map's voxel grid
+(:mod:`~nnunet_filternet.utils.geometry`: the same voxels stored with flipped or permuted axes are reordered,
+anything else is refused). A case is a leg (``<subject>_L`` / ``<subject>_R``: the side is the suffix) or a
+full scan (``<subject>``): its two legs are told apart by the leg localisation of ``filternet convert``
+(:func:`~dataset_conversion.legs.find_legs`), run on the label map's own footprint (the two labelled legs), or,
+when only one leg is labelled, on the image's tissue mask; the leg towards the patient's left (+x in
+SimpleITK's LPS frame) is L. Tissue modes (muscle, fat) are estimated per subject and side
+(:mod:`.fat_fraction`): per leg rather than per scan because a bias field differs most between the legs.
 
 Columns: ``subject, side, compartment, n_voxels, volume_ml, mean_t1, mean_t1_normalised, fat_fraction_t1``,
 ``fat_fraction_dixon`` (with ``--fat/--water``), ``muscle_mode, fat_mode`` (the leg's T1 modes), ``note``
 (why intensity biomarkers are empty: a leg whose labelled muscle shows no muscle / fat contrast, e.g. a poor
 segmentation, keeps its volumes, gets NaN intensity biomarkers and a note, and a warning is printed), then
 the columns of ``--subjects-csv``. An absent compartment has ``n_voxels`` 0 and NaN intensities.
-A rerun reuses the rows of subjects whose files are older than the output CSV.
+A rerun reuses a subject's rows only when the program version, the columns and every file of the subject
+(path, size, modification and status-change time, inode) are those recorded beside the CSV
+(:mod:`nnunet_filternet.utils.cache`); ``fresh=True`` recomputes everything.
 """
 
 from __future__ import annotations
@@ -72,37 +77,60 @@ class _Volume:
 def _read(path: Path, what: str) -> _Volume:
     import SimpleITK as sitk
 
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as e:
-        raise InputError(path, f"expected a readable {what}, SimpleITK failed: {str(e).strip()[:200]}") from e
+    from nnunet_filternet.utils.image_io import read_image
+
+    image = read_image(path, what)
     return _Volume(sitk.GetArrayFromImage(image), image, tuple(reversed(image.GetSpacing())))
 
 
-def _check_grid(volume: _Volume, path: Path, labels: _Volume, labels_path: Path) -> None:
-    if volume.array.shape != labels.array.shape or not np.allclose(volume.spacing_zyx, labels.spacing_zyx, rtol=1e-4):
-        raise InputError(
-            path,
-            f"shape {volume.array.shape} / spacing {volume.spacing_zyx} mm differ from the label map {labels_path}: "
-            f"{labels.array.shape} / {labels.spacing_zyx} mm",
-        )
+def _on_labels_grid(path: Path, what: str, labels: _Volume, labels_path: Path) -> _Volume:
+    """Read ``path`` and lay its voxels onto the label map's grid (exact reordering, or an InputError)."""
+    from nnunet_filternet.utils.geometry import array_on_grid
+
+    volume = _read(path, what)
+    array = array_on_grid(volume.image, labels.image, path, labels_path, what)
+    return _Volume(array, labels.image, labels.spacing_zyx)
 
 
-def side_masks(case: str, labels: _Volume) -> dict[str, np.ndarray | None]:
-    """side ("L" / "R") -> (z, y, x) mask of that side, or None for "the whole image" (leg cases)."""
+def side_masks(case: str, labels: _Volume, image: _Volume | None = None) -> tuple[dict[str, np.ndarray | None], str]:
+    """(side -> (z, y, x) mask of that side, or None for "the whole image" (leg cases); a note or "").
+
+    Full scans: the cut between the legs comes from the labels' own footprint when both legs are labelled, else
+    from the image's tissue mask (module docstring). A scan with one leg in the field of view takes its side
+    from the leg's position relative to the image centre, as ``filternet convert`` does, and says so in the note.
+    """
+    from dataset_conversion.legs import find_legs, tissue_mask
+    from dataset_conversion.orientation import PatientAxes
+
     side = side_of(case)
     if side is not None:
-        return {side: None}
-    image = labels.image
-    nz, ny, nx = labels.array.shape
-    direction = np.asarray(image.GetDirection()).reshape(3, 3)
-    spacing_xyz = np.asarray(image.GetSpacing())
-    centre = image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in image.GetSize()])
-    step = direction[0] * spacing_xyz  # physical x change per index step along i, j, k
-    i, j, k = np.arange(nx), np.arange(ny), np.arange(nz)
-    x = image.GetOrigin()[0] + step[0] * i[None, None, :] + step[1] * j[None, :, None] + step[2] * k[:, None, None]
-    right = np.broadcast_to(x < centre[0], labels.array.shape)
-    return {"L": ~right, "R": right}
+        return {side: None}, ""
+    grid = labels.image
+    axes = PatientAxes.from_direction(grid.GetDirection())
+    spacing = [grid.GetSpacing()[a] for a in axes.axes]
+    labelled = axes.to_patient(labels.array.transpose(2, 1, 0) > 0)
+    masks = [labelled] if labelled.any() else []
+    if image is not None:
+        masks.append(axes.to_patient(tissue_mask(image.array.transpose(2, 1, 0), grid.GetSpacing())))
+    single = None
+    for mask in masks:
+        boxes = find_legs(mask, spacing)
+        if len(boxes) == 2:
+            return _sides_from_cut(axes, labelled.shape, boxes[1].x_limits[0]), ""
+        single = single or boxes[0]
+    if single is None:  # no labels and no image: nothing to count on either side
+        return _sides_from_cut(axes, labelled.shape, labelled.shape[0] // 2), ""
+    cut = 0 if single.side == "L" else labelled.shape[0]
+    note = f"one leg in the field of view, taken as {single.side} from its position in the field of view (check)"
+    return _sides_from_cut(axes, labelled.shape, cut), note
+
+
+def _sides_from_cut(axes, shape_lps, cut: int) -> dict[str, np.ndarray]:
+    """L / R masks (z, y, x) of a source grid from a cut along the patient-aligned left-right axis."""
+    left = np.zeros(shape_lps, bool)
+    left[cut:] = True
+    left_zyx = np.ascontiguousarray(axes.from_patient(left).transpose(2, 1, 0))
+    return {"L": left_zyx, "R": ~left_zyx}
 
 
 def _side_labels(labels: np.ndarray, side_mask: np.ndarray | None) -> np.ndarray:
@@ -121,7 +149,7 @@ def _estimate_modes(sides: dict[str, list]) -> tuple[dict[str, TissueModes | Non
             modes[side] = tissue_modes(np.concatenate([m for m, _ in parts]), np.concatenate([f for _, f in parts]))
         except ValueError as e:
             modes[side] = None
-            notes[side] = f"cannot estimate muscle and fat intensities: {e}"
+            notes[side] = f"cannot estimate muscle and fat intensities (fat fraction and normalised T1 left empty): {e}"
     return modes, notes
 
 
@@ -133,17 +161,20 @@ def quantify_subject(subject: str, cases: list[CaseFiles]) -> list[dict]:
     """
     loaded = []
     sides: dict[str, list] = {}  # side -> [(muscle values, fat reference values)] of each case
+    side_notes: dict[str, str] = {}
     for files in cases:
         labels = _read(files.labels, "label map")
         labels = _Volume(check_label_values(labels.array, files.labels), labels.image, labels.spacing_zyx)
-        image = _read(files.image, "image")
-        _check_grid(image, files.image, labels, files.labels)
+        image = _on_labels_grid(files.image, "image", labels, files.labels)
         dixon = None
         if files.fat is not None:
-            dixon = (_read(files.fat, "Dixon fat image"), _read(files.water, "Dixon water image"))
-            for volume, path in zip(dixon, (files.fat, files.water)):
-                _check_grid(volume, path, labels, files.labels)
-        masks = side_masks(files.case, labels)
+            dixon = (
+                _on_labels_grid(files.fat, "Dixon fat image", labels, files.labels),
+                _on_labels_grid(files.water, "Dixon water image", labels, files.labels),
+            )
+        masks, side_note = side_masks(files.case, labels, image)
+        if side_note:
+            side_notes.update(dict.fromkeys(masks, side_note))
         loaded.append((files, labels, image.array.astype(np.float64), dixon, masks))
         for side, side_mask in masks.items():
             side_labels = _side_labels(labels.array, side_mask)
@@ -151,6 +182,7 @@ def quantify_subject(subject: str, cases: list[CaseFiles]) -> list[dict]:
             fat = fat_reference_values(image.array, side_labels, labels.spacing_zyx)
             sides.setdefault(side, []).append((muscle, fat))
     modes, notes = _estimate_modes(sides)
+    notes = {s: "; ".join(n for n in (side_notes.get(s, ""), notes.get(s, "")) if n) for s in modes}
     rows = []
     for _files, labels, image, dixon, masks in loaded:
         voxel_ml = voxel_volume_ml(labels.spacing_zyx)
@@ -227,16 +259,23 @@ def read_subjects_csv(path: os.PathLike, subjects: list[str]) -> tuple[list[str]
     Raises:
         InputError: no ``subject`` column, duplicate subjects, or subjects missing from the CSV (listed).
     """
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "subject" not in reader.fieldnames:
-            raise InputError(path, f"expected a CSV with a 'subject' column, found columns {reader.fieldnames}")
-        columns = [c for c in reader.fieldnames if c != "subject"]
-        table: dict[str, dict] = {}
-        for row in reader:
-            if row["subject"] in table:
-                raise InputError(path, f"subject {row['subject']!r} is listed twice")
-            table[row["subject"]] = {c: row[c] for c in columns}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            fieldnames = reader.fieldnames
+            rows = list(reader)
+    except OSError as e:
+        raise InputError(path, f"expected a readable CSV file ({e.strerror})") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(path, f"expected a UTF-8 CSV file, found {type(e).__name__}: {e}") from None
+    if fieldnames is None or "subject" not in fieldnames:
+        raise InputError(path, f"expected a CSV with a 'subject' column, found columns {fieldnames}")
+    columns = [c for c in fieldnames if c != "subject"]
+    table: dict[str, dict] = {}
+    for row in rows:
+        if row["subject"] in table:
+            raise InputError(path, f"subject {row['subject']!r} is listed twice")
+        table[row["subject"]] = {c: row[c] for c in columns}
     missing = sorted(set(subjects) - set(table))
     if missing:
         raise InputError(path, "expected a row for every subject, missing " + _missing("subject(s)", missing))
@@ -246,19 +285,30 @@ def read_subjects_csv(path: os.PathLike, subjects: list[str]) -> tuple[list[str]
     return columns, table
 
 
+def _options(columns: list[str]) -> dict:
+    """What, besides the input files, decides a subject's rows (recorded in the cache sidecar)."""
+    return {"rows": "filternet quantify", "columns": columns}
+
+
 def _cached_rows(out_csv: Path, subjects: dict[str, list[CaseFiles]], columns: list[str]) -> dict[str, list[dict]]:
-    if not out_csv.is_file():
+    """Rows of ``out_csv`` for subjects whose files and options are exactly those recorded beside it."""
+    from nnunet_filternet.utils.cache import inputs_identity, reusable_keys
+
+    recorded = reusable_keys(out_csv, _options(columns))
+    if not recorded:
         return {}
-    with open(out_csv, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not set(columns) <= set(reader.fieldnames):
-            return {}
-        old = list(reader)
-    csv_time = out_csv.stat().st_mtime_ns
+    try:
+        with open(out_csv, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or not set(columns) <= set(reader.fieldnames):
+                return {}
+            old = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
     out = {}
     for subject, cases in subjects.items():
         rows = [{c: r[c] for c in columns} for r in old if r["subject"] == subject]
-        if rows and max(p.stat().st_mtime_ns for c in cases for p in c.paths()) < csv_time:
+        if rows and recorded.get(subject) == inputs_identity(p for c in cases for p in c.paths()):
             out[subject] = rows
     return out
 
@@ -271,6 +321,7 @@ def quantify_folder(
     fat_dir: str | os.PathLike | None = None,
     water_dir: str | os.PathLike | None = None,
     jobs: int | None = None,
+    fresh: bool = False,
 ) -> Path:
     """Write the biomarker CSV (and the Slicer / ITK-SNAP colour tables beside it).
 
@@ -282,18 +333,24 @@ def quantify_folder(
         fat_dir: Dixon fat images (with ``water_dir``) for ``fat_fraction_dixon``.
         water_dir: Dixon water images.
         jobs: worker processes (None: all cores).
+        fresh: recompute every subject (otherwise unchanged subjects of the last run into ``out_csv`` are reused).
 
     Returns:
         ``out_csv``.
 
     Raises:
-        FilterNetError: unmatched cases, bad files or subjects (all listed).
+        FilterNetError: unmatched cases, bad files or subjects (all listed), an output that cannot be written.
     """
-    out_csv = Path(out_csv)
+    from nnunet_filternet.utils.atomic import check_writable
+    from nnunet_filternet.utils.cache import inputs_identity, record_inputs
+    from nnunet_filternet.utils.parallel import check_jobs
+
+    check_jobs(jobs)
+    out_csv = check_writable(out_csv, "biomarker table")
     subjects = match_case_files(images_dir, labels_dir, fat_dir, water_dir)
     extra_columns, extra = read_subjects_csv(subjects_csv, list(subjects)) if subjects_csv else ([], {})
     columns = list(BASE_COLUMNS) + ([DIXON_COLUMN] if fat_dir is not None else []) + list(MODE_COLUMNS)
-    cached = _cached_rows(out_csv, subjects, columns)
+    cached = {} if fresh else _cached_rows(out_csv, subjects, columns)
     todo = [(s, c) for s, c in subjects.items() if s not in cached]
     results = parallel_map(_quantify_or_error, todo, jobs, desc="quantify", unit="subject")
     errors = [str(r) for r in results if isinstance(r, FilterNetError)]
@@ -304,7 +361,7 @@ def quantify_folder(
         {f"{r['subject']} {r['side']}: {r['note']}" for rows in computed.values() for r in rows if r["note"]}
     )
     for line in sorted(noted):
-        print(f"quantify: warning: {line} (fat fraction and normalised T1 left empty)")
+        print(f"quantify: warning: {line}")
     with atomic_path(out_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(columns + extra_columns)
@@ -312,5 +369,7 @@ def quantify_folder(
             for row in cached.get(subject) or computed[subject]:
                 values = [repr(v) if isinstance(v, float) else v for v in (row[c] for c in columns)]
                 writer.writerow(values + [extra[subject][c] for c in extra_columns])
+    identities = {s: inputs_identity(p for c in cases for p in c.paths()) for s, cases in subjects.items()}
+    record_inputs(out_csv, _options(columns), identities)
     write_colour_tables(out_csv.parent)
     return out_csv

@@ -17,7 +17,7 @@ from nnunet_filternet.errors import InputError
 from nnunet_filternet.labels import COMPARTMENTS
 from nnunet_filternet.metrics.label_maps import check_label_values
 from nnunet_filternet.metrics.matching import list_cases, subject_of
-from nnunet_filternet.quantify.biomarkers import _read, side_masks
+from nnunet_filternet.quantify.biomarkers import _on_labels_grid, _read, side_masks
 
 
 def true_fat_fractions(labels_dir: str | os.PathLike, fat_fraction_dir: str | os.PathLike) -> dict[tuple, float]:
@@ -34,8 +34,8 @@ def true_fat_fractions(labels_dir: str | os.PathLike, fat_fraction_dir: str | os
     for case, path in labels.items():
         label_volume = _read(path, "label map")
         label_array = check_label_values(label_volume.array, path)
-        ff = _read(truth[case], "fat fraction map").array
-        for side, side_mask in side_masks(case, label_volume).items():
+        ff = _on_labels_grid(truth[case], "fat fraction map", label_volume, path).array
+        for side, side_mask in side_masks(case, label_volume)[0].items():
             for value, name in enumerate(COMPARTMENTS, start=1):
                 mask = label_array == value
                 if side_mask is not None:
@@ -82,11 +82,13 @@ def write_corrected_images(images_dir: Path, bias_dir: Path, out_dir: Path) -> N
     import SimpleITK as sitk
 
     from nnunet_filternet.utils.atomic import write_image
+    from nnunet_filternet.utils.image_io import read_image
 
     bias = list_cases(bias_dir, images=True)
     for case, path in list_cases(images_dir, images=True).items():
-        image = sitk.ReadImage(str(path), sitk.sitkFloat32)
-        write_image(sitk.Divide(image, sitk.ReadImage(str(bias[case]), sitk.sitkFloat32)), out_dir / f"{case}.nii.gz")
+        image = read_image(path, "image", sitk.sitkFloat32)
+        field = read_image(bias[case], "bias field", sitk.sitkFloat32)
+        write_image(sitk.Divide(image, field), out_dir / f"{case}.nii.gz")
 
 
 def validate_on_phantom(cohort_dir: str | os.PathLike, out_dir: str | os.PathLike, jobs: int | None = None) -> dict:

@@ -9,6 +9,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from nnunet_filternet.errors import FilterNetError
+
 
 def default_jobs() -> int:
     """Number of worker processes to use by default: the cores this process may run on."""
@@ -16,6 +18,33 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux
         return max(1, os.cpu_count() or 1)
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the system can give new work now (``MemAvailable`` of /proc/meminfo), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_jobs(jobs: int | None) -> int | None:
+    """``jobs`` unchanged if it is None (all cores) or a positive integer; otherwise a FilterNetError.
+
+    Every verb takes ``-j/--jobs`` the same way: 0, negative or non-integer numbers are refused, not clamped.
+    """
+    if jobs is None:
+        return None
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise FilterNetError(f"-j/--jobs: expected a positive number of worker processes, found {jobs!r}")
+    return jobs
 
 
 def parallel_map(
@@ -28,12 +57,13 @@ def parallel_map(
 ) -> list[Any]:
     """``[fn(x) for x in items]`` over ``jobs`` processes, with a tqdm bar on stderr.
 
-    ``fn`` must be picklable (a module-level function or a ``functools.partial`` of one). Exceptions
+    ``fn`` must be picklable (a module-level function or a ``functools.partial`` of one). ``jobs`` must be None
+    or positive (:func:`check_jobs`). Exceptions
     raised by ``fn`` propagate to the caller (the first one by completion order); with ``jobs == 1``
     everything runs in this process, which keeps tracebacks simple.
     """
     items = list(items)
-    jobs = default_jobs() if jobs is None else max(1, int(jobs))
+    jobs = default_jobs() if check_jobs(jobs) is None else jobs
     jobs = min(jobs, max(1, len(items)))
     bar = tqdm(total=len(items), desc=desc, unit=unit, disable=disable_progress, dynamic_ncols=True)
     results: list[Any] = [None] * len(items)

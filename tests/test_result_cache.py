@@ -1,0 +1,147 @@
+"""Rows of an earlier run are reused only when everything that produced them is the same (issue 12, class 1).
+
+A folder of other files that happen to be older than the CSV, a copy that keeps the modification time, or a
+changed option must all be computed afresh; unchanged inputs are reused.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from nnunet_filternet.metrics import evaluate as evaluate_module
+from nnunet_filternet.metrics.evaluate import CASE_COLUMNS, evaluate_folders, evaluate_pairs, read_rows, write_rows
+from nnunet_filternet.metrics.matching import match_cases
+from nnunet_filternet.quantify import biomarkers
+from nnunet_filternet.quantify.biomarkers import quantify_folder
+from tests.conftest import run_cli
+from tests.test_evaluate import leg, write_map
+from tests.test_quantify import scan as two_leg_scan
+from tests.test_quantify import write
+
+DAY_NS = 86_400 * 10**9
+
+
+def age(folder, days: float = 1.0) -> None:
+    """Set every file's modification time ``days`` into the past (older than any CSV written now)."""
+    for path in folder.iterdir():
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(days * DAY_NS)))
+
+
+@pytest.fixture
+def evaluation(tmp_path):
+    """A reference folder, a good prediction folder and an all-background one, all older than any output."""
+    for name in ("ref", "good", "empty"):
+        (tmp_path / name).mkdir()
+    for side in "LR":
+        write_map(tmp_path / "ref" / f"s01_{side}.nii.gz", leg(1 if side == "L" else 2))
+        write_map(tmp_path / "good" / f"s01_{side}.nii.gz", leg(1 if side == "L" else 2))
+        write_map(tmp_path / "empty" / f"s01_{side}.nii.gz", np.zeros_like(leg(1)))
+    for name in ("ref", "good", "empty"):
+        age(tmp_path / name)
+    return tmp_path
+
+
+def dice(csv_path) -> list[float]:
+    return [r["dice"] for r in read_rows(csv_path)]
+
+
+def test_evaluate_recomputes_when_the_prediction_folder_changes(evaluation):
+    out = evaluation / "metrics.csv"
+    evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1)
+    assert dice(out) == [1.0] * 10
+    evaluate_folders(evaluation / "empty", evaluation / "ref", out, jobs=1)  # older files, another folder
+    assert dice(out) == [0.0] * 10
+    r = run_cli("evaluate", "--pred", evaluation / "good", "--ref", evaluation / "ref", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert dice(out) == [1.0] * 10
+
+
+def test_evaluate_recomputes_a_file_replaced_by_an_older_copy(evaluation, monkeypatch):
+    out = evaluation / "metrics.csv"
+    evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1)
+    shutil.copy2(evaluation / "empty" / "s01_L.nii.gz", evaluation / "good" / "s01_L.nii.gz")  # keeps the old mtime
+    calls = []
+    original = evaluate_module._evaluate_or_error
+    monkeypatch.setattr(evaluate_module, "_evaluate_or_error", lambda p, postprocess: calls.append(p.case) or
+                        original(p, postprocess))  # fmt: skip
+    evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1)
+    assert calls == ["s01_L"]  # the unchanged case is reused, the replaced one recomputed
+    assert dice(out) == [0.0] * 5 + [1.0] * 5
+    calls.clear()
+    evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1, fresh=True)
+    assert calls == ["s01_L", "s01_R"]
+
+
+def test_evaluate_recomputes_a_same_size_file_with_the_old_time(tmp_path):
+    """Uncompressed files of one shape have one size: only status-change time and inode tell a copy apart."""
+    for name, array in (("ref", leg(1)), ("pred", leg(1)), ("other", np.zeros_like(leg(1)))):
+        (tmp_path / name).mkdir()
+        write_map(tmp_path / name / "s01_L.nii", array)
+    age(tmp_path / "pred")
+    age(tmp_path / "other")
+    out = tmp_path / "metrics.csv"
+    evaluate_folders(tmp_path / "pred", tmp_path / "ref", out, jobs=1)
+    assert dice(out) == [1.0] * 5
+    old = (tmp_path / "pred" / "s01_L.nii").stat()
+    shutil.copy(tmp_path / "other" / "s01_L.nii", tmp_path / "pred" / "s01_L.nii")
+    os.utime(tmp_path / "pred" / "s01_L.nii", ns=(old.st_atime_ns, old.st_mtime_ns))  # e.g. rsync -t
+    new = (tmp_path / "pred" / "s01_L.nii").stat()
+    assert (new.st_size, new.st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+    evaluate_folders(tmp_path / "pred", tmp_path / "ref", out, jobs=1)
+    assert dice(out) == [0.0] * 5
+
+
+def _drop_gas(array):
+    return np.where(array == 4, 0, array)
+
+
+def test_evaluate_recomputes_when_the_options_change(evaluation):
+    out = evaluation / "metrics.csv"
+    pairs = match_cases(evaluation / "good", evaluation / "ref")
+    write_rows(evaluate_pairs(pairs, jobs=1, cache_csv=out), out, CASE_COLUMNS)  # as `filternet report` does
+    rows = evaluate_pairs(pairs, jobs=1, postprocess=_drop_gas, cache_csv=out)
+    assert [r["dice"] for r in rows if r["compartment"] == "Gas"] == [0.0, 0.0]
+
+
+def _biomarkers(path) -> dict[tuple[str, str], float]:
+    with open(path, newline="") as f:
+        return {(r["side"], r["compartment"]): float(r["volume_ml"]) for r in csv.DictReader(f)}
+
+
+def test_quantify_recomputes_when_the_label_folder_changes(tmp_path, monkeypatch):
+    labels, image, _ = two_leg_scan()
+    write(image, tmp_path / "images" / "s01_0000.nii.gz")
+    write(labels, tmp_path / "labels" / "s01.nii.gz")
+    write(np.zeros_like(labels), tmp_path / "empty" / "s01.nii.gz")
+    for name in ("images", "labels", "empty"):
+        age(tmp_path / name)
+    out = tmp_path / "biomarkers.csv"
+    quantify_folder(tmp_path / "images", tmp_path / "labels", out, jobs=1)
+    assert min(_biomarkers(out).values()) > 0
+    quantify_folder(tmp_path / "images", tmp_path / "empty", out, jobs=1)  # older files, another folder
+    assert set(_biomarkers(out).values()) == {0.0}
+    calls = []
+    original = biomarkers._quantify_or_error
+    monkeypatch.setattr(biomarkers, "_quantify_or_error", lambda item: calls.append(item[0]) or original(item))
+    quantify_folder(tmp_path / "images", tmp_path / "empty", out, jobs=1)
+    assert calls == []  # nothing changed: reused
+    shutil.copy2(tmp_path / "labels" / "s01.nii.gz", tmp_path / "empty" / "s01.nii.gz")
+    quantify_folder(tmp_path / "images", tmp_path / "empty", out, jobs=1)
+    assert calls == ["s01"] and min(_biomarkers(out).values()) > 0
+    r = run_cli("quantify", "--images", tmp_path / "images", "--labels", tmp_path / "empty", "--out", out, "--fresh")
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_hand_edited_csv_is_not_trusted(evaluation):
+    out = evaluation / "metrics.csv"
+    evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1)
+    text = out.read_text().replace("1.0,", "0.5,", 1)
+    out.write_text(text)
+    evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1)
+    assert dice(out) == [1.0] * 10
