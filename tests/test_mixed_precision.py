@@ -17,6 +17,7 @@ from nnunet_filternet.gpu_check.amp import (
     compare_steps,
     cpu_autocast,
     cpu_autocast_dtype,
+    enter_epoch_of_final_lambda,
     record_train_step,
 )
 from tests.test_trainers import synthetic_batch
@@ -31,8 +32,6 @@ def twin_trainers(tiny_nnunet, tmp_path, monkeypatch):  # noqa: F811
     """``twins(trainer_name)``: two initialised trainers on the tiny plans with equal weights, at lambda = 0.1."""
     from nnunetv2.run.run_training import get_trainer_from_args
 
-    from nnunet_filternet.edge.schedule import edge_lambda
-
     monkeypatch.setenv("nnUNet_preprocessed", str(tiny_nnunet.preprocessed))
     monkeypatch.setenv("nnUNet_raw", str(tiny_nnunet.raw))
     monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
@@ -46,9 +45,7 @@ def twin_trainers(tiny_nnunet, tmp_path, monkeypatch):  # noqa: F811
                 str(DATASET_ID), "3d_fullres", 0, trainer_name, "nnUNetPlans_tiny", device=torch.device("cpu")
             )
             trainer.initialize()
-            n = trainer.num_epochs  # the first epoch of the last third: lambda 0.1, learning rate still 0.37 x 0.01
-            trainer.current_epoch = next(e for e in range(n) if edge_lambda(e, n) == edge_lambda(n - 1, n))
-            trainer.on_train_epoch_start()
+            enter_epoch_of_final_lambda(trainer)
             pair.append(trainer)
         pair[1].network.load_state_dict(pair[0].network.state_dict())
         pair[1].edge_gate.load_state_dict(pair[0].edge_gate.state_dict())

@@ -89,7 +89,7 @@ def _trainer_ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str
     from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as trainer_module
     from torch.nn.parallel import DistributedDataParallel
 
-    from nnunet_filternet.edge.schedule import edge_lambda
+    from nnunet_filternet.gpu_check.amp import enter_epoch_of_final_lambda
     from tests.test_trainers import synthetic_batch
 
     torch.set_num_threads(1)
@@ -103,9 +103,7 @@ def _trainer_ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str
     with torch.no_grad():
         trainer.edge_gate.log_sigma.fill_(0.3 * rank)  # ranks disagree until on_train_start's broadcast
     trainer.on_train_start()
-    n = trainer.num_epochs  # the first epoch of the last third: lambda 0.1, so sigma's gradient is not tiny
-    trainer.current_epoch = next(e for e in range(n) if edge_lambda(e, n) == edge_lambda(n - 1, n))
-    trainer.on_train_epoch_start()
+    enter_epoch_of_final_lambda(trainer)  # lambda 0.1: sigma's gradient is not tiny
     sigma_start = trainer.edge_gate.log_sigma.detach().clone()
     network_start = {k: v.clone() for k, v in trainer.network.module.state_dict().items()}
     losses, sigma_grads = [], []

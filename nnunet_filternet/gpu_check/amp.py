@@ -66,6 +66,20 @@ def cpu_autocast(trainer, dtype: torch.dtype) -> Iterator[None]:
         trainer.grad_scaler = None
 
 
+def enter_epoch_of_final_lambda(trainer) -> None:
+    """Set an edge-gate trainer to the first epoch of its last lambda part and start that epoch (its hooks).
+
+    There lambda is 0.1 (at epoch 0 it is 0.001) while nnU-Net's poly schedule still gives 0.37 x the initial
+    learning rate, so sigma's gradient and step are large enough to compare; times the GradScaler's initial
+    scale (2**16) its gradient then exceeds the clip bound, so a clip before the unscale would show.
+    """
+    from nnunet_filternet.edge.schedule import edge_lambda
+
+    n = trainer.num_epochs
+    trainer.current_epoch = next(e for e in range(n) if edge_lambda(e, n) == edge_lambda(n - 1, n))
+    trainer.on_train_epoch_start()
+
+
 @dataclass(frozen=True)
 class StepRecord:
     """What one ``train_step`` did.
