@@ -19,7 +19,8 @@ DRY_RUN = (
     "--bench-args", "--quick --parts flops --models FilterNet",
 )  # fmt: skip
 STEPS = (
-    "environment", "bench", "phantom", "convert", "plan", "train:nnUNetTrainerFilterNet", "train:nnUNetTrainer",
+    "environment", "bench", "phantom", "convert", "plan", "budget-trainers", "train:nnUNetTrainerFilterNet",
+    "train:nnUNetTrainer",
     "device-checks", "logs", "predict",
 )  # fmt: skip
 

@@ -4,8 +4,8 @@ Steps (``STEPS``), in one work folder (the demo's layout, :class:`~nnunet_filter
 
 1. ``environment``: torch, CUDA and the GPU, nnU-Net, and nnU-Net finding our trainers;
 2. ``bench``: ``filternet bench --device DEVICE --quick``, started at once in the background (it needs no data);
-3. ``phantom``, ``convert``, ``plan``: a small synthetic cohort through ``filternet convert`` and nnU-Net's own
-   fingerprint, default plans and preprocessing;
+3. ``phantom``, ``convert``, ``plan``, ``budget-trainers``: a small synthetic cohort through ``filternet convert``
+   and nnU-Net's own fingerprint, default plans and preprocessing; the budget variants of the two trainers;
 4. in parallel: ``train:<trainer>`` for FilterNet and stock nnU-Net (``nnUNetv2_train`` with nnU-Net's defaults:
    on CUDA ``torch.compile`` and float16 AMP; a short budget, ``<trainer>_demo`` as the demo writes it) and
    ``device-checks`` (:mod:`~nnunet_filternet.gpu_check.device_checks`: AMP against float32, host-to-device copies);
@@ -35,6 +35,8 @@ from nnunet_filternet.pipeline.presets import DemoPreset
 
 EDGE_GATE_TRAINER = "nnUNetTrainerFilterNet"
 STOCK_TRAINER = "nnUNetTrainer"
+#: The trained models: FilterNet against stock nnU-Net.
+TRAINERS: tuple[str, ...] = (EDGE_GATE_TRAINER, STOCK_TRAINER)
 #: nnU-Net's line when it compiles the network (``nnUNetTrainer.initialize``).
 COMPILE_LINE = "Using torch.compile..."
 
@@ -75,7 +77,7 @@ class CheckSettings:
             folds=(0,),
             budget=self.budget,
             device=self.device,
-            trainers=(EDGE_GATE_TRAINER, STOCK_TRAINER),
+            trainers=TRAINERS,
         )
 
     def as_dict(self) -> dict:
@@ -112,6 +114,7 @@ class GpuCheck:
         self.logs = self.workdir / "logs"
         self.state_file = self.workdir / "gpu_check_state.json"
         self.results: list[StepResult] = []
+        self._jobs: list[Job] = []
         self._passed = self._load_state()
 
     # ---- state ----------------------------------------------------------------------------------
@@ -174,7 +177,8 @@ class GpuCheck:
             self._record(StepResult(job.name, "SKIP", 0.0, f"needs {', '.join(needs)}"))
             return None
         print(f"start {job.name}: {' '.join(map(str, job.argv))}", flush=True)
-        return job.start(self.job_environment())
+        self._jobs.append(job.start(self.job_environment()))
+        return job
 
     def finish_jobs(self, jobs: list[tuple[Job, Callable[[Job], str]]]) -> None:
         """Wait for started jobs; each passes when it exits with 0 and its ``check(job)`` holds."""
@@ -276,7 +280,7 @@ class GpuCheck:
         return "; ".join(line[5:] for line in lines)
 
     def logs_step(self) -> str:
-        fold_dirs = {t: self.demo.model_dir(t) / "fold_0" for t in (EDGE_GATE_TRAINER, STOCK_TRAINER)}
+        fold_dirs = {t: self.demo.model_dir(t) / "fold_0" for t in TRAINERS}
         return check_training_records(fold_dirs, EDGE_GATE_TRAINER, self.settings.device, self.settings.budget.epochs)
 
     def predict_step(self) -> str:
@@ -285,7 +289,7 @@ class GpuCheck:
 
         self.demo.predict()
         counted = []
-        for trainer in (EDGE_GATE_TRAINER, STOCK_TRAINER):
+        for trainer in TRAINERS:
             cases = self.demo.held_out_cases(0)
             for case in cases:
                 path = self.demo.out / trainer / "legs" / f"{case}.nii.gz"
@@ -298,8 +302,26 @@ class GpuCheck:
         return ", ".join(counted)
 
     # ---- all ------------------------------------------------------------------------------------
-    def run(self) -> list[StepResult]:
+    def budget_trainers(self) -> str:
+        """``<trainer>_demo`` with the check's budget, where nnU-Net finds it (the demo's mechanism)."""
+        from nnunet_filternet.pipeline import nnunet_runs
         from nnunet_filternet.pipeline.budget_trainers import write_budget_trainers
+
+        with nnunet_runs.environment_set(self.demo.env):  # nnU-Net looks the bases up on nnUNet_extTrainer
+            folder = write_budget_trainers(self.demo.trainer_dir, TRAINERS, self.settings.budget)
+        return f"{self.settings.budget} in {folder}"
+
+    def run(self) -> list[StepResult]:
+        """Every step (see the module docstring); background jobs still running on an error are ended."""
+        try:
+            return self._run()
+        finally:
+            for job in self._jobs:
+                if job.running:
+                    job.kill()
+                    job.poll()
+
+    def _run(self) -> list[StepResult]:
         from plans.presets import PLANS_NAMES
 
         self.step("environment", self.environment)
@@ -307,23 +329,21 @@ class GpuCheck:
         self.step("phantom", self.demo.make_cohort, needs=("environment",))
         self.step("convert", self.demo.convert, needs=("phantom",))
         self.step("plan", self.demo.plan_and_preprocess, needs=("convert",))
-        if self.ok("plan"):
-            self.demo.plans = (
-                "nnUNetPlans" if self.settings.plans_preset is None else PLANS_NAMES[self.settings.plans_preset]
-            )
-            write_budget_trainers(self.demo.trainer_dir, [EDGE_GATE_TRAINER, STOCK_TRAINER], self.settings.budget)
+        preset = self.settings.plans_preset
+        self.demo.plans = "nnUNetPlans" if preset is None else PLANS_NAMES[preset]
+        self.step("budget-trainers", self.budget_trainers, needs=("plan",))
         jobs: list[tuple[Job, Callable[[Job], str]]] = []
         if bench is not None:
             jobs.append((bench, self.check_bench))
-        for trainer in (EDGE_GATE_TRAINER, STOCK_TRAINER):
-            job = self.start_job(self.train_job(trainer), needs=("plan",))
+        for trainer in TRAINERS:
+            job = self.start_job(self.train_job(trainer), needs=("budget-trainers",))
             if job is not None:
                 jobs.append((job, lambda _job, t=trainer: self.check_training(t)))
         checks = self.start_job(self.device_checks_job(), needs=("plan",))
         if checks is not None:
             jobs.append((checks, self.check_device_checks))
         self.finish_jobs(jobs)
-        trainings = tuple(f"train:{t}" for t in (EDGE_GATE_TRAINER, STOCK_TRAINER))
+        trainings = tuple(f"train:{t}" for t in TRAINERS)
         self.step("logs", self.logs_step, needs=trainings)
         self.step("predict", self.predict_step, needs=trainings)
         return self.results
