@@ -68,3 +68,11 @@ def test_recorder_blames_a_host_constant_in_our_code(meta_trainer, monkeypatch):
     edge_loss.used_classes = torch.zeros(edge_loss.used_classes.shape, dtype=torch.long)
     events = host_tensor_events(trainer, synthetic_batch(trainer))
     assert any(e.ours and "edge/loss.py" in e.where for e in events), _listing(events)
+
+
+def test_profiler_copy_listing_runs_on_a_step():
+    """``host_to_device_copies`` (the GPU check's counter) parses a profile; on a CPU there is nothing to copy."""
+    from nnunet_filternet.gpu_check.placement import host_to_device_copies
+
+    layer = torch.nn.Conv3d(1, 2, 3)
+    assert host_to_device_copies(lambda: layer(torch.randn(1, 1, 4, 6, 6)).sum().backward()) == []

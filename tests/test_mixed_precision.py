@@ -23,7 +23,7 @@ from nnunet_filternet.gpu_check.amp import (
 from tests.test_trainers import synthetic_batch
 from tests.tiny_dataset import DATASET_ID, tiny_nnunet  # noqa: F401  (session fixture)
 
-#: float16 where this torch's CPU kernels support it (they do from torch 2.4 on), else bfloat16.
+#: float16 where this torch's CPU kernels support it (torch 2.14 here does), else bfloat16.
 HALF = cpu_autocast_dtype()
 
 

@@ -11,7 +11,7 @@ to see them:
   at its end (that device-to-host copy is answered with a zero on the host, as meta tensors hold no data).
   ``meta`` has no autocast; :func:`meta_without_autocast` turns ``torch.autocast(device_type="meta", ...)``, which
   the edge gate enters to compute in float32, into a no-op for the duration.
-- On a GPU, :func:`count_host_to_device_copies` counts the step's ``Memcpy HtoD`` events with ``torch.profiler``.
+- On a GPU, :func:`host_to_device_copies` lists the step's ``Memcpy HtoD`` events with ``torch.profiler``.
 """
 
 from __future__ import annotations
@@ -108,11 +108,27 @@ def host_tensor_events(trainer, batch: dict) -> list[HostTensorEvent]:
     return recorder.events
 
 
-def count_host_to_device_copies(step: Callable[[], object]) -> int:
-    """Number of host-to-device memory copies (CUDA ``Memcpy HtoD``) while ``step()`` runs, by ``torch.profiler``."""
+def host_to_device_copies(step: Callable[[], object]) -> list[str]:
+    """The host-to-device copies (CUDA ``Memcpy HtoD``) while ``step()`` runs, by ``torch.profiler``.
+
+    Returns:
+        One line per copy: the operator that launched it and the innermost Python frames outside torch
+        (``with_stack``), or "no launching operator recorded" where the profiler linked none.
+    """
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    cuda = torch.cuda.is_available()
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
+    with profile(activities=activities, with_stack=True) as prof:
         step()
-        torch.cuda.synchronize()
-    return sum(1 for event in prof.events() if "memcpy htod" in event.name.lower())
+        if cuda:
+            torch.cuda.synchronize()
+    events = prof.events()
+    found = []
+    for event in events:
+        launched = sum("memcpy htod" in kernel.name.lower() for kernel in event.kernels)
+        frames = [f for f in event.stack if not os.path.abspath(f.split("(")[0]).startswith(_TORCH_DIR)][:3]
+        found += [f"{event.name} at {' < '.join(frames) or '?'}"] * launched
+    total = sum(e.device_type == DeviceType.CUDA and "memcpy htod" in e.name.lower() for e in events)
+    return found + ["no launching operator recorded"] * max(0, total - len(found))
