@@ -13,11 +13,9 @@ Two backends, because inductor's C++ code generation costs about a minute per gr
   decoder; without deep supervision, which halves the compile time and uses the same modules) and for the edge
   loss (the ``_ShiftedSum`` autograd function with its hand-written backward, sigma's gradient).
 
-Tolerances (inductor reorders float32 reductions): outputs within 1e-4 of the largest eager output magnitude
-(measured: <= 3e-6), every gradient within 1e-4 of the largest gradient magnitude of the network (measured
-<= 5e-7; a per-tensor relative error is meaningless for the conv biases in front of instance norms, whose true
-gradient is 0 and whose computed one is rounding noise), the edge loss and sigma's gradient within 1e-5
-relative (measured 1.4e-7 and 4.7e-7). Cost on this machine: see the module's timings in the report
+Tolerances: networks as ``gpu_check.compiled`` states them (outputs and gradients within 1e-4 of the largest
+eager magnitude; measured <= 3e-6 and <= 5e-7), the edge loss and sigma's gradient within 1e-5 relative
+(measured 1.4e-7 and 4.7e-7). Cost on this machine: see the module's timings in the report
 (``pytest --durations``); select or skip them with ``-m compile`` / ``-m "not compile"``.
 """
 
@@ -28,14 +26,13 @@ import json
 import pytest
 import torch
 
+from nnunet_filternet.gpu_check.compiled import OUTPUT_TOLERANCE, check_compiled, outputs_and_gradients
 from tests.tiny_dataset import tiny_nnunet  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.compile
 
 #: Trainers whose networks differ (BUNet builds FilterNet's network: checked below, compiled once).
 NETWORK_TRAINERS = ("nnUNetTrainerFilterNet", "nnUNetTrainerUNetF", "nnUNetTrainerBoundaryAwareFCN")
-OUTPUT_TOLERANCE = 1e-4
-GRADIENT_TOLERANCE = 1e-4
 EDGE_LOSS_TOLERANCE = 1e-5
 
 
@@ -69,38 +66,6 @@ def build_network(tiny_nnunet):  # noqa: F811
     return build
 
 
-def _leaves(output) -> list[torch.Tensor]:
-    """Every tensor of a network output: a tensor, a deep-supervision list, or the BA-FCN's (final, region, edge)."""
-    if isinstance(output, torch.Tensor):
-        return [output]
-    return [t for item in output for t in _leaves(item)]
-
-
-def forward_backward(model, network: torch.nn.Module, x: torch.Tensor):
-    """Outputs of ``model(x)`` and the gradients of ``network``'s parameters of a loss touching every output.
-
-    ``model`` is ``network`` itself or its compiled wrapper (which shares the parameters).
-    """
-    network.zero_grad(set_to_none=True)
-    outputs = _leaves(model(x))
-    sum(((o.float() - 0.1 * k) ** 2).mean() for k, o in enumerate(outputs)).backward()
-    gradients = {name: p.grad.clone() for name, p in network.named_parameters() if p.grad is not None}
-    return [o.detach() for o in outputs], gradients
-
-
-def assert_matches_eager(eager, compiled) -> None:
-    """Outputs within OUTPUT_TOLERANCE of the largest output, gradients within GRADIENT_TOLERANCE of the largest."""
-    (out_e, grad_e), (out_c, grad_c) = eager, compiled
-    assert [o.shape for o in out_c] == [o.shape for o in out_e]
-    for e, c in zip(out_e, out_c):
-        torch.testing.assert_close(c, e, rtol=0, atol=OUTPUT_TOLERANCE * e.abs().max().item())
-    assert grad_c.keys() == grad_e.keys()
-    scale = max(g.abs().max().item() for g in grad_e.values())
-    assert scale > 0
-    for name, g in grad_e.items():
-        torch.testing.assert_close(grad_c[name], g, rtol=0, atol=GRADIENT_TOLERANCE * scale, msg=name)
-
-
 def test_bunet_trains_filternets_network(build_network):
     """BUNet and FilterNet build the same architecture, so compiling FilterNet's covers both."""
     for deep_supervision in (True, False):
@@ -117,20 +82,28 @@ def test_bunet_trains_filternets_network(build_network):
 def test_network_compiles_to_one_graph_with_eager_results(build_network, one_thread, trainer_name, deep_supervision):
     network = build_network(trainer_name, deep_supervision)
     x = torch.randn(2, 1, *build_network.patch_size, generator=torch.Generator().manual_seed(1))
-    eager = forward_backward(network, network, x)
-    compiled = torch.compile(network, backend="aot_eager", fullgraph=True)  # a graph break raises here
-    assert_matches_eager(eager, forward_backward(compiled, network, x))
     heads = 3 if "BoundaryAware" in trainer_name else 1  # the BA-FCN returns (final, region, edge) in train mode
-    assert (len(eager[0]) > heads) == deep_supervision
+    assert (len(outputs_and_gradients(network, network, x)[0]) > heads) == deep_supervision
+    assert check_compiled(network, x, backend="aot_eager") == []  # fullgraph: a graph break raises
 
 
 def test_filternet_inductor_matches_eager(build_network, one_thread):
     """Without deep supervision: the same modules as with it (above), half the compile time (30 s against 60 s)."""
     network = build_network("nnUNetTrainerFilterNet", False)
     x = torch.randn(2, 1, *build_network.patch_size, generator=torch.Generator().manual_seed(1))
-    eager = forward_backward(network, network, x)
-    compiled = torch.compile(network, backend="inductor", fullgraph=True)
-    assert_matches_eager(eager, forward_backward(compiled, network, x))
+    assert check_compiled(network, x, backend="inductor") == []
+
+
+def test_comparison_reports_a_difference():
+    """``compare_to_eager`` itself: an output or a gradient off by more than the tolerance is reported."""
+    from nnunet_filternet.gpu_check.compiled import GRADIENT_TOLERANCE, compare_to_eager
+
+    outputs, gradients = [torch.ones(2, 3)], {"w": torch.ones(4), "b": torch.zeros(1)}
+    assert compare_to_eager((outputs, gradients), (outputs, gradients)) == []
+    off = [torch.ones(2, 3) * (1 + 2 * OUTPUT_TOLERANCE)]
+    assert "output 0" in compare_to_eager((outputs, gradients), (off, gradients))[0]
+    noisy = {"w": torch.ones(4), "b": torch.full((1,), 2 * GRADIENT_TOLERANCE)}
+    assert "gradient of b" in compare_to_eager((outputs, gradients), (outputs, noisy))[0]
 
 
 def _edge_loss_and_grads(loss_fn, loss, logits, target):

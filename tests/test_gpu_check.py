@@ -35,7 +35,7 @@ def dry_run(tmp_path_factory):
 def _status(stdout: str) -> dict[str, str]:
     """Step -> PASS/FAIL/SKIP from the summary lines after ``summary:``."""
     lines = stdout.split("\nsummary:\n", 1)[-1].splitlines()
-    return {line.split()[1]: line.split()[0] for line in lines if line[:4] in ("PASS", "FAIL", "SKIP")}
+    return {line.split()[1]: line.split()[0] for line in lines if line[:6] in ("PASS  ", "FAIL  ", "SKIP  ")}
 
 
 def test_dry_run_passes_every_step(dry_run):
@@ -44,7 +44,7 @@ def test_dry_run_passes_every_step(dry_run):
     assert _status(result.stdout) == dict.fromkeys(STEPS, "PASS")
     assert "PASS: every step" in (workdir / "gpu_check.txt").read_text()
     assert "edge gate lines, sigma 1 -> 1.0000" in result.stdout  # sigma moved, as the logs step reports
-    for check in ("amp", "placement"):
+    for check in ("amp", "placement", "compile"):
         for trainer in ("nnUNetTrainerFilterNet", "nnUNetTrainerUNetF"):
             assert f"{check} {trainer}" in result.stdout
     assert "Targets:" in (workdir / "bench.md").read_text()

@@ -9,8 +9,10 @@ as ``nnUNetv2_train`` builds it, on a batch from nnU-Net's own data loader:
 - ``placement``: host-to-device copies of one step with the batch already on the device. CUDA: ``Memcpy HtoD``
   events counted by ``torch.profiler`` in the second step (the first warms up), expected 0. CPU (dry run): the
   step on the ``meta`` device under ``placement.HostTensorRecorder``, expected no host tensor in our code.
+- ``compile``: the trainer's network compiled whole (``fullgraph=True``) against eager, one float32 step
+  (``compiled.check_compiled``): inductor on CUDA, ``aot_eager`` in the dry run.
 
-The network is not compiled here (``nnUNet_compile=f``): compile and AMP together run in the check's real
+The trainers are built uncompiled (``nnUNet_compile=f``): compile and AMP together run in the check's real
 trainings; these compare numbers, which needs eager float32 as the reference. Prints one ``PASS``/``FAIL`` line per
 check and trainer; exit code 0 when all pass, 1 otherwise.
 """
@@ -111,7 +113,22 @@ def check_placement(dataset: str, plans: str, trainer_name: str, device: torch.d
     return [f"host-to-device copy in a step with the batch on the device: {c}" for c in copies]
 
 
-CHECKS = {"amp": check_amp, "placement": check_placement}
+def check_compile(dataset: str, plans: str, trainer_name: str, device: torch.device) -> list[str]:
+    """The trainer's network under ``torch.compile`` against eager, one float32 step (empty: PASS).
+
+    CUDA: inductor (Triton kernels), as nnU-Net compiles. CPU (dry run): ``aot_eager``, which checks that the
+    network is one graph and that its backward traces, without inductor's minutes of C++ compilation here
+    (the test suite runs inductor on the CPU: ``tests/test_compile.py``).
+    """
+    from nnunet_filternet.gpu_check.compiled import check_compiled
+
+    trainer = load_trainer(dataset, plans, trainer_name, device)
+    batch = on_device(loader_batch(trainer), device)
+    backend = "inductor" if device.type == "cuda" else "aot_eager"
+    return check_compiled(trainer.network.train(), batch["data"], backend=backend)
+
+
+CHECKS = {"amp": check_amp, "placement": check_placement, "compile": check_compile}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """``filternet gpu-check``: everything our GPU path needs, once, on a small phantom, PASS/FAIL per step with timings.
 
-Steps (``STEPS``), in one work folder (the demo's layout, :class:`~nnunet_filternet.pipeline.demo.Demo`):
+Steps, in one work folder (the demo's layout, :class:`~nnunet_filternet.pipeline.demo.Demo`):
 
 1. ``environment``: torch, CUDA and the GPU, nnU-Net, and nnU-Net finding our trainers;
 2. ``bench``: ``filternet bench --device DEVICE --quick``, started at once in the background (it needs no data);
@@ -193,6 +193,8 @@ class GpuCheck:
                     status, detail = "PASS", check(job)
                 except StepFailed as e:
                     status, detail = "FAIL", f"{e}; log {job.log}"
+                except Exception as e:  # as in step(): report it and go on
+                    status, detail = "FAIL", f"{type(e).__name__}: {e}; log {job.log}"
             self._record(StepResult(job.name, status, job.seconds, detail))
 
     def job_environment(self) -> dict[str, str]:
@@ -205,6 +207,9 @@ class GpuCheck:
     # ---- the steps ------------------------------------------------------------------------------
     def environment(self) -> str:
         import platform
+        from contextlib import redirect_stdout
+        from importlib.metadata import version
+        from io import StringIO
 
         import torch
 
@@ -215,13 +220,8 @@ class GpuCheck:
             if not torch.cuda.is_available():
                 raise StepFailed("expected a CUDA GPU visible to torch, found none")
             parts += [f"CUDA {torch.version.cuda}", torch.cuda.get_device_name(0)]
-        from importlib.metadata import version
-
         parts.append(f"nnunetv2 {version('nnunetv2')}")
         with nnunet_runs.environment_set(self.demo.env):
-            from contextlib import redirect_stdout
-            from io import StringIO
-
             from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
             with redirect_stdout(StringIO()):  # nnU-Net narrates its search
