@@ -116,3 +116,25 @@ def test_a_job_past_its_time_limit_is_killed_with_its_children(tmp_path):
     while _alive(grandchild) and time.perf_counter() < deadline:
         time.sleep(0.1)
     assert not _alive(grandchild)
+
+
+def test_a_failed_step_skips_what_needs_it_and_runs_again_next_time(tmp_path, capsys):
+    from nnunet_filternet.gpu_check.runner import CheckSettings, GpuCheck, StepFailed
+
+    def broken():
+        raise StepFailed("expected x, found y")
+
+    check = GpuCheck(tmp_path, CheckSettings(device="cpu"))
+    check.step("a", broken)
+    check.step("b", lambda: "ran", needs=("a",))
+    check.step("c", lambda: "fine")
+    assert [(r.name, r.status, r.detail) for r in check.results] == [
+        ("a", "FAIL", "expected x, found y"),
+        ("b", "SKIP", "needs a"),
+        ("c", "PASS", "fine"),
+    ]
+    again = GpuCheck(tmp_path, CheckSettings(device="cpu"))
+    again.step("c", lambda: pytest.fail("a step that passed ran again"))
+    again.step("a", lambda: "fixed")
+    assert [(r.name, r.status) for r in again.results] == [("c", "PASS"), ("a", "PASS")]
+    assert "(earlier run)" in capsys.readouterr().out
