@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean gpu-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q tests
+
+# The GPU path once (compile, AMP, training, prediction, benchmark); GPU_CHECK_ARGS="--device cpu" for the dry run.
+# On a GPU machine without make or venv: docs/benchmarks.md, "On a GPU".
+gpu-check: $(STAMP)
+	$(BIN)/filternet gpu-check $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

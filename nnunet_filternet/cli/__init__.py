@@ -1,6 +1,6 @@
 """The ``filternet`` command: one verb per job.
 
-Each verb lives in ``nnunet_filternet/cli/<verb>.py`` and exposes ``add_arguments(parser)`` and
+Each verb lives in ``nnunet_filternet/cli/<verb>.py`` (``-`` written ``_``) and exposes ``add_arguments(parser)`` and
 ``run(args) -> int``. Verb modules are imported lazily so that ``filternet --help`` stays fast (no
 torch import). Misuse (argparse), bad input (:class:`~nnunet_filternet.errors.FilterNetError`) and files
 that cannot be read or written (``OSError``) exit with code 2 and a one-line reason naming the file.
@@ -25,6 +25,7 @@ VERBS: dict[str, str] = {
     "demo": "the whole pipeline end to end on the synthetic cohort",
     "predict": "segment new scans with a trained model (convert, nnU-Net predict, restore, quantify)",
     "bench": "benchmark FilterNet against stock nnU-Net (time, memory, FLOPs)",
+    "gpu-check": "one-shot check of the GPU path: compile, AMP, training, prediction, benchmark (PASS/FAIL per step)",
 }
 
 
@@ -50,11 +51,16 @@ def bounded(cast, accept, what: str):
 jobs_type = bounded(int, lambda v: v >= 1, "a positive number of worker processes")
 
 
+def _module_name(verb: str) -> str:
+    """``nnunet_filternet.cli.<verb>``, with ``-`` as ``_`` (``gpu-check`` lives in ``gpu_check.py``)."""
+    return f"nnunet_filternet.cli.{verb.replace('-', '_')}"
+
+
 def _available_verbs() -> dict[str, str]:
     """Verbs whose module exists in this installation."""
     out = {}
     for verb, help_text in VERBS.items():
-        if importlib.util.find_spec(f"nnunet_filternet.cli.{verb}") is not None:
+        if importlib.util.find_spec(_module_name(verb)) is not None:
             out[verb] = help_text
     return out
 
@@ -69,7 +75,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     for name, help_text in _available_verbs().items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if verb is None or name == verb:
-            module = importlib.import_module(f"nnunet_filternet.cli.{name}")
+            module = importlib.import_module(_module_name(name))
             module.add_arguments(p)
             p.set_defaults(_module=module)
     return parser

@@ -9,6 +9,9 @@ import shlex
 import sys
 
 from nnunet_filternet.bench.models import MODELS
+from nnunet_filternet.cli import bounded
+
+positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
 from nnunet_filternet.bench.options import EDGE_GATE, PARTS, BenchOptions
 from nnunet_filternet.bench.plans import PRESETS
 
@@ -23,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--plans", metavar="FILE", help="an nnUNetPlans.json (default: built-in phantom-leg plans)")
     parser.add_argument("--configuration", metavar="NAME", help="configuration in --plans (default: 3d_fullres)")
-    parser.add_argument("--repeats", type=int, default=None, metavar="N", help="timed rounds (default 5, --quick 3)")
+    parser.add_argument("--repeats", type=positive_int, default=None, metavar="N", help="timed rounds (default 5, --quick 3)")
     parser.add_argument("--quick", action="store_true", help="small patch, volume and scans (a few minutes on a CPU)")
     parser.add_argument(
         "--preset",
@@ -40,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="torch.compile the networks (CUDA only; default: nnU-Net's rule, i.e. the nnUNet_compile variable)",
     )
-    parser.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads (default: torch's)")
     parser.add_argument(
         "--system-malloc",
         action="store_true",

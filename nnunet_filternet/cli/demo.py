@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_filternet.cli import bounded, jobs_type
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", default="filternet_demo", help="work folder (default: ./filternet_demo)")
@@ -14,12 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cpu: small cohort, tiny plans, fold 0, ~4 min training per trainer; gpu: 40 subjects at full "
         "resolution, nnU-Net's 3d_fullres plans, 4 folds; auto: gpu when CUDA is available (default)",
     )
-    parser.add_argument("--subjects", type=int, help="cohort size (default: the preset's)")
+    parser.add_argument("--subjects", type=bounded(int, lambda v: v >= 4, "at least 4 subjects (4 folds)"), help="cohort size (default: the preset's)")
     parser.add_argument("--folds", type=int, nargs="+", help="folds to train, of 0 1 2 3 (default: the preset's)")
     parser.add_argument(
         "--trainers", nargs="+", help="nnU-Net trainers (default: nnUNetTrainerFilterNet nnUNetTrainer)"
     )
-    parser.add_argument("-j", "--jobs", type=int, help="worker processes for cohort, conversion and metrics")
+    parser.add_argument("-j", "--jobs", type=jobs_type, help="worker processes for cohort, conversion and metrics")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_filternet.cli import jobs_type
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, help="folder of scans (files or DICOM series sub-folders)")
@@ -18,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--checkpoint", default="checkpoint_final.pth", help="default: %(default)s")
     parser.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation")
-    parser.add_argument("-j", "--jobs", type=int, help="worker processes for conversion and restore")
+    parser.add_argument("-j", "--jobs", type=jobs_type, help="worker processes for conversion and restore")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_filternet.cli import jobs_type
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gt", default=None, help="ground-truth folder (default: the dataset's gt_segmentations, else labelsTr)"
     )
     parser.add_argument("--images", default=None, help="images for Fig. 4 (default: the dataset's imagesTr)")
-    parser.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    parser.add_argument("-j", "--jobs", type=jobs_type, default=None, help="worker processes (default: all cores)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -235,7 +235,9 @@ class EdgeGateOwnerMixin:
         weights = edge_weights_from_dataset_json(
             self.dataset_json, self.label_manager.num_segmentation_heads, source=source
         )
-        return RegionEdgeLoss(super()._build_loss(), EdgeLoss(self.edge_gate, weights), self.edge_lambda)
+        with torch.device(self.device):  # its constants (class weights) made once on the device, not copied per step
+            edge_loss = EdgeLoss(self.edge_gate, weights)
+        return RegionEdgeLoss(super()._build_loss(), edge_loss, self.edge_lambda)
 
     # --- schedule and logging ----------------------------------------------------------------------------
     def on_train_epoch_start(self):

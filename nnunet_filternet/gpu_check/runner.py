@@ -1,0 +1,401 @@
+"""``filternet gpu-check``: everything our GPU path needs, once, on a small phantom, PASS/FAIL per step with timings.
+
+Steps, in one work folder (the demo's layout, :class:`~nnunet_filternet.pipeline.demo.Demo`):
+
+1. ``environment``: torch, CUDA and the GPU, nnU-Net, and nnU-Net finding our trainers;
+2. ``bench``: ``filternet bench --device DEVICE --quick``, started at once in the background (it needs no data);
+3. ``phantom``, ``convert``, ``plan``, ``budget-trainers``: a small synthetic cohort through ``filternet convert``
+   and nnU-Net's own fingerprint, default plans and preprocessing; the budget variants of the two trainers;
+4. in parallel: ``train:<trainer>`` for FilterNet and stock nnU-Net (``nnUNetv2_train`` with nnU-Net's defaults:
+   on CUDA ``torch.compile`` and float16 AMP; a short budget, ``<trainer>_demo`` as the demo writes it) and
+   ``device-checks`` (:mod:`~nnunet_filternet.gpu_check.device_checks`: AMP against float32, host-to-device copies);
+5. ``logs``: FilterNet's training log holds one ``edge gate: lambda ... sigma ...`` line per epoch, its final
+   checkpoint holds a sigma that moved; on CUDA both logs say ``Using torch.compile...`` and both checkpoints
+   hold GradScaler state (AMP was on);
+6. ``predict``: ``nnUNetv2_predict`` of both models on the held-out subject, label maps with labels 0..5.
+
+A step that passed is skipped when the command is run again in the same folder with the same settings; a step
+whose inputs failed is reported as SKIP. ``--device cpu`` is the dry run: the same steps with nnU-Net's CPU rules
+(no compile, no AMP) and the CPU stand-ins of the device checks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nnunet_filternet.errors import FilterNetError
+from nnunet_filternet.gpu_check.jobs import Job, wait_for
+from nnunet_filternet.pipeline.budget_trainers import Budget
+from nnunet_filternet.pipeline.presets import DemoPreset
+
+EDGE_GATE_TRAINER = "nnUNetTrainerFilterNet"
+STOCK_TRAINER = "nnUNetTrainer"
+#: The trained models: FilterNet against stock nnU-Net.
+TRAINERS: tuple[str, ...] = (EDGE_GATE_TRAINER, STOCK_TRAINER)
+#: nnU-Net's line when it compiles the network (``nnUNetTrainer.initialize``).
+COMPILE_LINE = "Using torch.compile..."
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """What the check runs.
+
+    Attributes:
+        device: ``cuda`` (the check) or ``cpu`` (its dry run).
+        subjects: phantom subjects (4 folds: one held out).
+        shape, spacing: phantom scan matrix (x, y, z) and spacing (mm).
+        plans_preset: None for nnU-Net's own ``nnUNetPlans``; ``tiny`` for a fast CPU dry run.
+        budget: training length of both trainers.
+        bench_args: arguments after ``filternet bench --device DEVICE``.
+        timeout_s: time limit of each background step (training, benchmark, device checks).
+        da_workers: nnU-Net's data-augmentation processes per training (``nnUNet_n_proc_DA``).
+    """
+
+    device: str = "cuda"
+    subjects: int = 4
+    shape: tuple[int, int, int] = (256, 256, 16)
+    spacing: tuple[float, float, float] = (1.4, 1.4, 7.0)
+    plans_preset: str | None = None
+    budget: Budget = field(default_factory=lambda: Budget(epochs=2, iterations=10, val_iterations=2))
+    bench_args: tuple[str, ...] = ("--quick",)
+    timeout_s: float = 420.0
+    da_workers: int = 4
+
+    def preset(self) -> DemoPreset:
+        return DemoPreset(
+            name="gpu-check",
+            subjects=self.subjects,
+            healthy=1,
+            shape=self.shape,
+            spacing=self.spacing,
+            plans_preset=self.plans_preset,
+            folds=(0,),
+            budget=self.budget,
+            device=self.device,
+            trainers=TRAINERS,
+        )
+
+    def as_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One line of the report: PASS, FAIL or SKIP, the step's wall time and what it found."""
+
+    name: str
+    status: str
+    seconds: float
+    detail: str = ""
+
+    def line(self) -> str:
+        text = f"{self.status:4}  {self.name:32} {self.seconds:7.1f} s"
+        return f"{text}  {self.detail}" if self.detail else text
+
+
+class StepFailed(Exception):
+    """A step's check did not hold; the message says what was expected and what was found."""
+
+
+class GpuCheck:
+    """The check in ``workdir`` (see the module docstring); :meth:`run` runs it and returns the results."""
+
+    def __init__(self, workdir: str | Path, settings: CheckSettings):
+        from nnunet_filternet.pipeline.demo import Demo
+
+        self.settings = settings
+        self.workdir = Path(workdir).resolve()
+        self.demo = Demo(self.workdir, settings.preset())
+        self.logs = self.workdir / "logs"
+        self.state_file = self.workdir / "gpu_check_state.json"
+        self.results: list[StepResult] = []
+        self._jobs: list[Job] = []
+        self._passed = self._load_state()
+
+    # ---- state ----------------------------------------------------------------------------------
+    def _load_state(self) -> dict[str, dict]:
+        if not self.state_file.exists():
+            return {}
+        state = json.loads(self.state_file.read_text(encoding="utf-8"))
+        if state.get("settings") != self.settings.as_dict():
+            raise FilterNetError(
+                f"{self.state_file}: this work folder was checked with other settings ({state.get('settings')}); "
+                "use another --workdir or the same options"
+            )
+        return state.get("passed", {})
+
+    def _record(self, result: StepResult) -> StepResult:
+        from nnunet_filternet.utils.atomic import write_json
+
+        self.results.append(result)
+        print(result.line(), flush=True)
+        if result.status == "PASS":
+            self._passed[result.name] = asdict(result)
+            write_json(self.state_file, {"settings": self.settings.as_dict(), "passed": self._passed})
+        return result
+
+    def _earlier(self, name: str) -> bool:
+        if name in self._passed:
+            earlier = StepResult(**self._passed[name])
+            self.results.append(earlier)
+            print(f"{earlier.line()}  (earlier run)", flush=True)
+            return True
+        return False
+
+    def ok(self, *names: str) -> bool:
+        """Whether every named step passed (now or in an earlier run)."""
+        status = {r.name: r.status for r in self.results}
+        return all(status.get(n) == "PASS" for n in names)
+
+    # ---- running steps --------------------------------------------------------------------------
+    def step(self, name: str, fn: Callable[[], str], needs: tuple[str, ...] = ()) -> None:
+        """Run in-process step ``name`` unless it passed before or a step it needs did not pass."""
+        if self._earlier(name):
+            return
+        if not self.ok(*needs):
+            self._record(StepResult(name, "SKIP", 0.0, f"needs {', '.join(needs)}"))
+            return
+        start = time.perf_counter()
+        try:
+            detail, status = fn() or "", "PASS"
+        except (StepFailed, FilterNetError) as e:
+            detail, status = str(e), "FAIL"
+        except Exception as e:  # report and go on: one broken step must not hide the others' results
+            detail, status = f"{type(e).__name__}: {e}", "FAIL"
+        self._record(StepResult(name, status, time.perf_counter() - start, detail))
+
+    def start_job(self, job: Job, needs: tuple[str, ...] = ()) -> Job | None:
+        """Start background step ``job`` (None when it passed before or cannot run)."""
+        if self._earlier(job.name):
+            return None
+        if not self.ok(*needs):
+            self._record(StepResult(job.name, "SKIP", 0.0, f"needs {', '.join(needs)}"))
+            return None
+        print(f"start {job.name}: {' '.join(map(str, job.argv))}", flush=True)
+        self._jobs.append(job.start(self.job_environment()))
+        return job
+
+    def finish_jobs(self, jobs: list[tuple[Job, Callable[[Job], str]]]) -> None:
+        """Wait for started jobs; each passes when it exits with 0 and its ``check(job)`` holds."""
+        wait_for([job for job, _ in jobs])
+        for job, check in jobs:
+            if job.timed_out:
+                status, detail = "FAIL", f"timed out after {job.timeout_s:.0f} s; log {job.log}:\n{job.tail()}"
+            elif job.returncode != 0:
+                status, detail = "FAIL", f"exit code {job.returncode}; log {job.log}:\n{job.tail()}"
+            else:
+                try:
+                    status, detail = "PASS", check(job)
+                except StepFailed as e:
+                    status, detail = "FAIL", f"{e}; log {job.log}"
+                except Exception as e:  # as in step(): report it and go on
+                    status, detail = "FAIL", f"{type(e).__name__}: {e}; log {job.log}"
+            self._record(StepResult(job.name, status, job.seconds, detail))
+
+    def job_environment(self) -> dict[str, str]:
+        env = dict(self.demo.env)
+        env["nnUNet_n_proc_DA"] = str(self.settings.da_workers)
+        if self.settings.device == "cpu":
+            env.setdefault("OMP_NUM_THREADS", "1")  # the dry run's processes share the CPU
+        return env
+
+    # ---- the steps ------------------------------------------------------------------------------
+    def environment(self) -> str:
+        import platform
+        from contextlib import redirect_stdout
+        from importlib.metadata import version
+        from io import StringIO
+
+        import torch
+
+        from nnunet_filternet.pipeline import nnunet_runs
+
+        parts = [f"python {platform.python_version()}", f"torch {torch.__version__}"]
+        if self.settings.device == "cuda":
+            if not torch.cuda.is_available():
+                raise StepFailed("expected a CUDA GPU visible to torch, found none")
+            parts += [f"CUDA {torch.version.cuda}", torch.cuda.get_device_name(0)]
+        parts.append(f"nnunetv2 {version('nnunetv2')}")
+        with nnunet_runs.environment_set(self.demo.env):
+            from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+            with redirect_stdout(StringIO()):  # nnU-Net narrates its search
+                found = recursive_find_trainer_class_by_name(EDGE_GATE_TRAINER)
+        parts.append(f"nnU-Net finds {found.__module__}.{found.__name__}")
+        return ", ".join(parts)
+
+    def bench_job(self) -> Job:
+        argv = [sys.executable, "-m", "nnunet_filternet", "bench", "--device", self.settings.device]
+        argv += list(self.settings.bench_args)
+        return Job("bench", argv, self.logs / "bench.log", self.settings.timeout_s, stdout=self.workdir / "bench.md")
+
+    @staticmethod
+    def check_bench(job: Job) -> str:
+        report = job.stdout.read_text(encoding="utf-8")
+        targets = [line for line in report.splitlines() if line.startswith(("- PASS", "- FAIL", "- n/a"))]
+        if "Targets:" not in report or not targets:
+            raise StepFailed(f"expected the benchmark's Markdown report with its targets in {job.stdout}")
+        counts = {s: sum(line.startswith(f"- {s}") for line in targets) for s in ("PASS", "FAIL", "n/a")}
+        return (
+            f"report {job.stdout}; targets PASS {counts['PASS']}, FAIL {counts['FAIL']}, n/a {counts['n/a']} "
+            "(times measured beside the trainings: for the record run the benchmark alone)"
+        )
+
+    def train_job(self, trainer: str) -> Job:
+        from nnunet_filternet.pipeline import nnunet_runs
+        from nnunet_filternet.pipeline.budget_trainers import budget_trainer_name
+        from nnunet_filternet.pipeline.demo import CONFIGURATION, DATASET_ID
+
+        fold_dir = self.demo.model_dir(trainer) / "fold_0"
+        args = [DATASET_ID, CONFIGURATION, 0, "-tr", budget_trainer_name(trainer), "-p", self.demo.plans]
+        args += ["-device", self.settings.device]
+        if (fold_dir / "checkpoint_latest.pth").exists() or (fold_dir / "checkpoint_final.pth").exists():
+            args.append("--c")
+        argv = [*nnunet_runs.command("nnUNetv2_train"), *map(str, args)]
+        return Job(f"train:{trainer}", argv, self.logs / f"train_{trainer}.log", self.settings.timeout_s)
+
+    def check_training(self, trainer: str) -> str:
+        fold_dir = self.demo.model_dir(trainer) / "fold_0"
+        if not (fold_dir / "checkpoint_final.pth").is_file():
+            raise StepFailed(f"expected {fold_dir / 'checkpoint_final.pth'}, found none")
+        return f"{self.settings.budget.epochs} epochs x {self.settings.budget.iterations} iterations, {fold_dir}"
+
+    def device_checks_job(self) -> Job:
+        from nnunet_filternet.pipeline.demo import DATASET_ID
+
+        argv = [sys.executable, "-m", "nnunet_filternet.gpu_check.device_checks", "--dataset", str(DATASET_ID)]
+        argv += ["--plans", self.demo.plans, "--device", self.settings.device]
+        return Job("device-checks", argv, self.logs / "device_checks.log", self.settings.timeout_s)
+
+    @staticmethod
+    def check_device_checks(job: Job) -> str:
+        lines = [line for line in job.log.read_text(encoding="utf-8").splitlines() if line.startswith("PASS ")]
+        if not lines:
+            raise StepFailed("expected PASS lines of the device checks, found none")
+        return "; ".join(line[5:] for line in lines)
+
+    def logs_step(self) -> str:
+        fold_dirs = {t: self.demo.model_dir(t) / "fold_0" for t in TRAINERS}
+        return check_training_records(fold_dirs, EDGE_GATE_TRAINER, self.settings.device, self.settings.budget.epochs)
+
+    def predict_step(self) -> str:
+        import numpy as np
+        import SimpleITK as sitk
+
+        self.demo.predict()
+        counted = []
+        for trainer in TRAINERS:
+            cases = self.demo.held_out_cases(0)
+            for case in cases:
+                path = self.demo.out / trainer / "legs" / f"{case}.nii.gz"
+                if not path.is_file():
+                    raise StepFailed(f"{trainer}: expected the prediction {path}, found none")
+                labels = set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(path)))).tolist())
+                if not labels <= set(range(6)):
+                    raise StepFailed(f"{path}: expected labels 0..5, found {sorted(labels)}")
+            counted.append(f"{trainer} {len(cases)} legs")
+        return ", ".join(counted)
+
+    # ---- all ------------------------------------------------------------------------------------
+    def budget_trainers(self) -> str:
+        """``<trainer>_demo`` with the check's budget, where nnU-Net finds it (the demo's mechanism)."""
+        from nnunet_filternet.pipeline import nnunet_runs
+        from nnunet_filternet.pipeline.budget_trainers import write_budget_trainers
+
+        with nnunet_runs.environment_set(self.demo.env):  # nnU-Net looks the bases up on nnUNet_extTrainer
+            folder = write_budget_trainers(self.demo.trainer_dir, TRAINERS, self.settings.budget)
+        return f"{self.settings.budget} in {folder}"
+
+    def run(self) -> list[StepResult]:
+        """Every step (see the module docstring); background jobs still running on an error are ended."""
+        try:
+            return self._run()
+        finally:
+            for job in self._jobs:
+                if job.running:
+                    job.kill()
+                    job.poll()
+
+    def _run(self) -> list[StepResult]:
+        from plans.presets import PLANS_NAMES
+
+        self.step("environment", self.environment)
+        bench = self.start_job(self.bench_job(), needs=("environment",))
+        self.step("phantom", self.demo.make_cohort, needs=("environment",))
+        self.step("convert", self.demo.convert, needs=("phantom",))
+        self.step("plan", self.demo.plan_and_preprocess, needs=("convert",))
+        preset = self.settings.plans_preset
+        self.demo.plans = "nnUNetPlans" if preset is None else PLANS_NAMES[preset]
+        self.step("budget-trainers", self.budget_trainers, needs=("plan",))
+        jobs: list[tuple[Job, Callable[[Job], str]]] = []
+        if bench is not None:
+            jobs.append((bench, self.check_bench))
+        for trainer in TRAINERS:
+            job = self.start_job(self.train_job(trainer), needs=("budget-trainers",))
+            if job is not None:
+                jobs.append((job, lambda _job, t=trainer: self.check_training(t)))
+        checks = self.start_job(self.device_checks_job(), needs=("plan",))
+        if checks is not None:
+            jobs.append((checks, self.check_device_checks))
+        self.finish_jobs(jobs)
+        trainings = tuple(f"train:{t}" for t in TRAINERS)
+        self.step("logs", self.logs_step, needs=trainings)
+        self.step("predict", self.predict_step, needs=trainings)
+        return self.results
+
+
+def check_training_records(fold_dirs: dict[str, Path], edge_gate_trainer: str, device: str, epochs: int) -> str:
+    """What the trainings left behind: gate lines and a sigma that moved; on CUDA, compile and AMP on.
+
+    Args:
+        fold_dirs: trainer name -> its ``fold_0`` results folder (logs, ``checkpoint_final.pth``).
+        edge_gate_trainer: the trainer among them with the edge gate.
+        device: the training device, ``cuda`` or ``cpu``.
+        epochs: the number of epochs trained.
+
+    Raises:
+        StepFailed: naming the trainer, what was expected and the file where it was not found.
+    """
+    import torch
+
+    from nnunet_filternet.edge.schedule import edge_lambda
+    from nnunet_filternet.report.logs import read_fold_logs
+    from nnunet_filternet.training.edge_gate_owner import gate_state_from_checkpoint
+
+    found = []
+    for trainer, fold_dir in fold_dirs.items():
+        log = read_fold_logs(fold_dir)
+        checkpoint_file = fold_dir / "checkpoint_final.pth"
+        checkpoint = torch.load(checkpoint_file, map_location="cpu", weights_only=False)
+        if device == "cuda":
+            text = "".join(p.read_text(encoding="utf-8", errors="replace") for p in log.files)
+            if COMPILE_LINE not in text:
+                raise StepFailed(f"{trainer}: expected {COMPILE_LINE!r} in {log.files} (nnU-Net compiles on CUDA)")
+            if checkpoint.get("grad_scaler_state") is None:
+                raise StepFailed(f"{trainer}: expected GradScaler state (AMP) in {checkpoint_file}, found none")
+        if trainer != edge_gate_trainer:
+            continue
+        expected = [edge_lambda(e, epochs) for e in range(epochs)]
+        if [round(lam, 12) for lam, _ in log.edge_gate] != [round(lam, 12) for lam in expected]:
+            raise StepFailed(
+                f"{trainer}: expected edge gate lines with lambda {expected} in {log.files}, found {log.edge_gate}"
+            )
+        log_sigma = float(gate_state_from_checkpoint(checkpoint)["log_sigma"])
+        if log_sigma == 0.0:
+            raise StepFailed(f"{trainer}: expected a sigma that moved from 1 in {checkpoint_file}, found 1")
+        found.append(f"{len(log.edge_gate)} edge gate lines, sigma 1 -> {torch.tensor(log_sigma).exp().item():.7f}")
+    if device == "cuda":
+        found.append("compile and AMP on in both trainings")
+    return "; ".join(found)
+
+
+def summary(results: list[StepResult], seconds: float) -> str:
+    """The closing lines: every step's result and the verdict."""
+    failed = [r.name for r in results if r.status != "PASS"]
+    verdict = "PASS: every step" if not failed else f"FAIL: {', '.join(failed)}"
+    return "\n".join(["", "summary:", *(r.line() for r in results), f"{verdict} ({seconds:.0f} s in all)"])
