@@ -9,11 +9,11 @@ import shlex
 import sys
 
 from nnunet_filternet.bench.models import MODELS
+from nnunet_filternet.bench.options import EDGE_GATE, PARTS, BenchOptions
+from nnunet_filternet.bench.plans import PRESETS
 from nnunet_filternet.cli import bounded
 
 positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
-from nnunet_filternet.bench.options import EDGE_GATE, PARTS, BenchOptions
-from nnunet_filternet.bench.plans import PRESETS
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--plans", metavar="FILE", help="an nnUNetPlans.json (default: built-in phantom-leg plans)")
     parser.add_argument("--configuration", metavar="NAME", help="configuration in --plans (default: 3d_fullres)")
-    parser.add_argument("--repeats", type=positive_int, default=None, metavar="N", help="timed rounds (default 5, --quick 3)")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=None, metavar="N", help="timed rounds (default 5, --quick 3)"
+    )
     parser.add_argument("--quick", action="store_true", help="small patch, volume and scans (a few minutes on a CPU)")
     parser.add_argument(
         "--preset",

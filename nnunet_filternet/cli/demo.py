@@ -16,7 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cpu: small cohort, tiny plans, fold 0, ~4 min training per trainer; gpu: 40 subjects at full "
         "resolution, nnU-Net's 3d_fullres plans, 4 folds; auto: gpu when CUDA is available (default)",
     )
-    parser.add_argument("--subjects", type=bounded(int, lambda v: v >= 4, "at least 4 subjects (4 folds)"), help="cohort size (default: the preset's)")
+    parser.add_argument(
+        "--subjects",
+        type=bounded(int, lambda v: v >= 4, "at least 4 subjects (4 folds)"),
+        help="cohort size (default: the preset's)",
+    )
     parser.add_argument("--folds", type=int, nargs="+", help="folds to train, of 0 1 2 3 (default: the preset's)")
     parser.add_argument(
         "--trainers", nargs="+", help="nnU-Net trainers (default: nnUNetTrainerFilterNet nnUNetTrainer)"
