@@ -146,3 +146,23 @@ def test_exported_model_predicts_new_scans_on_another_machine(demo, tmp_path):
         seg = sitk.ReadImage(str(out / name))
         assert seg.GetSize() == size
     assert (out / "biomarkers.csv").is_file()
+
+
+def test_more_repeats_train_only_the_new_one_and_compare_over_both(demo, capsys):
+    """`--repeats 2` on a finished one-repeat folder: repeat 1 is kept, repeat 2 trains into its own folders."""
+    from dataclasses import replace
+
+    workdir, _ = demo
+    before = {p: p.stat().st_mtime_ns for p in (workdir / "nnUNet_results").rglob("checkpoint_final.pth")}
+    report = run_demo(workdir, replace(TINY, repeats=2), jobs=2)
+    out = capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (workdir / "nnUNet_results").rglob("checkpoint_final.pth")} == before
+    assert len(list((workdir / "nnUNet_results_r2").rglob("checkpoint_final.pth"))) == len(TINY.trainers)
+    assert out.count("done in an earlier run, skipped") == 6  # phantom, convert, plan; train, predict, restore of r1
+    for trainer in TINY.trainers:
+        assert (workdir / "outputs" / "r2" / trainer / "metrics.csv").is_file()
+    rows = list(csv.DictReader(open(workdir / "outputs" / "compare" / "nnUNetTrainerFilterNet_vs_nnUNetTrainer.csv")))
+    assert rows and all(r["n_repeats_reference"] == "2" and r["n_repeats_candidate"] == "2" for r in rows)
+    assert "Training repeats: 2" in report.read_text(encoding="utf-8")
+    run_demo(workdir, replace(TINY, repeats=2), jobs=2)
+    assert capsys.readouterr().out.count("done in an earlier run, skipped") == 10

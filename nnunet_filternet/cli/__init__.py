@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 
 #: verb -> one-line description. The module ``nnunet_filternet.cli.<verb>`` implements it.
@@ -49,6 +50,11 @@ def bounded(cast, accept, what: str):
 
 #: ``-j/--jobs`` of every verb: a positive integer (0 and negative numbers are refused, not clamped).
 jobs_type = bounded(int, lambda v: v >= 1, "a positive number of worker processes")
+#: Counts and sizes shared by the verbs' options.
+positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
+non_negative_int = bounded(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = bounded(float, lambda v: math.isfinite(v) and v > 0, "a positive, finite number")
+at_least_4_subjects = bounded(int, lambda v: v >= 4, "at least 4 subjects (4 folds)")
 
 
 def _module_name(verb: str) -> str:

@@ -11,9 +11,7 @@ import sys
 from nnunet_filternet.bench.models import MODELS
 from nnunet_filternet.bench.options import EDGE_GATE, PARTS, BenchOptions
 from nnunet_filternet.bench.plans import PRESETS
-from nnunet_filternet.cli import bounded
-
-positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
+from nnunet_filternet.cli import positive_int
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -4,27 +4,33 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_filternet.cli import bounded, jobs_type
+from nnunet_filternet.cli import at_least_4_subjects, jobs_type, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", default="filternet_demo", help="work folder (default: ./filternet_demo)")
     parser.add_argument(
         "--preset",
-        choices=("auto", "cpu", "gpu"),
+        choices=("auto", "cpu", "study", "gpu"),
         default="auto",
-        help="cpu: small cohort, tiny plans, fold 0, ~4 min training per trainer; gpu: 40 subjects at full "
-        "resolution, nnU-Net's 3d_fullres plans, 4 folds; auto: gpu when CUDA is available (default)",
+        help="cpu: small cohort, tiny plans, fold 0, ~4 min training per trainer; study: the cpu cohort with "
+        "4 folds and 2 repeats, about an hour (docs/study.md); gpu: 40 subjects at full resolution, nnU-Net's "
+        "3d_fullres plans, 4 folds; auto: gpu when CUDA is available, else cpu (default)",
     )
     parser.add_argument(
         "--subjects",
-        type=bounded(int, lambda v: v >= 4, "at least 4 subjects (4 folds)"),
+        type=at_least_4_subjects,
         help="cohort size (default: the preset's)",
     )
     parser.add_argument("--folds", type=int, nargs="+", help="folds to train, of 0 1 2 3 (default: the preset's)")
     parser.add_argument(
         "--trainers", nargs="+", help="nnU-Net trainers (default: nnUNetTrainerFilterNet nnUNetTrainer)"
     )
+    parser.add_argument(
+        "--repeats", type=positive_int, metavar="N",
+        help="train every trainer and fold N times (default: the preset's; a rerun with a larger N trains "
+        "only the new repeats) and judge the comparison against the run-to-run spread",
+    )  # fmt: skip
     parser.add_argument("-j", "--jobs", type=jobs_type, help="worker processes for cohort, conversion and metrics")
 
 
@@ -37,7 +43,13 @@ def run(args: argparse.Namespace) -> int:
     preset = resolve(args.preset)
     print(f"filternet demo: preset {preset.name}, work folder {Path(args.workdir).resolve()}", flush=True)
     report = run_demo(
-        args.workdir, preset, subjects=args.subjects, folds=args.folds, trainers=args.trainers, jobs=args.jobs
+        args.workdir,
+        preset,
+        subjects=args.subjects,
+        folds=args.folds,
+        trainers=args.trainers,
+        jobs=args.jobs,
+        repeats=args.repeats,
     )
     from nnunet_filternet.report.report import headline_table
 

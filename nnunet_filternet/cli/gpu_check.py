@@ -5,15 +5,11 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from nnunet_filternet.cli.phantom import _bounded, _positive_float, _positive_int
+from nnunet_filternet.cli import at_least_4_subjects, non_negative_int, positive_float, positive_int
 
 #: Phantom scans of the check: (matrix x, y, z), spacing (mm). ``--small`` is the size of the demo's test.
 SCAN = ((256, 256, 16), (1.4, 1.4, 7.0))
 SMALL_SCAN = ((128, 128, 12), (2.8, 2.8, 7.0))
-
-
-_at_least_4 = _bounded(int, lambda v: v >= 4, "at least 4 subjects (4 folds)")
-_non_negative_int = _bounded(int, lambda v: v >= 0, "an integer >= 0")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,9 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cuda: the check (default); cpu: its dry run with nnU-Net's CPU rules (no compile, no AMP)",
     )
     parser.add_argument("--workdir", default="filternet_gpu_check", help="work folder (default ./filternet_gpu_check)")
-    parser.add_argument("--subjects", type=_at_least_4, default=4, help="phantom subjects, >= 4 (default 4)")
-    parser.add_argument("--epochs", type=_positive_int, default=2, help="training epochs per trainer (default 2)")
-    parser.add_argument("--iterations", type=_positive_int, default=10, help="iterations per epoch (default 10)")
+    parser.add_argument("--subjects", type=at_least_4_subjects, default=4, help="phantom subjects, >= 4 (default 4)")
+    parser.add_argument("--epochs", type=positive_int, default=2, help="training epochs per trainer (default 2)")
+    parser.add_argument("--iterations", type=positive_int, default=10, help="iterations per epoch (default 10)")
     parser.add_argument(
         "--plans",
         choices=("nnunet", "tiny"),
@@ -41,11 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="arguments of `filternet bench --device DEVICE` (default: --quick), e.g. '--quick --parts flops'",
     )
     parser.add_argument(
-        "--timeout", type=_positive_float, default=420.0, help="seconds allowed to each background step (default 420)"
+        "--timeout", type=positive_float, default=420.0, help="seconds allowed to each background step (default 420)"
     )
     parser.add_argument(
         "--da-workers",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         help="nnU-Net augmentation processes per training (cuda 4, cpu 0)",
     )

@@ -3,37 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import math
 
-from nnunet_filternet.cli import bounded, jobs_type
+from nnunet_filternet.cli import bounded, jobs_type, non_negative_int, positive_float, positive_int
 
-_positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
-_non_negative_int = bounded(int, lambda v: v >= 0, "an integer >= 0")
 _size = bounded(int, lambda v: v >= 2, "an integer >= 2 (voxels)")
-_positive_float = bounded(float, lambda v: math.isfinite(v) and v > 0, "a positive, finite number")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="cohort folder to create")
-    parser.add_argument("--subjects", type=_positive_int, default=40, metavar="N", help="number of subjects (40)")
+    parser.add_argument("--subjects", type=positive_int, default=40, metavar="N", help="number of subjects (40)")
     parser.add_argument(
         "--healthy",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         metavar="H",
         help="number of healthy subjects, the rest are DM1 (default: a quarter of --subjects, 10 of 40)",
     )
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="cohort seed, an integer >= 0 (0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="cohort seed, an integer >= 0 (0)")
     parser.add_argument(
         "--shape", type=_size, nargs=3, default=[512, 512, 30], metavar=("X", "Y", "Z"),
         help="image size in voxels (512 512 30)",
     )  # fmt: skip
     parser.add_argument(
-        "--spacing", type=_positive_float, nargs=3, default=[0.7, 0.7, 7.0], metavar=("X", "Y", "Z"),
+        "--spacing", type=positive_float, nargs=3, default=[0.7, 0.7, 7.0], metavar=("X", "Y", "Z"),
         help="voxel size in mm (0.7 0.7 7.0); shape x spacing must hold both legs (up to about 340 x 185 mm)",
     )  # fmt: skip
     parser.add_argument(
-        "--subslices", type=_positive_int, default=5, metavar="K",
+        "--subslices", type=positive_int, default=5, metavar="K",
         help="odd number of thin sub-slices averaged into each thick slice (partial volume; 5)",
     )  # fmt: skip
     parser.add_argument("--preview", metavar="PNG", help="also write a Fig. 1-like panel (healthy and DM1 slice)")

@@ -10,6 +10,12 @@ Stages (each resumable, see :mod:`nnunet_filternet.pipeline.stages`):
 6. ``filternet restore`` of the leg predictions onto the original scans;
 7. ``filternet evaluate``, ``filternet report`` and ``filternet quantify``.
 
+With ``repeats`` N > 1 (``--repeats``, the ``study`` preset), stages 4-6 run once per repeat: repeat 1 trains
+into ``nnUNet_results`` and writes ``outputs/<trainer>/``, repeat k >= 2 into ``nnUNet_results_r<k>`` and
+``outputs/r<k>/<trainer>/`` (so a finished one-repeat folder gains repeats without retraining); stage 7
+then adds the comparison of every trainer with the reference (the last trainer) over all repeats, in the
+report and as ``filternet compare`` tables on the restored scans (``outputs/compare/``).
+
 Each trainer ``T`` is trained as its budget variant ``T_<epochs>epochs_<iterations>iters_<val>val``
 (``training/budget.py``), a class the installed package provides: the demo's models are usable afterwards
 from any shell (``filternet predict``, ``nnUNetv2_predict``, ...) with no variable to set.
@@ -48,6 +54,7 @@ class Demo:
         self.dataset = f"Dataset{DATASET_ID:03d}_{DATASET_NAME}"
         self.plans = "nnUNetPlans"
         self.out = self.workdir / "outputs"
+        self.repeat = 1  # the repeat that stages 4-6 work on (set by run())
 
     # ---- stages -------------------------------------------------------------------------------
     def make_cohort(self) -> None:
@@ -94,21 +101,24 @@ class Demo:
         return write_preset(DATASET_ID, self.preset.plans_preset).plans_name
 
     def train(self) -> None:
+        env = self.repeat_env()
         for trainer in self.preset.trainers:
             for fold in self.preset.folds:
                 name = self.trained_name(trainer)
                 fold_dir = self.model_dir(trainer) / f"fold_{fold}"
                 if (fold_dir / "checkpoint_final.pth").exists() and (fold_dir / "validation" / "summary.json").exists():
-                    print(f"  {name} fold {fold}: already trained", flush=True)
+                    print(f"  {name} fold {fold}{self._repeat_label()}: already trained", flush=True)
                     continue
                 args = [DATASET_ID, CONFIGURATION, fold, "-tr", name, "-p", self.plans, "-device", self.preset.device]
                 if (fold_dir / "checkpoint_latest.pth").exists() or (fold_dir / "checkpoint_final.pth").exists():
                     args.append("--c")
-                nnunet_runs.run("nnUNetv2_train", args, self.env, self.workdir / "logs" / f"train_{name}_{fold}.log")
+                log = self.workdir / "logs" / f"train_{name}_{fold}{self._repeat_suffix()}.log"
+                nnunet_runs.run("nnUNetv2_train", args, env, log)
 
     def predict(self) -> None:
+        env = self.repeat_env()
         for trainer in self.preset.trainers:
-            legs_out = self.out / trainer / "legs"
+            legs_out = self.trainer_out(trainer) / "legs"
             for fold in self.preset.folds:
                 cases = self.held_out_cases(fold)
                 inp = self.workdir / "held_out" / f"fold_{fold}"
@@ -118,7 +128,8 @@ class Demo:
                 args = ["-i", inp, "-o", legs_out, "-d", DATASET_ID, "-c", CONFIGURATION, "-tr",
                         self.trained_name(trainer), "-p", self.plans, "-f", fold, "-device", self.preset.device,
                         "-npp", 1, "-nps", 1, "--continue_prediction"]  # fmt: skip
-                nnunet_runs.run("nnUNetv2_predict", args, self.env, self.workdir / "logs" / f"predict_{trainer}.log")
+                log = self.workdir / "logs" / f"predict_{trainer}{self._repeat_suffix()}.log"
+                nnunet_runs.run("nnUNetv2_predict", args, env, log)
 
     def restore(self) -> None:
         from dataset_conversion.restore import restore_predictions
@@ -127,7 +138,8 @@ class Demo:
 
         records = self.folders["nnUNet_raw"] / self.dataset / "legs.json"
         for trainer in self.preset.trainers:
-            restore_predictions(self.out / trainer / "legs", records, self.out / trainer / "scans", jobs=self.jobs)
+            out = self.trainer_out(trainer)
+            restore_predictions(out / "legs", records, out / "scans", jobs=self.jobs)
 
     def evaluate_report_quantify(self) -> str:
         from nnunet_filternet.metrics.evaluate import evaluate_folders
@@ -137,28 +149,69 @@ class Demo:
         subjects = sorted({c.rsplit("_", 1)[0] for f in self.preset.folds for c in self.held_out_cases(f)})
         ref = self._link_subset(self.scans / "labels", subjects, self.workdir / "held_out" / "reference")
         images = self._link_subset(self.scans / "images", subjects, self.workdir / "held_out" / "scans")
+        repeats = range(1, self.preset.repeats + 1)
         for trainer in self.preset.trainers:
-            evaluate_folders(self.out / trainer / "scans", ref, self.out / trainer / "metrics.csv", jobs=self.jobs)
+            for k in repeats:
+                out = self.trainer_out(trainer, k)
+                evaluate_folders(out / "scans", ref, out / "metrics.csv", jobs=self.jobs)
+            out = self.trainer_out(trainer, 1)
             quantify_folder(
-                images, self.out / trainer / "scans", self.out / trainer / "biomarkers.csv",
-                subjects_csv=self.scans / "subjects.csv",
+                images, out / "scans", out / "biomarkers.csv", subjects_csv=self.scans / "subjects.csv"
             )  # fmt: skip
         names = [self.trained_name(t) for t in self.preset.trainers]
         with nnunet_runs.environment_set(self.env):
             report = write_report(
-                self.folders["nnUNet_results"] / self.dataset, names, names[0], self.out / "report",
+                [self.results_root(k) / self.dataset for k in repeats], names, names[0], self.out / "report",
                 plans=self.plans, configuration=CONFIGURATION,
             )  # fmt: skip
+        if self.preset.repeats > 1:
+            self.compare_restored()
         return str(report)
+
+    def compare_restored(self) -> None:
+        """``filternet compare`` of every trainer with the reference (the last) on the restored held-out scans."""
+        from nnunet_filternet.compare.files import compare_files
+
+        repeats = range(1, self.preset.repeats + 1)
+        *candidates, reference = self.preset.trainers
+        for trainer in candidates:
+            result = compare_files(
+                [self.trainer_out(reference, k) / "metrics.csv" for k in repeats],
+                [self.trainer_out(trainer, k) / "metrics.csv" for k in repeats],
+                self.out / "compare" / f"{trainer}_vs_{reference}.csv", names=(reference, trainer),
+            )  # fmt: skip
+            print(result.table_markdown, "", *result.summary, sep="\n", flush=True)
 
     # ---- helpers ------------------------------------------------------------------------------
     def trained_name(self, trainer: str) -> str:
         """The budget variant of ``trainer`` that the demo trains, e.g. ``nnUNetTrainer_40epochs_40iters_4val``."""
         return budget_variant_name(trainer, self.preset.budget)
 
-    def model_dir(self, trainer: str) -> Path:
+    def results_root(self, repeat: int | None = None) -> Path:
+        """``nnUNet_results`` of a repeat (default: the current one); repeat k >= 2 in ``nnUNet_results_r<k>``."""
+        k = self.repeat if repeat is None else repeat
+        return self.folders["nnUNet_results"] if k == 1 else self.workdir / f"nnUNet_results_r{k}"
+
+    def repeat_env(self) -> dict[str, str]:
+        """The nnU-Net environment of the current repeat (its results folder created)."""
+        root = self.results_root()
+        root.mkdir(parents=True, exist_ok=True)
+        return {**self.env, "nnUNet_results": str(root)}
+
+    def trainer_out(self, trainer: str, repeat: int | None = None) -> Path:
+        """A trainer's outputs for a repeat: ``outputs/<trainer>`` (repeat 1), ``outputs/r<k>/<trainer>``."""
+        k = self.repeat if repeat is None else repeat
+        return self.out / trainer if k == 1 else self.out / f"r{k}" / trainer
+
+    def _repeat_suffix(self) -> str:
+        return "" if self.repeat == 1 else f"_r{self.repeat}"
+
+    def _repeat_label(self) -> str:
+        return "" if self.preset.repeats == 1 else f" (repeat {self.repeat})"
+
+    def model_dir(self, trainer: str, repeat: int | None = None) -> Path:
         name = f"{self.trained_name(trainer)}__{self.plans}__{CONFIGURATION}"
-        return self.folders["nnUNet_results"] / self.dataset / name
+        return self.results_root(repeat) / self.dataset / name
 
     def check_trainers(self) -> None:
         """Fail before any stage when the work folder is an earlier version's or nnU-Net cannot find a trainer."""
@@ -205,20 +258,31 @@ class Demo:
     # ---- all ----------------------------------------------------------------------------------
     def run(self) -> str:
         self.check_trainers()
-        runner = StageRunner(self.workdir / "demo_state.json", self.preset.as_dict())
+        settings = {k: v for k, v in self.preset.as_dict().items() if k != "repeats"}
+        runner = StageRunner(self.workdir / "demo_state.json", settings)
+        n = self.preset.repeats
         stages = [
-            ("phantom", f"phantom cohort: {self.preset.subjects} subjects", self.make_cohort),
-            ("convert", "conversion to an nnU-Net dataset (legs, mirroring, folds)", self.convert),
-            ("plan", "nnU-Net fingerprint, plans and preprocessing", self.plan_and_preprocess),
-            ("train", f"training {', '.join(self.preset.trainers)} on folds {list(self.preset.folds)}", self.train),
-            ("predict", "nnUNetv2_predict on the held-out subjects", self.predict),
-            ("restore", "restoring leg predictions onto the original scans", self.restore),
-            ("report", "evaluation, report and biomarkers", self.evaluate_report_quantify),
+            ("phantom", f"phantom cohort: {self.preset.subjects} subjects", self.make_cohort, 1),
+            ("convert", "conversion to an nnU-Net dataset (legs, mirroring, folds)", self.convert, 1),
+            ("plan", "nnU-Net fingerprint, plans and preprocessing", self.plan_and_preprocess, 1),
         ]
+        for k in range(1, n + 1):
+            of = "" if n == 1 else f" (repeat {k} of {n})"
+            suffix = "" if k == 1 else f"_r{k}"
+            trained = f"training {', '.join(self.preset.trainers)} on folds {list(self.preset.folds)}{of}"
+            stages += [
+                (f"train{suffix}", trained, self.train, k),
+                (f"predict{suffix}", f"nnUNetv2_predict on the held-out subjects{of}", self.predict, k),
+                (f"restore{suffix}", f"restoring leg predictions onto the original scans{of}", self.restore, k),
+            ]
+        report = "report" if n == 1 else f"report_{n}repeats"
+        stages.append((report, "evaluation, report and biomarkers", self.evaluate_report_quantify, 1))
         if runner.done("plan"):
             self.plans = self._plans_name_after_planning()
-        for i, (name, desc, fn) in enumerate(stages, 1):
+        for i, (name, desc, fn, repeat) in enumerate(stages, 1):
+            self.repeat = repeat
             runner.run(i, len(stages), name, desc, fn)
+        self.repeat = 1
         return str(self.out / "report" / "report.md")
 
     def _plans_name_after_planning(self) -> str:
@@ -236,8 +300,13 @@ def run_demo(
     folds: list[int] | None = None,
     trainers: list[str] | None = None,
     jobs: int | None = None,
+    repeats: int | None = None,
 ) -> Path:
     """Run (or continue) the demo in ``workdir``; return the report's path. Overrides replace preset fields."""
+    if repeats is not None:
+        if repeats < 1:
+            raise FilterNetError(f"--repeats {repeats}: expected at least 1")
+        preset = replace(preset, repeats=repeats)
     if subjects is not None:
         if subjects < 4:
             raise FilterNetError(f"--subjects {subjects}: at least 4 subjects are needed for 4 folds")

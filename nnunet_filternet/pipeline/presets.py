@@ -12,7 +12,7 @@ class DemoPreset:
     """Everything the demo needs to know besides the work folder.
 
     Attributes:
-        name: ``cpu`` or ``gpu``.
+        name: ``cpu``, ``study`` or ``gpu``.
         subjects, healthy: cohort size and healthy count (the rest are DM1).
         shape: scan matrix (x, y, z) in voxels; spacing: (x, y, z) in mm.
         plans_preset: our plans preset applied on top of nnU-Net's plans (``filternet plans``), or None to
@@ -21,6 +21,11 @@ class DemoPreset:
         budget: training length of every trainer: the demo trains each trainer ``T`` as its budget variant
             ``T_<epochs>epochs_<iterations>iters_<val>val`` (``training/budget.py``).
         device: ``cpu`` or ``cuda``.
+        trainers: nnU-Net trainers compared; the first is the candidate, the last the reference.
+        repeats: how many times every trainer and fold is trained (a repeat = the whole cross-validation
+            again, unseeded as nnU-Net trains): with 2 or more, the report and ``compare`` judge the
+            difference against the run-to-run spread. Not part of a work folder's fixed settings: a rerun
+            with more repeats trains only the new ones.
     """
 
     name: str
@@ -33,6 +38,7 @@ class DemoPreset:
     budget: Budget
     device: str
     trainers: tuple[str, ...] = field(default=("nnUNetTrainerFilterNet", "nnUNetTrainer"))
+    repeats: int = 1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +57,21 @@ CPU = DemoPreset(
     device="cpu",
 )
 
+#: 2-core CPU, about an hour: the ``cpu`` cohort and plans, all 4 folds (every subject held out once), two
+#: training repeats of FilterNet and stock nnU-Net, 25 epochs x 40 iterations per training (docs/study.md).
+STUDY = DemoPreset(
+    name="study",
+    subjects=8,
+    healthy=2,
+    shape=(256, 256, 16),
+    spacing=(1.4, 1.4, 7.0),
+    plans_preset="tiny",
+    folds=(0, 1, 2, 3),
+    budget=Budget(epochs=25, iterations=40, val_iterations=4),
+    device="cpu",
+    repeats=2,
+)
+
 #: One GPU: the paper-sized cohort at full resolution, nnU-Net's own 3d_fullres plans, four folds.
 GPU = DemoPreset(
     name="gpu",
@@ -65,10 +86,13 @@ GPU = DemoPreset(
 )
 
 
+PRESETS = {p.name: p for p in (CPU, STUDY, GPU)}
+
+
 def resolve(name: str) -> DemoPreset:
-    """``auto`` -> ``gpu`` when CUDA is available, else ``cpu``."""
+    """A preset by name; ``auto`` -> ``gpu`` when CUDA is available, else ``cpu``."""
     if name == "auto":
         import torch
 
         name = "gpu" if torch.cuda.is_available() else "cpu"
-    return {"cpu": CPU, "gpu": GPU}[name]
+    return PRESETS[name]
