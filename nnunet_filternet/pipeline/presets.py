@@ -53,7 +53,7 @@ CPU = DemoPreset(
     spacing=(1.4, 1.4, 7.0),
     plans_preset="tiny",
     folds=(0,),
-    budget=Budget(epochs=50, iterations=40, val_iterations=4),
+    budget=Budget(epochs=40, iterations=40, val_iterations=4),
     device="cpu",
 )
 
