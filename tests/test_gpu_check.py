@@ -66,7 +66,7 @@ def test_logs_check_demands_compile_and_amp_on_cuda(dry_run):
     workdir, _ = dry_run
     results = workdir / "nnUNet_results" / "Dataset501_FilterNetPhantom"
     fold_dirs = {
-        t: results / f"{t}_demo__nnUNetPlans_tiny__3d_fullres" / "fold_0"
+        t: results / f"{t}_1epoch_1iters_2val__nnUNetPlans_tiny__3d_fullres" / "fold_0"
         for t in ("nnUNetTrainerFilterNet", STOCK_TRAINER)
     }
     assert "sigma 1 -> " in check_training_records(fold_dirs, "nnUNetTrainerFilterNet", "cpu", 1)

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nnunet_filternet.errors import FilterNetError
     from nnunet_filternet.gpu_check.runner import CheckSettings, GpuCheck, summary
-    from nnunet_filternet.pipeline.budget_trainers import Budget
+    from nnunet_filternet.training.budget import Budget
     from nnunet_filternet.utils.atomic import write_text
 
     if args.device == "cuda" and not torch.cuda.is_available():

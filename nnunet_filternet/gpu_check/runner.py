@@ -5,9 +5,10 @@ Steps, in one work folder (the demo's layout, :class:`~nnunet_filternet.pipeline
 1. ``environment``: torch, CUDA and the GPU, nnU-Net, and nnU-Net finding our trainers;
 2. ``bench``: ``filternet bench --device DEVICE --quick``, started at once in the background (it needs no data);
 3. ``phantom``, ``convert``, ``plan``, ``budget-trainers``: a small synthetic cohort through ``filternet convert``
-   and nnU-Net's own fingerprint, default plans and preprocessing; the budget variants of the two trainers;
+   and nnU-Net's own fingerprint, default plans and preprocessing; nnU-Net finding the two trainers' budget
+   variants (``training/budget.py``) with the run's ``nnUNet_extTrainer``;
 4. in parallel: ``train:<trainer>`` for FilterNet and stock nnU-Net (``nnUNetv2_train`` with nnU-Net's defaults:
-   on CUDA ``torch.compile`` and float16 AMP; a short budget, ``<trainer>_demo`` as the demo writes it) and
+   on CUDA ``torch.compile`` and float16 AMP; a short budget, ``<trainer>_<E>epochs_<I>iters_<V>val``) and
    ``device-checks`` (:mod:`~nnunet_filternet.gpu_check.device_checks`: AMP against float32, host-to-device copies);
 5. ``logs``: FilterNet's training log holds one ``edge gate: lambda ... sigma ...`` line per epoch, its final
    checkpoint holds a sigma that moved; on CUDA both logs say ``Using torch.compile...`` and both checkpoints
@@ -30,8 +31,8 @@ from pathlib import Path
 
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.gpu_check.jobs import Job, wait_for
-from nnunet_filternet.pipeline.budget_trainers import Budget
 from nnunet_filternet.pipeline.presets import DemoPreset
+from nnunet_filternet.training.budget import Budget
 
 EDGE_GATE_TRAINER = "nnUNetTrainerFilterNet"
 STOCK_TRAINER = "nnUNetTrainer"
@@ -248,11 +249,10 @@ class GpuCheck:
 
     def train_job(self, trainer: str) -> Job:
         from nnunet_filternet.pipeline import nnunet_runs
-        from nnunet_filternet.pipeline.budget_trainers import budget_trainer_name
         from nnunet_filternet.pipeline.demo import CONFIGURATION, DATASET_ID
 
         fold_dir = self.demo.model_dir(trainer) / "fold_0"
-        args = [DATASET_ID, CONFIGURATION, 0, "-tr", budget_trainer_name(trainer), "-p", self.demo.plans]
+        args = [DATASET_ID, CONFIGURATION, 0, "-tr", self.demo.trained_name(trainer), "-p", self.demo.plans]
         args += ["-device", self.settings.device]
         if (fold_dir / "checkpoint_latest.pth").exists() or (fold_dir / "checkpoint_final.pth").exists():
             args.append("--c")
@@ -303,13 +303,9 @@ class GpuCheck:
 
     # ---- all ------------------------------------------------------------------------------------
     def budget_trainers(self) -> str:
-        """``<trainer>_demo`` with the check's budget, where nnU-Net finds it (the demo's mechanism)."""
-        from nnunet_filternet.pipeline import nnunet_runs
-        from nnunet_filternet.pipeline.budget_trainers import write_budget_trainers
-
-        with nnunet_runs.environment_set(self.demo.env):  # nnU-Net looks the bases up on nnUNet_extTrainer
-            folder = write_budget_trainers(self.demo.trainer_dir, TRAINERS, self.settings.budget)
-        return f"{self.settings.budget} in {folder}"
+        """nnU-Net finds both budget variants with the run's variables (a PYTHONPATH install has no start-up hook)."""
+        self.demo.check_trainers()  # the variables are the jobs' own (job_environment), so this is what they see
+        return ", ".join(self.demo.trained_name(t) for t in TRAINERS) + f" ({self.settings.budget.describe()})"
 
     def run(self) -> list[StepResult]:
         """Every step (see the module docstring); background jobs still running on an error are ended."""
