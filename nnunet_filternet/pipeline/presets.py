@@ -58,7 +58,7 @@ CPU = DemoPreset(
 )
 
 #: 2-core CPU, about an hour: the ``cpu`` cohort and plans, all 4 folds (every subject held out once), two
-#: training repeats of FilterNet and stock nnU-Net, 50 epochs x 40 iterations per training (docs/study.md).
+#: training repeats of FilterNet and stock nnU-Net, 40 epochs x 40 iterations per training (docs/study.md).
 STUDY = DemoPreset(
     name="study",
     subjects=8,
@@ -67,7 +67,7 @@ STUDY = DemoPreset(
     spacing=(1.4, 1.4, 7.0),
     plans_preset="tiny",
     folds=(0, 1, 2, 3),
-    budget=Budget(epochs=50, iterations=40, val_iterations=4),
+    budget=Budget(epochs=40, iterations=40, val_iterations=4),
     device="cpu",
     repeats=2,
 )
