@@ -166,3 +166,11 @@ def test_more_repeats_train_only_the_new_one_and_compare_over_both(demo, capsys)
     assert "Training repeats: 2" in report.read_text(encoding="utf-8")
     run_demo(workdir, replace(TINY, repeats=2), jobs=2)
     assert capsys.readouterr().out.count("done in an earlier run, skipped") == 10
+
+    # docs/study.md's tables come from such a folder
+    script = os.path.join(os.path.dirname(__file__), "..", "docs", "study", "summarise.py")
+    r = subprocess.run([sys.executable, script, str(workdir), "--out", str(workdir / "study")], capture_output=True,
+                       text=True, encoding="utf-8", errors="replace", timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "repeats 2" in r.stdout and re.search(r"^\| 2 \| \d+\.\d{3} \|$", r.stdout, re.M)  # repeat 2's sigma
+    assert (workdir / "study" / "comparison.csv").is_file() and (workdir / "study" / "comparison.png").is_file()

@@ -36,6 +36,13 @@ def per_subject(workdir: Path, trainer: str, k: int, metric: str) -> dict[tuple[
     return out
 
 
+def mean_sd(values: np.ndarray) -> str:
+    """``mean ± sd`` (sample sd), ``n/a`` parts where there are too few values."""
+    if values.size == 0:
+        return "n/a"
+    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if values.size > 1 else f"{values.mean():.1f}"
+
+
 def model_table(workdir: Path, repeats: int, metric: str, label: str) -> str:
     lines = [f"| {label} | " + " | ".join(COMPARTMENTS) + " | mean |", "|---" * (len(COMPARTMENTS) + 2) + "|"]
     for trainer in (CANDIDATE, REFERENCE):
@@ -46,11 +53,11 @@ def model_table(workdir: Path, repeats: int, metric: str, label: str) -> str:
             values = np.array([np.mean([t.get((s, c), math.nan) for t in tables]) for s in subjects])
             finite = values[np.isfinite(values)]
             note = "" if finite.size == values.size else f" ({values.size - finite.size} inf)"
-            cells.append(f"{finite.mean():.1f} ± {finite.std(ddof=1):.1f}{note}")
+            cells.append(mean_sd(finite) + note)
             means.append(values)
         subject_mean = np.mean(np.vstack(means), axis=0)
         finite = subject_mean[np.isfinite(subject_mean)]
-        cells.append(f"{finite.mean():.1f} ± {finite.std(ddof=1):.1f}")
+        cells.append(mean_sd(finite))
         lines.append(f"| {trainer} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -96,16 +103,16 @@ def main() -> None:
     budget = Budget(**settings["budget"])
     print(f"stages (s): {json.dumps(done)}; total {sum(done.values()):.0f} s; repeats {repeats}\n")
     print("DSC (%), mean ± sd over subjects (a subject: mean of its legs and of the repeats)\n")
-    print(model_table(args.workdir, repeats, "dice", "DSC (%)"), "\n")
+    print(model_table(args.workdir, repeats, "dice", "DSC (%)") + "\n")
     print("ASSD (mm), same\n")
-    print(model_table(args.workdir, repeats, "assd_mm", "ASSD (mm)"), "\n")
+    print(model_table(args.workdir, repeats, "assd_mm", "ASSD (mm)") + "\n")
     print("cohort mean DSC (%) per repeat\n")
-    print(repeat_means(args.workdir, repeats), "\n")
+    print(repeat_means(args.workdir, repeats) + "\n")
     print("sigma at the end of training\n")
     from plans.presets import PLANS_NAMES
 
     plans = "nnUNetPlans" if settings["plans_preset"] is None else PLANS_NAMES[settings["plans_preset"]]
-    print(sigma_table(args.workdir, repeats, settings["folds"], budget.suffix, plans), "\n")
+    print(sigma_table(args.workdir, repeats, settings["folds"], budget.suffix, plans) + "\n")
     result = compare_files(
         [trainer_out(args.workdir, REFERENCE, k) / "metrics.csv" for k in range(1, repeats + 1)],
         [trainer_out(args.workdir, CANDIDATE, k) / "metrics.csv" for k in range(1, repeats + 1)],
