@@ -13,8 +13,9 @@ Stages (each resumable, see :mod:`nnunet_filternet.pipeline.stages`):
 With ``repeats`` N > 1 (``--repeats``, the ``study`` preset), stages 4-6 run once per repeat: repeat 1 trains
 into ``nnUNet_results`` and writes ``outputs/<trainer>/``, repeat k >= 2 into ``nnUNet_results_r<k>`` and
 ``outputs/r<k>/<trainer>/`` (so a finished one-repeat folder gains repeats without retraining); stage 7
-then adds the comparison of every trainer with the reference (the last trainer) over all repeats, in the
-report and as ``filternet compare`` tables on the restored scans (``outputs/compare/``).
+then adds to the report the comparison over all repeats of every other trainer with the first (FilterNet,
+the reference of the paper's tables), and writes ``filternet compare`` of every trainer with the last
+(stock nnU-Net by default) on the restored held-out scans into ``outputs/compare/``.
 
 Each trainer ``T`` is trained as its budget variant ``T_<epochs>epochs_<iterations>iters_<val>val``
 (``training/budget.py``), a class the installed package provides: the demo's models are usable afterwards
