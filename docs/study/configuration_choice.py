@@ -1,7 +1,8 @@
 """Which configuration learns most per CPU-minute: the study's ``3d_fullres`` (tiny plans) or a 2d analogue?
 
 Usage: ``python docs/study/configuration_choice.py WORKDIR`` on a finished ``filternet demo --preset study``
-work folder. Prints a Markdown table; writes nothing outside ``WORKDIR/configuration_choice/``.
+work folder. Prints a Markdown table. Writes the 2d plans and their preprocessed data beside the study's in
+``WORKDIR/nnUNet_preprocessed`` and its trainings into ``WORKDIR/configuration_choice/``; a rerun reuses them.
 
 The 2d analogue is the tiny plans' network made 2d, fed the same voxels per step: in-plane spacing of the
 tiny plans (2.33 mm), patch 48 x 48 (the tiny 3d patch is 8 x 48 x 48), batch 16 (= 2 patches x 8 slices),
