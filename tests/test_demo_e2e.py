@@ -159,6 +159,9 @@ def test_more_repeats_train_only_the_new_one_and_compare_over_both(demo, capsys)
     assert {p: p.stat().st_mtime_ns for p in (workdir / "nnUNet_results").rglob("checkpoint_final.pth")} == before
     assert len(list((workdir / "nnUNet_results_r2").rglob("checkpoint_final.pth"))) == len(TINY.trainers)
     assert out.count("done in an earlier run, skipped") == 6  # phantom, convert, plan; train, predict, restore of r1
+    logs = {p.name for p in (workdir / "logs").glob("*.log")}
+    for trainer in TINY.trainers:  # repeat 2 logs beside repeat 1's, not over them
+        assert f"predict_{trainer}.log" in logs and f"predict_{trainer}_r2.log" in logs, sorted(logs)
     for trainer in TINY.trainers:
         assert (workdir / "outputs" / "r2" / trainer / "metrics.csv").is_file()
     rows = list(csv.DictReader(open(workdir / "outputs" / "compare" / "nnUNetTrainerFilterNet_vs_nnUNetTrainer.csv")))

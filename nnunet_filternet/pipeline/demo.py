@@ -204,8 +204,10 @@ class Demo:
         k = self.repeat if repeat is None else repeat
         return self.out / trainer if k == 1 else self.out / f"r{k}" / trainer
 
-    def _repeat_suffix(self) -> str:
-        return "" if self.repeat == 1 else f"_r{self.repeat}"
+    def _repeat_suffix(self, repeat: int | None = None) -> str:
+        """Suffix of a repeat's stage and log names: ``""`` for repeat 1, ``_r<k>`` for repeat k >= 2."""
+        k = self.repeat if repeat is None else repeat
+        return "" if k == 1 else f"_r{k}"
 
     def _repeat_label(self) -> str:
         return "" if self.preset.repeats == 1 else f" (repeat {self.repeat})"
@@ -269,7 +271,7 @@ class Demo:
         ]
         for k in range(1, n + 1):
             of = "" if n == 1 else f" (repeat {k} of {n})"
-            suffix = "" if k == 1 else f"_r{k}"
+            suffix = self._repeat_suffix(k)
             trained = f"training {', '.join(self.preset.trainers)} on folds {list(self.preset.folds)}{of}"
             stages += [
                 (f"train{suffix}", trained, self.train, k),
