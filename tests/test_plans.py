@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import numpy as np
@@ -57,7 +58,7 @@ def _source_plans(spacing, patch=(16, 64, 64)) -> dict:
 def test_tiny_preset_is_small_coarse_and_preprocessed(tiny_nnunet):  # noqa: F811
     """The session fixture wrote it with `filternet plans --preset tiny` and preprocessed it with nnU-Net."""
     manager, config = _config(tiny_nnunet, "nnUNetPlans_tiny")
-    assert manager.plans_name == "nnUNetPlans_tiny" and manager.available_configurations == ["3d_fullres"]
+    assert manager.plans_name == "nnUNetPlans_tiny" and manager.available_configurations == ["3d_fullres", "2d"]
     assert config.spacing == pytest.approx([7.0, 1.4, 1.4], rel=1e-5)  # in-plane 0.7 mm x 2
     assert config.patch_size == [8, 32, 32]  # 8 x 48 x 48 clipped to the 12 x 32 x 32 median image
     assert config.batch_size == 2
@@ -164,6 +165,32 @@ def test_tiny_preset_keeps_the_slice_axis_and_nnunets_in_plane_start(spacing, ti
     assert kernels[0] == first_kernel  # nnU-Net still convolves in-plane first
     zeta = filternet_arch_kwargs(config["architecture"]["arch_kwargs"])["block_b_kernel_sizes"]
     assert zeta[0] == [1, 7, 7]  # the filternet/tiny presets keep nnU-Net's anisotropic adaptation
+
+
+@pytest.mark.parametrize("network", ["PlainConvUNet", "FilterNet", "BoundaryAwareFCN"])
+def test_tiny_2d_configuration_is_the_3d_one_made_2d_at_the_same_voxels_per_step(network):
+    import torch
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_filternet.training import networks
+    from plans.presets import tiny_plans
+
+    plans = tiny_plans(_source_plans((7.0, 0.7, 0.7)))
+    three, two = plans["configurations"]["3d_fullres"], plans["configurations"]["2d"]
+    assert two["data_identifier"] == "nnUNetPlans_tiny_2d"
+    assert two["spacing"] == three["spacing"][1:] and two["patch_size"] == three["patch_size"][1:] == [48, 48]
+    assert two["batch_size"] * 48 * 48 == three["batch_size"] * math.prod(three["patch_size"])  # same voxels
+    kwargs = two["architecture"]["arch_kwargs"]
+    assert kwargs["conv_op"].endswith("Conv2d") and kwargs["norm_op"].endswith("InstanceNorm2d")
+    assert kwargs["features_per_stage"] == [8, 16, 32, 64] and kwargs["kernel_sizes"] == [[3, 3]] * 4
+    assert kwargs["strides"] == [[1, 1], [2, 2], [2, 2], [2, 2]]
+    manager = PlansManager(plans).get_configuration("2d")
+    target = {n.rsplit(".", 1)[-1]: n for n in (networks.PLAIN_UNET, networks.FILTERNET, networks.BOUNDARY_AWARE_FCN)}
+    net = networks.build_network_from_plans(target[network], manager, 1, 6, enable_deep_supervision=False)
+    out = net(torch.zeros(2, 1, 48, 48))
+    assert (out[0] if isinstance(out, tuple) else out).shape == (2, 6, 48, 48)  # BA-FCN: (regions, edges)
+    if network == "FilterNet":
+        assert [m.kernel_size for m in net.modules() if isinstance(m, torch.nn.Conv2d)][:1] == [(7, 7)]
 
 
 def test_paper_plans_are_isotropic_3x3x3_whatever_the_spacing():
