@@ -249,13 +249,8 @@ class GpuCheck:
 
     def train_job(self, trainer: str) -> Job:
         from nnunet_filternet.pipeline import nnunet_runs
-        from nnunet_filternet.pipeline.demo import CONFIGURATION, DATASET_ID
 
-        fold_dir = self.demo.model_dir(trainer) / "fold_0"
-        args = [DATASET_ID, CONFIGURATION, 0, "-tr", self.demo.trained_name(trainer), "-p", self.demo.plans]
-        args += ["-device", self.settings.device]
-        if (fold_dir / "checkpoint_latest.pth").exists() or (fold_dir / "checkpoint_final.pth").exists():
-            args.append("--c")
+        args = self.demo.train_args(trainer, 0, device=self.settings.device)
         argv = [*nnunet_runs.command("nnUNetv2_train"), *map(str, args)]
         return Job(f"train:{trainer}", argv, self.logs / f"train_{trainer}.log", self.settings.timeout_s)
 

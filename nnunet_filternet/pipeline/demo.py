@@ -37,7 +37,6 @@ from nnunet_filternet.training.budget import budget_variant_name
 
 DATASET_ID = 501
 DATASET_NAME = "FilterNetPhantom"
-CONFIGURATION = "3d_fullres"
 #: What earlier versions of the demo wrote into the work folder: budget trainers ``<Trainer>_demo`` as source.
 LEGACY_TRAINER_MODULE = "trainers/filternet_demo_budget_trainers.py"
 
@@ -74,8 +73,8 @@ class Demo:
 
         with nnunet_runs.environment_set(self.env):
             convert_training(
-                self.scans / "images", self.scans / "labels", DATASET_ID, DATASET_NAME, folds=4, seed=0,
-                jobs=self.jobs, subjects_csv=self.scans / "subjects.csv",
+                self.scans / "images", self.scans / "labels", DATASET_ID, DATASET_NAME,
+                folds=self.preset.n_folds, seed=0, jobs=self.jobs, subjects_csv=self.scans / "subjects.csv",
             )  # fmt: skip
 
     def plan_and_preprocess(self) -> None:
@@ -90,9 +89,8 @@ class Demo:
             extract_fingerprints([DATASET_ID], num_processes=nproc, check_dataset_integrity=True, clean=True)
             plan_experiments([DATASET_ID])
             self.plans = self._apply_plans_preset()
-            preprocess(
-                [DATASET_ID], plans_identifier=self.plans, configurations=(CONFIGURATION,), num_processes=(nproc,)
-            )
+            configurations = (self.preset.configuration,)
+            preprocess([DATASET_ID], plans_identifier=self.plans, configurations=configurations, num_processes=(nproc,))
 
     def _apply_plans_preset(self) -> str:
         if self.preset.plans_preset is None:
@@ -110,11 +108,8 @@ class Demo:
                 if (fold_dir / "checkpoint_final.pth").exists() and (fold_dir / "validation" / "summary.json").exists():
                     print(f"  {name} fold {fold}{self._repeat_label()}: already trained", flush=True)
                     continue
-                args = [DATASET_ID, CONFIGURATION, fold, "-tr", name, "-p", self.plans, "-device", self.preset.device]
-                if (fold_dir / "checkpoint_latest.pth").exists() or (fold_dir / "checkpoint_final.pth").exists():
-                    args.append("--c")
                 log = self.workdir / "logs" / f"train_{name}_{fold}{self._repeat_suffix()}.log"
-                nnunet_runs.run("nnUNetv2_train", args, env, log)
+                nnunet_runs.run("nnUNetv2_train", self.train_args(trainer, fold), env, log)
 
     def predict(self) -> None:
         env = self.repeat_env()
@@ -126,7 +121,7 @@ class Demo:
                 self._link_images(cases, inp)
                 if all((legs_out / f"{c}.nii.gz").exists() for c in cases):
                     continue
-                args = ["-i", inp, "-o", legs_out, "-d", DATASET_ID, "-c", CONFIGURATION, "-tr",
+                args = ["-i", inp, "-o", legs_out, "-d", DATASET_ID, "-c", self.preset.configuration, "-tr",
                         self.trained_name(trainer), "-p", self.plans, "-f", fold, "-device", self.preset.device,
                         "-npp", 1, "-nps", 1, "--continue_prediction"]  # fmt: skip
                 log = self.workdir / "logs" / f"predict_{trainer}{self._repeat_suffix()}.log"
@@ -163,7 +158,7 @@ class Demo:
         with nnunet_runs.environment_set(self.env):
             report = write_report(
                 [self.results_root(k) / self.dataset for k in repeats], names, names[0], self.out / "report",
-                plans=self.plans, configuration=CONFIGURATION,
+                plans=self.plans, configuration=self.preset.configuration,
             )  # fmt: skip
         if self.preset.repeats > 1:
             self.compare_restored()
@@ -184,6 +179,15 @@ class Demo:
             print(result.table_markdown, "", *result.summary, sep="\n", flush=True)
 
     # ---- helpers ------------------------------------------------------------------------------
+    def train_args(self, trainer: str, fold: int, device: str | None = None) -> list:
+        """``nnUNetv2_train`` arguments of one training of the current repeat (``--c`` when a checkpoint exists)."""
+        fold_dir = self.model_dir(trainer) / f"fold_{fold}"
+        args = [DATASET_ID, self.preset.configuration, fold, "-tr", self.trained_name(trainer), "-p", self.plans]
+        args += ["-device", device or self.preset.device]
+        if (fold_dir / "checkpoint_latest.pth").exists() or (fold_dir / "checkpoint_final.pth").exists():
+            args.append("--c")
+        return args
+
     def trained_name(self, trainer: str) -> str:
         """The budget variant of ``trainer`` that the demo trains, e.g. ``nnUNetTrainer_40epochs_40iters_4val``."""
         return budget_variant_name(trainer, self.preset.budget)
@@ -213,7 +217,7 @@ class Demo:
         return "" if self.preset.repeats == 1 else f" (repeat {self.repeat})"
 
     def model_dir(self, trainer: str, repeat: int | None = None) -> Path:
-        name = f"{self.trained_name(trainer)}__{self.plans}__{CONFIGURATION}"
+        name = f"{self.trained_name(trainer)}__{self.plans}__{self.preset.configuration}"
         return self.results_root(repeat) / self.dataset / name
 
     def check_trainers(self) -> None:
@@ -311,13 +315,15 @@ def run_demo(
             raise FilterNetError(f"--repeats {repeats}: expected at least 1")
         preset = replace(preset, repeats=repeats)
     if subjects is not None:
-        if subjects < 4:
-            raise FilterNetError(f"--subjects {subjects}: at least 4 subjects are needed for 4 folds")
+        if subjects < preset.n_folds:
+            raise FilterNetError(
+                f"--subjects {subjects}: at least {preset.n_folds} subjects are needed for {preset.n_folds} folds"
+            )
         preset = replace(preset, subjects=subjects, healthy=max(1, round(subjects * preset.healthy / preset.subjects)))
     if folds is not None:
-        bad = [f for f in folds if f not in range(4)]
+        bad = [f for f in folds if f not in range(preset.n_folds)]
         if bad:
-            raise FilterNetError(f"--folds {bad}: folds are 0, 1, 2, 3")
+            raise FilterNetError(f"--folds {bad}: folds are 0 to {preset.n_folds - 1}")
         preset = replace(preset, folds=tuple(folds))
     if trainers:
         preset = replace(preset, trainers=tuple(trainers))

@@ -17,10 +17,12 @@ class DemoPreset:
         shape: scan matrix (x, y, z) in voxels; spacing: (x, y, z) in mm.
         plans_preset: our plans preset applied on top of nnU-Net's plans (``filternet plans``), or None to
             train on nnU-Net's own ``nnUNetPlans``.
-        folds: cross-validation folds trained (of 4).
+        folds: cross-validation folds trained (of ``n_folds``).
         budget: training length of every trainer: the demo trains each trainer ``T`` as its budget variant
             ``T_<epochs>epochs_<iterations>iters_<val>val`` (``training/budget.py``).
         device: ``cpu`` or ``cuda``.
+        configuration: nnU-Net configuration trained (``3d_fullres``, or ``2d`` of the ``tiny`` plans).
+        n_folds: folds of the subject-grouped cross-validation that conversion writes (``splits_final.json``).
         trainers: nnU-Net trainers compared; the first is the candidate, the last the reference.
         repeats: how many times every trainer and fold is trained (a repeat = the whole cross-validation
             again, unseeded as nnU-Net trains): with 2 or more, the report and ``compare`` judge the
@@ -39,6 +41,8 @@ class DemoPreset:
     device: str
     trainers: tuple[str, ...] = field(default=("nnUNetTrainerFilterNet", "nnUNetTrainer"))
     repeats: int = 1
+    configuration: str = "3d_fullres"
+    n_folds: int = 4
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -57,19 +61,22 @@ CPU = DemoPreset(
     device="cpu",
 )
 
-#: 2-core CPU, about an hour: the ``cpu`` cohort and plans, all 4 folds (every subject held out once), two
-#: training repeats of FilterNet and stock nnU-Net, 40 epochs x 40 iterations per training (docs/study.md).
+#: 2-core CPU, at most 90 minutes: 16 subjects in 8 subject-grouped folds of 2 (every subject held out once),
+#: the tiny plans' 2d configuration, FilterNet and stock nnU-Net (design chosen from the measured pilot,
+#: docs/study.md).
 STUDY = DemoPreset(
     name="study",
-    subjects=8,
-    healthy=2,
+    subjects=16,
+    healthy=4,
     shape=(256, 256, 16),
     spacing=(1.4, 1.4, 7.0),
     plans_preset="tiny",
-    folds=(0, 1, 2, 3),
-    budget=Budget(epochs=40, iterations=40, val_iterations=4),
+    folds=tuple(range(8)),
+    budget=Budget(epochs=80, iterations=40, val_iterations=4),
     device="cpu",
-    repeats=2,
+    repeats=1,
+    configuration="2d",
+    n_folds=8,
 )
 
 #: One GPU: the paper-sized cohort at full resolution, nnU-Net's own 3d_fullres plans, four folds.
