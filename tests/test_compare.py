@@ -201,7 +201,9 @@ def test_a_candidate_that_missed_everything_is_not_tested_and_reported(tmp_path)
     text = "\n".join(result.summary)
     assert "FilterNet missed compartments that nnU-Net found: TA in 12 subject(s) (s00, s01" in text
     assert "4 not tested: no usable pair" in text
-    assert "TA assd_mm: not tested: no usable pair (0 subject(s) in 0 fold(s)" in text
+    assert (
+        "TA assd_mm: left out: +inf (missed or hallucinated) in 0 subject(s) for nnU-Net and 12 for FilterNet" in text
+    )
     with open(tmp_path / "out.csv", newline="") as f:
         ta = next(r for r in csv.DictReader(f) if (r["compartment"], r["metric"]) == ("TA", "assd_mm"))
     assert ta["verdict"] == "not tested: no usable pair" and ta["p"] == "nan"
@@ -210,8 +212,12 @@ def test_a_candidate_that_missed_everything_is_not_tested_and_reported(tmp_path)
     one_c = {k: (v[0] + 0.05, v[1], v[2]) for k, v in one.items()}
     a = write_metrics(tmp_path / "ref1.csv", one, columns=WITH_FOLD)
     b = write_metrics(tmp_path / "cand1.csv", one_c, columns=WITH_FOLD)
-    row = rows_of(compare_files([a], [b], tmp_path / "out1.csv", metrics=["dice"]), "TA", "dice")
+    result = compare_files([a], [b], tmp_path / "out1.csv", metrics=["dice"])
+    row = rows_of(result, "TA", "dice")
     assert (row.n_folds, row.verdict) == (1, "not tested: one fold")
+    assert "TA dice: not tested: one fold (3 subject(s) with a finite value for both models, all in one fold)." in (
+        result.summary
+    )
 
 
 def _row(**changes) -> ComparisonRow:

@@ -142,10 +142,10 @@ def summary_lines(rows: Sequence[ComparisonRow], reference: str, candidate: str,
         )
     lines += [line for r in rows if (line := _left_out(r, reference, candidate))]
     lines += [
-        f"{r.compartment} {r.metric}: {r.verdict} ({r.n_subjects} subject(s) in {r.n_folds} fold(s) with a finite "
-        "value for both models)."
+        f"{r.compartment} {r.metric}: {r.verdict} ({r.n_subjects} subject(s) with a finite value for both models, "
+        "all in one fold)."
         for r in rows
-        if not r.tested
+        if r.n_subjects and not r.tested
     ]
     lines += missed_lines(rows, reference, candidate)
     lines += variance_lines(rows, reference, candidate)
