@@ -204,9 +204,9 @@ def _check_pairs(reference: Mapping[str, list], candidate: Mapping[str, list], c
         )
 
 
-def _by_repeat(values: Mapping[str, list[float]], subjects: list[str]) -> np.ndarray:
+def _by_repeat(values: Mapping[str, list[float]], subjects: list[str], k: int) -> np.ndarray:
     """(k, n) array: the values of the n ``subjects`` in each of the k repeats."""
-    return np.asarray([values[s] for s in subjects], dtype=np.float64).reshape(len(subjects), -1).T
+    return np.asarray([values[s] for s in subjects], dtype=np.float64).reshape(len(subjects), k).T
 
 
 def _missed_only(first: Mapping[str, list], second: Mapping[str, list], spec: MetricSpec) -> tuple[str, ...]:
@@ -227,7 +227,7 @@ def _tested_row(
     cand = _values_over_repeats(candidate, compartment, spec, "candidate")
     _check_pairs(ref, cand, compartment)
     subjects = sorted(ref)
-    a, b = _by_repeat(ref, subjects), _by_repeat(cand, subjects)
+    a, b = _by_repeat(ref, subjects, len(reference)), _by_repeat(cand, subjects, len(candidate))
     mean_a, mean_b = subject_means(a), subject_means(b)
     absent = np.isnan(mean_a) | np.isnan(mean_b)
     codes = fold_codes([folds[s] for s in subjects])[0] if folds is not None else np.arange(len(subjects))
