@@ -210,7 +210,8 @@ def compare_over_folds(reference, candidate, codes, alpha: float = ALPHA, power:
     ref, cand = np.asarray(reference, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
     a, b = subject_means(ref), subject_means(cand)
     used = np.isfinite(a) & np.isfinite(b)
-    d = np.where(used, b - a, np.nan)
+    with np.errstate(invalid="ignore"):  # inf - inf where both models missed: left out anyway
+        d = np.where(used, b - a, np.nan)
     if n_folds == 0:
         nan = np.full(d.shape[:-1], np.nan)
         zero = np.zeros(d.shape[:-1], dtype=np.int64)
