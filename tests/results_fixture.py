@@ -38,6 +38,7 @@ class FakeResults:
     dataset_results: Path
     subjects: list[str]
     folds: dict[str, int] = field(default_factory=dict)  # case -> fold
+    n_folds: int = 2
     repeat_results: list[Path] = field(default_factory=list)  # DatasetNNN_NAME of repeats 1, 2, ...
 
 
@@ -119,20 +120,22 @@ def make_results(
     gate_trainers: tuple[str, ...] = (),
     stock_trainers: tuple[str, ...] = ("nnUNetTrainer",),
     repeats: int = 1,
+    n_folds: int = 2,
 ) -> FakeResults:
     """Write the fake dataset and results.
 
     Args:
         root: where nnUNet_raw, nnUNet_preprocessed and nnUNet_results are created.
         trainers: trainer name -> "good" or "bad" predictions.
-        n_subjects: subjects (two legs each); even subjects in fold 0, odd ones in fold 1.
+        n_subjects: subjects (two legs each); subject i in fold i % n_folds.
         gate_trainers: trainers whose logs have edge-gate lines.
         stock_trainers: trainers whose logs have only nnU-Net's lines.
         repeats: training repeats; repeat k >= 2 goes to ``nnUNet_results_r<k>`` (``fake.repeat_results``).
+        n_folds: cross-validation folds.
     """
     raw, pre, res = root / "nnUNet_raw", root / "nnUNet_preprocessed", root / "nnUNet_results"
     subjects = [f"sub{i:02d}" for i in range(n_subjects)]
-    fake = FakeResults(raw, pre, res, res / DATASET, subjects)
+    fake = FakeResults(raw, pre, res, res / DATASET, subjects, n_folds=n_folds)
     for i, subject in enumerate(subjects):
         for j, side in enumerate("LR"):
             case, seed = f"{subject}_{side}", 100 * i + j
@@ -140,7 +143,7 @@ def make_results(
             write(labels, raw / DATASET / "labelsTr" / f"{case}.nii.gz")
             write(labels, pre / DATASET / "gt_segmentations" / f"{case}.nii.gz")
             write(leg_image(labels, seed), raw / DATASET / "imagesTr" / f"{case}_0000.nii.gz")
-            fake.folds[case] = i % 2
+            fake.folds[case] = i % n_folds
     for repeat in range(1, repeats + 1):
         results = res if repeat == 1 else root / f"nnUNet_results_r{repeat}"
         fake.repeat_results.append(results / DATASET)
@@ -153,9 +156,9 @@ def make_results(
 def _write_trainer(
     fake: FakeResults, dataset_results: Path, trainer: str, kind: str, *, gate: bool, ours: bool, repeat: int
 ) -> None:
-    """One trainer's two folds (logs, checkpoint, validation predictions) in one repeat's results folder."""
+    """One trainer's folds (logs, checkpoint, validation predictions) in one repeat's results folder."""
     folder = dataset_results / f"{trainer}__{PLANS}__{CONFIGURATION}"
-    for fold in (0, 1):
+    for fold in range(fake.n_folds):
         fold_dir = folder / f"fold_{fold}"
         (fold_dir / "validation").mkdir(parents=True)
         # the second session's log sorts first as text: the parser must order by date

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from nnunet_filternet.cli import main
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.metrics import evaluate as evaluate_module
 from nnunet_filternet.metrics.evaluate import CASE_COLUMNS, evaluate_folders, per_subject, read_rows
@@ -148,3 +150,65 @@ def test_cli_writes_both_tables_and_reports_bad_input(folders, tmp_path):
     assert r.returncode == 2
     assert r.stderr.startswith("filternet evaluate: error:") and "s02_L" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def _splits(path, folds):
+    path.write_text(json.dumps([{"train": [], "val": val} for val in folds]))
+    return path
+
+
+def test_splits_give_every_row_its_fold_leg_cases_and_full_scans(folders, tmp_path, monkeypatch):
+    """A leg case and a restored full scan both take the fold whose val holds the subject's cases."""
+    pred_dir, ref_dir = folders
+    splits = _splits(tmp_path / "splits_final.json", [["s02_L", "s02_R", "x_L"], ["s01_L", "s01_R"]])
+    out = tmp_path / "legs" / "m.csv"
+    case_csv, subject_csv = evaluate_folders(pred_dir, ref_dir, out, jobs=1, splits=splits)
+    with open(case_csv) as f:
+        assert next(csv.reader(f))[:4] == ["case", "subject", "fold", "compartment"]
+    assert {(r["case"], r["fold"]) for r in read_rows(case_csv)} == {
+        ("s01_L", "1"),
+        ("s01_R", "1"),
+        ("s02_L", "0"),
+        ("s02_R", "0"),
+    }
+    assert {(r["subject"], r["fold"]) for r in read_rows(subject_csv)} == {("s01", "1"), ("s02", "0")}
+    # a rerun with the folds reuses every row (the CSV with its fold column is what the sidecar recorded)
+    calls = []
+    monkeypatch.setattr(evaluate_module, "_evaluate_or_error", lambda pair, postprocess: calls.append(pair))
+    evaluate_folders(pred_dir, ref_dir, out, jobs=1, splits=splits)
+    assert calls == []
+    monkeypatch.undo()
+    # restored full scans: named by subject
+    scans_pred, scans_ref = tmp_path / "scans_pred", tmp_path / "scans_ref"
+    scans_pred.mkdir(), scans_ref.mkdir()
+    for i, subject in enumerate(("s01", "s02")):
+        write_map(scans_ref / f"{subject}.nii.gz", leg(i))
+        write_map(scans_pred / f"{subject}.nii.gz", leg(i + 5))
+    _, subject_csv = evaluate_folders(scans_pred, scans_ref, tmp_path / "scans.csv", jobs=1, splits=splits)
+    assert {(r["subject"], r["fold"]) for r in read_rows(subject_csv)} == {("s01", "1"), ("s02", "0")}
+
+
+def test_splits_that_do_not_give_one_fold_per_subject_exit_2(folders, tmp_path, capsys):
+    pred_dir, ref_dir = folders
+    not_grouped = _splits(tmp_path / "not_grouped.json", [["s01_L", "s02_L", "s02_R"], ["s01_R"]])
+    partial = _splits(tmp_path / "partial.json", [["s01_L", "s01_R"]])
+    twice = _splits(tmp_path / "twice.json", [["s01_L", "s01_R"], ["s01_L", "s02_L", "s02_R"]])
+    not_json = tmp_path / "not_json.json"
+    not_json.write_text("{folds")
+    no_val = tmp_path / "no_val.json"
+    no_val.write_text(json.dumps([{"train": ["a"]}]))
+    cases = {
+        not_grouped: "subject s01 has cases in the val of fold 0 and of fold 1; expected a subject-grouped split",
+        partial: "no fold's val holds 2 evaluated case(s): s02_L, s02_R",
+        twice: "case s01_L is in the val of fold 0 and of fold 1",
+        not_json: "expected nnU-Net's splits_final.json",
+        no_val: 'fold 0: expected a "val" list of case names',
+        tmp_path / "missing.json": "expected nnU-Net's splits_final.json",
+    }
+    for splits, message in cases.items():
+        out = tmp_path / "m.csv"
+        code = main(["evaluate", "--pred", str(pred_dir), "--ref", str(ref_dir), "--out", str(out), "--splits",
+                     str(splits), "-j", "1"])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith(f"filternet evaluate: error: {splits}: ") and message in err, err
+        assert err.count("\n") == 1 and not out.exists()

@@ -61,14 +61,15 @@ def test_report_files_are_written(report_dir):
 def test_table_one_marks_the_worse_trainer_only(report_dir):
     rows = {(r["metric"], r["compartment"], r["trainer"]): r for r in _csv(report_dir / "table1.csv")}
     bad = rows[("dice", "TA", "nnUNetTrainer")]
-    assert float(bad["t_p"]) < 0.05 and float(bad["wilcoxon_p"]) < 0.05 and bad["n_pairs"] == "6"
+    assert float(bad["fold_t_p"]) < 0.05 and (bad["n_pairs"], bad["n_folds"]) == ("6", "2")
     assert float(bad["mean"]) < float(rows[("dice", "TA", REFERENCE)]["mean"])
-    assert rows[("dice", "TA", REFERENCE)]["t_p"] == "nan"
+    assert rows[("dice", "TA", REFERENCE)]["fold_t_p"] == "nan"
     headline = headline_table(report_dir)
     ta_line = next(line for line in headline.splitlines() if line.startswith("| TA |"))
     cells = [c.strip() for c in ta_line.strip("|").split("|")]
-    assert cells[1].endswith("*†")  # nnUNetTrainer DSC
-    assert not cells[2].endswith(("*", "†")) and not cells[3].endswith(("*", "†"))
+    assert cells[1].endswith("*")  # nnUNetTrainer DSC
+    assert not cells[2].endswith("*") and not cells[3].endswith("*")
+    assert "over the fold means of the per-subject differences" in headline
     # the mean over subjects is the mean of the per-subject CSV
     subjects = [
         r for r in read_rows(report_dir / "metrics" / "nnUNetTrainer_per_subject.csv") if r["compartment"] == "TA"
@@ -209,7 +210,9 @@ def test_partial_cross_validation_is_reported_not_hidden(fake, tmp_path, monkeyp
     text = report.read_text()
     assert "nnUNetTrainer: 6 of 12 ground-truth cases predicted (folds 0); not predicted: sub01_L" in text
     rows = {(r["metric"], r["compartment"], r["trainer"]): r for r in _csv(tmp_path / "out" / "table1.csv")}
-    assert rows[("dice", "TA", "nnUNetTrainer")]["n_pairs"] == "3"
+    assert (rows[("dice", "TA", "nnUNetTrainer")]["n_pairs"], rows[("dice", "TA", "nnUNetTrainer")]["n_folds"]) == (
+        "3", "1"
+    )  # fmt: skip
     assert rows[("dice", "TA", REFERENCE)]["n"] == "6"
 
 
@@ -233,8 +236,8 @@ REPEATED = {REFERENCE: "good", "nnUNetTrainer": "bad"}
 
 @pytest.fixture(scope="module")
 def repeated(tmp_path_factory):
-    """12 subjects (enough for Holm over 18 rows at n = 12), two trainers, two training repeats."""
-    fake = make_results(tmp_path_factory.mktemp("repeated"), REPEATED, n_subjects=12, repeats=2)
+    """12 subjects in 4 folds, two trainers, two training repeats."""
+    fake = make_results(tmp_path_factory.mktemp("repeated"), REPEATED, n_subjects=12, repeats=2, n_folds=4)
     mp = pytest.MonkeyPatch()
     mp.setenv("nnUNet_raw", str(fake.raw))
     mp.setenv("nnUNet_preprocessed", str(fake.preprocessed))
@@ -255,9 +258,17 @@ def test_repeats_add_the_comparison_of_every_trainer_with_the_reference(repeated
     assert list(rows[0]) == ["candidate", *COMPARISON_COLUMNS]
     assert {r["candidate"] for r in rows} == {"nnUNetTrainer"} and len(rows) == 6 * 3
     ta = next(r for r in rows if (r["compartment"], r["metric"]) == ("TA", "dice"))
-    assert (ta["n_subjects"], ta["n_repeats_reference"], ta["n_repeats_candidate"]) == ("12", "2", "2")
+    assert (ta["n_subjects"], ta["n_folds"], ta["n_repeats_reference"], ta["n_repeats_candidate"]) == (
+        "12", "4", "2", "2"
+    )  # fmt: skip
     assert ta["verdict"] == "worse" and float(ta["difference"]) < 0
-    assert ta["repeat_sd_reference"] != "" and ta["repeat_sd_candidate"] != ""
+    mean = next(r for r in rows if (r["compartment"], r["metric"]) == ("mean", "dice"))
+    assert float(mean["run_sd_reference"]) > 0 and float(mean["detectable_difference"]) > 0
+    # every metrics CSV carries the fold that predicted the case (from the results' fold_<k> folders)
+    for path in (out / "metrics" / "nnUNetTrainer.csv", out / "metrics" / "repeat_2" / "nnUNetTrainer.csv"):
+        assert {(r["case"], int(r["fold"])) for r in read_rows(path)} == set(fake.folds.items())
+    per_subject = read_rows(out / "metrics" / "repeat_2" / "nnUNetTrainer_per_subject.csv")
+    assert {(r["subject"], r["fold"]) for r in per_subject} == {(f"sub{i:02d}", str(i % 4)) for i in range(12)}
     text = (out / "report.md").read_text()
     assert "## Comparison over 2 training repeats (against nnUNetTrainerFilterNet)" in text
     assert f"repeat 2 (`{fake.repeat_results[1]}`)" in text
@@ -284,9 +295,9 @@ def test_repeats_cli_partial_repeat_and_misuse(repeated, tmp_path, monkeypatch, 
     args = ["report", "--trainers", *REPEATED, "--reference", REFERENCE, "-j", "1", "--out", str(tmp_path / "out")]
     assert main(args + ["--results", str(fake.repeat_results[0]), str(partial)]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
-    odd = ", ".join(f"sub{i:02d}" for i in range(1, 12, 2))
-    assert f"Left out (not predicted in every repeat of every trainer): {odd}." in text
-    assert {r["n_subjects"] for r in _csv(tmp_path / "out" / "compare.csv")} == {"6"}
+    fold_1 = ", ".join(f"sub{i:02d}" for i in range(1, 12, 4))
+    assert f"Left out (not predicted in every repeat of every trainer): {fold_1}." in text
+    assert {(r["n_subjects"], r["n_folds"]) for r in _csv(tmp_path / "out" / "compare.csv")} == {("9", "3")}
     # the same root twice, or another dataset's results: exit 2, one line
     other = tmp_path / "nnUNet_results_r3" / "Dataset901_Other"
     other.mkdir(parents=True)
@@ -297,13 +308,37 @@ def test_repeats_cli_partial_repeat_and_misuse(repeated, tmp_path, monkeypatch, 
         assert err.startswith("filternet report: error: ") and message in err and err.count("\n") == 1, err
 
 
-def test_table_one_wilcoxon_is_scipys_default():
-    """Table I's Wilcoxon p is scipy.stats.wilcoxon(a, b) (zeros dropped), ties and zeros included."""
+def test_table_one_p_is_the_paired_t_over_folds(repeated):
+    """Table I's p: the one-sample t over the fold means of the per-subject differences (scipy as the oracle)."""
+    import numpy as np
     from scipy import stats
 
-    from nnunet_filternet.report.stats import paired_tests
+    fake, out = repeated
+    per_subject = {t: read_rows(out / "metrics" / f"{t}_per_subject.csv") for t in REPEATED}
+    sol = {t: {r["subject"]: (r["fold"], 100 * r["dice"]) for r in rows if r["compartment"] == "Sol"}
+          for t, rows in per_subject.items()}  # fmt: skip
+    d = {s: sol["nnUNetTrainer"][s][1] - sol[REFERENCE][s][1] for s in sol[REFERENCE]}
+    folds = sorted({fold for fold, _ in sol[REFERENCE].values()})
+    means = [np.mean([d[s] for s, (fold, _) in sol[REFERENCE].items() if fold == f]) for f in folds]
+    rows = {(r["metric"], r["compartment"], r["trainer"]): r for r in _csv(out / "table1.csv")}
+    got = rows[("dice", "Sol", "nnUNetTrainer")]
+    assert np.std(means) > 0.1  # the differences vary between folds: a test that can tell a subject-level t
+    assert float(got["fold_t_p"]) == pytest.approx(stats.ttest_1samp(means, 0.0).pvalue, rel=1e-9)
+    assert got["n_folds"] == "4"
 
-    a = [0.80, 0.80, 0.71, 0.72, 0.73, 0.74, 0.75, 0.70, 0.79]
-    b = [0.80, 0.80, 0.70, 0.70, 0.70, 0.70, 0.70, 0.725, 0.795]
-    values, reference = dict(zip("abcdefghi", a)), dict(zip("abcdefghi", b))
-    assert paired_tests(values, reference).wilcoxon_p == pytest.approx(stats.wilcoxon(a, b).pvalue, rel=1e-12)
+
+def test_a_byte_identical_copy_is_not_a_second_repeat(repeated, tmp_path, monkeypatch, capsys):
+    """report refuses a copied results folder as a repeat, with compare's check (one line, exit 2)."""
+    fake, _ = repeated
+    monkeypatch.setenv("nnUNet_raw", str(fake.raw))
+    monkeypatch.setenv("nnUNet_preprocessed", str(fake.preprocessed))
+    copy = tmp_path / "nnUNet_results_copy" / "Dataset900_Fake"
+    shutil.copytree(fake.repeat_results[0], copy)
+    args = ["report", "--trainers", *REPEATED, "--reference", REFERENCE, "-j", "1", "--out", str(tmp_path / "out")]
+    assert main(args + ["--results", str(fake.repeat_results[0]), str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"filternet report: error: {copy}: has the same {REFERENCE} predictions as ")
+        and err.count("\n") == 1
+    ), err
+    assert not (tmp_path / "out").exists()

@@ -17,11 +17,12 @@ def _alpha(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nnunet_filternet.compare.comparison import DEFAULT_METRICS, METRICS
-    from nnunet_filternet.report.stats import ALPHA
+    from nnunet_filternet.statistics import ALPHA
 
     parser.add_argument(
         "--reference", required=True, nargs="+", metavar="CSV",
-        help="the reference model's filternet evaluate metrics CSV, one per training repeat",
+        help="the reference model's filternet evaluate metrics CSV, one per training repeat (with a fold column from "
+        "filternet evaluate --splits: the fold is the unit of the test; without: each subject is its own fold)",
     )  # fmt: skip
     parser.add_argument(
         "--candidate", required=True, nargs="+", metavar="CSV",

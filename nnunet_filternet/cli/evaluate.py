@@ -16,6 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-case CSV to write; the per-subject table (mean over _L/_R legs) goes beside it "
         "as <stem>_per_subject.csv",
     )
+    parser.add_argument(
+        "--splits", default=None, metavar="JSON",
+        help="the dataset's splits_final.json: both CSVs gain a fold column (the fold whose network predicted each "
+        "case, which filternet compare tests over)",
+    )  # fmt: skip
     parser.add_argument("-j", "--jobs", type=jobs_type, default=None, help="worker processes (default: all cores)")
     parser.add_argument(
         "--fresh",
@@ -29,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_filternet.metrics.evaluate import evaluate_folders, read_rows
     from nnunet_filternet.metrics.summary import summary_markdown
 
-    case_csv, subject_csv = evaluate_folders(args.pred, args.ref, args.out, jobs=args.jobs, fresh=args.fresh)
+    case_csv, subject_csv = evaluate_folders(
+        args.pred, args.ref, args.out, jobs=args.jobs, fresh=args.fresh, splits=args.splits
+    )
     print(summary_markdown(read_rows(subject_csv)))
     print(f"wrote {case_csv} and {subject_csv}")
     return 0

@@ -1,15 +1,15 @@
 """Two or more models, several training repeats each: one row and one verdict per compartment and metric.
 
-Input: per repeat of each model, the per-subject rows of ``filternet evaluate`` (``subject, compartment``
-and metric columns; a subject's row is already the mean of its legs). A subject's value is the mean over
-repeats, with the rule the per-subject averaging uses: NaN (compartment absent from reference and
-prediction) is left out, +inf (a missed or hallucinated compartment) is kept. Pairs where either model's
-value is NaN or infinite are left out of the statistics and counted, as in ``filternet report``'s paired
-tests. Rows: the compartments present, then ``mean`` (per subject, the mean over compartments).
+Input: per repeat of each model, the per-subject rows of ``filternet evaluate`` (``subject, compartment``,
+optionally ``fold``, and metric columns; a subject's row is already the mean of its legs). A subject's value
+is the mean over repeats, with the rule the per-subject averaging uses: NaN (compartment absent from reference
+and prediction) is left out, +inf (a missed or hallucinated compartment) is kept. Pairs where either model's
+value is NaN or infinite are left out of the statistics and counted. Rows: the compartments present, then
+``mean`` (per subject, the mean over compartments).
 
-Statistics per row (:mod:`.stats`): the mean paired difference candidate - reference with its t interval
-at level 1 - alpha, the Wilcoxon signed-rank p, Holm's adjustment over every row of the run, and, with
-at least two repeats of each model, the run-to-run margin (Welch) that |difference| must exceed.
+The unit of the test is the fold (the network that predicted the subject): the paired t over fold means of
+:mod:`nnunet_filternet.statistics.folds`, Holm over every row of the run, and a verdict from ``p_holm < alpha``
+and the sign. Without folds in the rows every subject is its own fold (the ordinary paired t over subjects).
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ import numpy as np
 
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.labels import COMPARTMENTS
-from nnunet_filternet.metrics.summary import mean_std
-from nnunet_filternet.report.stats import ALPHA
-from nnunet_filternet.report.tables import MEAN_ROW, metric_by_subject
-
-from . import stats
+from nnunet_filternet.metrics.summary import FOLD, MEAN_ROW, fold_by_subject, metric_by_subject
+from nnunet_filternet.statistics import ALPHA
+from nnunet_filternet.statistics.folds import compare_over_folds, fold_codes, judge, subject_means
+from nnunet_filternet.statistics.multiple import holm
 
 #: Per-subject rows of one model: one sequence of rows (``subject``, ``compartment``, metrics) per repeat.
 Repeats = Sequence[Sequence[dict]]
@@ -36,6 +35,7 @@ COLUMNS: tuple[str, ...] = (
     "compartment",
     "metric",
     "n_subjects",
+    "n_folds",
     "n_repeats_reference",
     "n_repeats_candidate",
     "reference_mean",
@@ -45,14 +45,16 @@ COLUMNS: tuple[str, ...] = (
     "ci_high",
     "p",
     "p_holm",
-    "repeat_sd_reference",
-    "repeat_sd_candidate",
+    "run_sd_reference",
+    "run_sd_candidate",
+    "detectable_difference",
     "verdict",
 )
 
 BETTER, WORSE, NO_DIFFERENCE = "better", "worse", "no difference detected"
-#: Appended to every verdict when either model has a single repeat (nothing bounds run-to-run noise).
-SINGLE_RUN = " (single run)"
+#: Verdicts of rows without a test, saying why.
+NO_PAIR, ONE_FOLD = "not tested: no usable pair", "not tested: one fold"
+VERDICTS: tuple[str, ...] = (BETTER, WORSE, NO_DIFFERENCE, NO_PAIR, ONE_FOLD)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class MetricSpec:
     unit: str
     higher_is_better: bool
     label: str
+
+    def missed(self, value: float) -> bool:
+        """A value that means the compartment was missed or hallucinated: Dice 0, a distance +inf."""
+        return value == 0 if self.column == "dice" else math.isinf(value)
 
 
 #: Metrics ``filternet compare`` can judge (the evaluate columns with a direction; volumes have none).
@@ -81,15 +87,18 @@ DEFAULT_METRICS: tuple[str, ...] = ("dice", "assd_mm", "hd95_mm")
 class ComparisonRow:
     """One compartment and metric. The first fields are :data:`COLUMNS`; the rest are printed, not written.
 
-    Means, difference and interval are in the metric's display unit (Dice in %, distances in mm); the
-    difference is candidate - reference. ``repeat_sd_*`` and ``run_margin`` are NaN with a single repeat.
-    ``n_absent``: subjects left out because a value is NaN; ``n_missed_*``: subjects whose value is +inf
-    for that model (left out too; a subject missed by both counts in both).
+    Means, difference, interval, SDs and the detectable difference are in the metric's display unit (Dice in
+    %, distances in mm); the difference is candidate - reference, the mean of its fold means. ``run_sd_*`` are
+    NaN with a single repeat of that model. ``n_absent``: subjects left out because a value is NaN;
+    ``n_missed_*``: subjects whose value is +inf for that model (left out too; a subject missed by both counts
+    in both); ``missed_only_*``: subjects where only that model missed (Dice 0 or a distance +inf in a repeat)
+    while the other did not. ``folds_given``: the rows had folds (else every subject was its own fold).
     """
 
     compartment: str
     metric: str
     n_subjects: int
+    n_folds: int
     n_repeats_reference: int
     n_repeats_candidate: int
     reference_mean: float
@@ -99,24 +108,29 @@ class ComparisonRow:
     ci_high: float
     p: float
     p_holm: float
-    repeat_sd_reference: float
-    repeat_sd_candidate: float
+    run_sd_reference: float
+    run_sd_candidate: float
+    detectable_difference: float
     verdict: str
-    run_margin: float = math.nan
     n_absent: int = 0
     n_missed_reference: int = 0
     n_missed_candidate: int = 0
+    missed_only_reference: tuple[str, ...] = ()
+    missed_only_candidate: tuple[str, ...] = ()
+    subject_sd: float = math.nan
+    fold_sd: float = math.nan
+    folds_given: bool = True
 
     @property
-    def single_run(self) -> bool:
-        return min(self.n_repeats_reference, self.n_repeats_candidate) < 2
+    def tested(self) -> bool:
+        return self.n_folds >= 2
 
     def csv_cells(self) -> list:
-        """Cells of :data:`COLUMNS`; repeat SDs empty with a single repeat."""
+        """Cells of :data:`COLUMNS`; a run SD is empty with a single repeat of its model."""
         cells = {c: getattr(self, c) for c in COLUMNS}
         for model in ("reference", "candidate"):
             if getattr(self, f"n_repeats_{model}") < 2:
-                cells[f"repeat_sd_{model}"] = ""
+                cells[f"run_sd_{model}"] = ""
         return list(cells.values())
 
 
@@ -128,6 +142,43 @@ def _compartments(models: Sequence[Repeats]) -> list[str]:
 
 def _subject_list(subjects) -> str:
     return ", ".join(sorted(subjects)) or "none"
+
+
+def subject_folds(tables: Sequence[tuple[str, Sequence[dict]]]) -> dict[str, str] | None:
+    """subject -> fold over every table (a repeat of a model); None when no table has folds.
+
+    Args:
+        tables: (what to call the table in a message, e.g. its file, per-subject rows) per repeat and model.
+
+    Raises:
+        FilterNetError: a table without folds beside tables with folds, or a subject whose fold differs
+            between tables (naming the subject, both folds and both tables).
+    """
+    per_table = []
+    for label, rows in tables:
+        try:
+            per_table.append((label, fold_by_subject(rows)))
+        except FilterNetError as e:
+            raise FilterNetError(f"{label}: {e}") from None
+    with_folds = [(label, folds) for label, folds in per_table if folds is not None]
+    if not with_folds:
+        return None
+    without = [label for label, folds in per_table if folds is None]
+    if without:
+        raise FilterNetError(
+            f"{without[0]}: expected a {FOLD} column, as in {with_folds[0][0]} (every metrics table with folds, or "
+            "none: filternet evaluate --splits writes them)"
+        )
+    merged: dict[str, tuple[str, str]] = {}
+    for label, folds in with_folds:
+        for subject, fold in folds.items():
+            first_fold, first_label = merged.setdefault(subject, (fold, label))
+            if first_fold != fold:
+                raise FilterNetError(
+                    f"subject {subject} is in fold {first_fold} in {first_label} and in fold {fold} in {label}; "
+                    "expected one fold per subject (the fold whose network predicted it) in every repeat of both models"
+                )
+    return {subject: fold for subject, (fold, _) in merged.items()}
 
 
 def _values_over_repeats(repeats: Repeats, compartment: str, spec: MetricSpec, model: str) -> dict[str, list[float]]:
@@ -158,25 +209,34 @@ def _by_repeat(values: Mapping[str, list[float]], subjects: list[str], k: int) -
     return np.asarray([values[s] for s in subjects], dtype=np.float64).reshape(len(subjects), k).T
 
 
-def _tested_row(reference: Repeats, candidate: Repeats, compartment: str, spec: MetricSpec, level: float):
+def _missed_only(first: Mapping[str, list], second: Mapping[str, list], spec: MetricSpec) -> tuple[str, ...]:
+    """Subjects that ``first`` missed in some repeat while ``second`` had a finite, non-missed value in each."""
+    return tuple(
+        s
+        for s in first
+        if any(spec.missed(v) for v in first[s]) and not any(spec.missed(v) or math.isnan(v) for v in second[s])
+    )
+
+
+def _tested_row(
+    reference: Repeats, candidate: Repeats, folds: Mapping[str, str] | None, compartment: str, spec: MetricSpec,
+    alpha: float,
+) -> ComparisonRow:  # fmt: skip
     """The row of one compartment and metric, before Holm's adjustment and the verdict."""
     ref = _values_over_repeats(reference, compartment, spec, "reference")
     cand = _values_over_repeats(candidate, compartment, spec, "candidate")
     _check_pairs(ref, cand, compartment)
-    used, n_absent, missed_ref, missed_cand = [], 0, 0, 0
-    for subject in ref:
-        a, b = mean_std(ref[subject])[0], mean_std(cand[subject])[0]
-        if math.isnan(a) or math.isnan(b):
-            n_absent += 1
-        elif math.isinf(a) or math.isinf(b):
-            missed_ref, missed_cand = missed_ref + math.isinf(a), missed_cand + math.isinf(b)
-        else:
-            used.append(subject)
-    st = stats.row_statistics(_by_repeat(ref, used, len(reference)), _by_repeat(cand, used, len(candidate)), level)
+    subjects = sorted(ref)
+    a, b = _by_repeat(ref, subjects, len(reference)), _by_repeat(cand, subjects, len(candidate))
+    mean_a, mean_b = subject_means(a), subject_means(b)
+    absent = np.isnan(mean_a) | np.isnan(mean_b)
+    codes = fold_codes([folds[s] for s in subjects])[0] if folds is not None else np.arange(len(subjects))
+    st = compare_over_folds(a, b, codes, alpha)
     return ComparisonRow(
         compartment=compartment,
         metric=spec.column,
-        n_subjects=len(used),
+        n_subjects=int(st.n_subjects),
+        n_folds=int(st.n_folds),
         n_repeats_reference=len(reference),
         n_repeats_candidate=len(candidate),
         reference_mean=float(st.reference_mean),
@@ -186,42 +246,41 @@ def _tested_row(reference: Repeats, candidate: Repeats, compartment: str, spec: 
         ci_high=float(st.ci_high),
         p=float(st.p),
         p_holm=math.nan,
-        repeat_sd_reference=float(st.repeat_sd_reference),
-        repeat_sd_candidate=float(st.repeat_sd_candidate),
+        run_sd_reference=float(st.run_sd_reference),
+        run_sd_candidate=float(st.run_sd_candidate),
+        detectable_difference=float(st.detectable_difference),
         verdict="",
-        n_absent=n_absent,
-        n_missed_reference=missed_ref,
-        n_missed_candidate=missed_cand,
+        n_absent=int(absent.sum()),
+        n_missed_reference=int((np.isinf(mean_a) & ~absent).sum()),
+        n_missed_candidate=int((np.isinf(mean_b) & ~absent).sum()),
+        missed_only_reference=_missed_only(ref, cand, spec),
+        missed_only_candidate=_missed_only(cand, ref, spec),
+        subject_sd=float(st.subject_sd),
+        fold_sd=float(st.fold_sd),
+        folds_given=folds is not None,
     )
 
 
 def verdict_of(row: ComparisonRow, alpha: float) -> str:
-    """``better`` / ``worse`` (in the metric's direction) or ``no difference detected``, + ``(single run)``.
+    """``better`` / ``worse`` (in the metric's direction) where ``p_holm < alpha``, else ``no difference detected``.
 
-    The rule is :func:`.stats.judge`: ``p_holm < alpha``, the interval excludes 0 and, with >= 2 repeats of
-    each model, ``|difference| > run_margin``.
+    Rows without a test say why: no subject with a finite value for both models (``not tested: no usable
+    pair``, e.g. a candidate that missed the compartment in every subject), or used subjects in one fold only.
     """
-    spec = METRICS[row.metric]
-    margin = math.nan if row.single_run else row.run_margin
-    code = int(stats.judge(row.difference, row.ci_low, row.ci_high, row.p_holm, margin, alpha, spec.higher_is_better))
-    verdict = {1: BETTER, -1: WORSE, 0: NO_DIFFERENCE}[code]
-    return verdict + (SINGLE_RUN if row.single_run else "")
+    if row.n_subjects == 0:
+        return NO_PAIR
+    if row.n_folds < 2:
+        return ONE_FOLD
+    code = int(judge(row.p_holm, row.difference, alpha, METRICS[row.metric].higher_is_better))
+    return {1: BETTER, -1: WORSE, 0: NO_DIFFERENCE}[code]
 
 
 def _decide(rows: list[ComparisonRow], alpha: float) -> list[ComparisonRow]:
-    """Holm over all ``rows`` (the whole run), run-to-run margins and verdicts."""
-    p_holm = stats.holm([r.p for r in rows]) if rows else []
+    """Holm over all ``rows`` (the whole run) and verdicts."""
+    p_holm = holm([r.p for r in rows]) if rows else []
     out = []
     for row, ph in zip(rows, p_holm):
-        margin = math.nan
-        if not row.single_run:
-            margin = float(
-                stats.run_to_run_margin(
-                    row.repeat_sd_reference, row.n_repeats_reference, row.repeat_sd_candidate,
-                    row.n_repeats_candidate, alpha,
-                )
-            )  # fmt: skip
-        row = replace(row, p_holm=float(ph), run_margin=margin)
+        row = replace(row, p_holm=float(ph))
         out.append(replace(row, verdict=verdict_of(row, alpha)))
     return out
 
@@ -235,17 +294,18 @@ def compare_models(
     """Compare every candidate model with the reference, per compartment and metric.
 
     Args:
-        reference: per repeat, the reference model's per-subject rows (``subject, compartment`` + metrics).
+        reference: per repeat, the reference model's per-subject rows (``subject, compartment``, optionally
+            ``fold``, + metrics).
         candidates: name -> the candidate's per-subject rows per repeat; the same subjects as the reference.
         metrics: keys of :data:`METRICS`.
-        alpha: level of the test, the interval (1 - alpha) and the run-to-run margin.
+        alpha: level of the test, of the interval (1 - alpha) and of the detectable difference.
 
     Returns:
         name -> rows (compartments in label order, then ``mean``; per compartment the metrics in the order
         given). Holm's adjustment runs over the rows of all candidates together.
 
     Raises:
-        FilterNetError: no repeats, an unknown metric, or subjects that do not pair.
+        FilterNetError: no repeats, an unknown metric, subjects that do not pair, or folds that differ.
     """
     if not 0 < alpha < 1:
         raise FilterNetError(f"expected alpha between 0 and 1, found {alpha}")
@@ -256,11 +316,15 @@ def compare_models(
         raise FilterNetError(f"expected each metric once, found {' '.join(metrics)}")
     if not reference or not all(candidates.values()):
         raise FilterNetError("expected at least one repeat of every model, found a model without any")
+    tables = [(f"repeat {k} of the reference", rows) for k, rows in enumerate(reference, start=1)]
+    for name, candidate in candidates.items():
+        tables += [(f"repeat {k} of {name}", rows) for k, rows in enumerate(candidate, start=1)]
+    folds = subject_folds(tables)
     tested = {}
     for name, candidate in candidates.items():
         compartments = _compartments([reference, candidate])
         tested[name] = [
-            _tested_row(reference, candidate, c, METRICS[m], 1 - alpha) for c in compartments for m in metrics
+            _tested_row(reference, candidate, folds, c, METRICS[m], alpha) for c in compartments for m in metrics
         ]
     decided = iter(_decide([row for rows in tested.values() for row in rows], alpha))
     return {name: [next(decided) for _ in rows] for name, rows in tested.items()}

@@ -1,4 +1,4 @@
-"""The comparison's figure: per metric a panel, per compartment the difference with its interval and the band."""
+"""The comparison's figure: per metric a panel, per compartment the difference, its interval and what is detectable."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nnunet_filternet.report.figures import pyplot, save_png
+from nnunet_filternet.utils.figures import pyplot, save_png
 
 from .comparison import METRICS, ComparisonRow
 from .tables import interval_label
@@ -21,9 +21,10 @@ def plot_comparison(
 ) -> None:
     """Forest plot of candidate - reference: one panel per metric, one line per compartment.
 
-    Marker: the mean difference, coloured by verdict (green better, red worse, grey none); whiskers: its
-    interval over subjects; shaded: the run-to-run margin +-m around 0 (absent with a single run). Rows
-    without a finite difference are labelled ``n/a``.
+    Marker: the mean of the fold means of the difference, coloured by verdict (green better, red worse, grey
+    none); whiskers: its t interval over folds; shaded: +- the detectable difference around 0 (the true
+    difference this design finds with 80 % power; a smaller one is likely to go unseen). Rows without a test
+    are labelled with the reason.
     """
     plt = pyplot()
     metrics = list(dict.fromkeys(r.metric for r in rows))
@@ -37,11 +38,13 @@ def plot_comparison(
         for yi, compartment in zip(y, compartments):
             r = by_key.get((compartment, metric))
             if r is None or not math.isfinite(r.difference):
-                ax.text(0, yi, "n/a", ha="center", va="center", fontsize=8, color="grey")
+                reason = "n/a" if r is None else r.verdict.removeprefix("not tested: ")
+                ax.text(0, yi, reason, ha="center", va="center", fontsize=8, color="grey")
                 continue
-            if math.isfinite(r.run_margin) and r.run_margin > 0:
-                ax.fill_betweenx([yi - 0.35, yi + 0.35], -r.run_margin, r.run_margin, color="0.85", lw=0)
-            colour = _COLOURS.get(r.verdict.split(" (")[0], "0.4")
+            if math.isfinite(r.detectable_difference) and r.detectable_difference > 0:
+                d = r.detectable_difference
+                ax.fill_betweenx([yi - 0.35, yi + 0.35], -d, d, color="0.88", lw=0)
+            colour = _COLOURS.get(r.verdict, "0.4")
             low, high = r.ci_low, r.ci_high
             xerr = None if math.isnan(low) else [[r.difference - low], [high - r.difference]]
             ax.errorbar(r.difference, yi, xerr=xerr, fmt="o", color=colour, capsize=3, ms=5)
@@ -52,9 +55,10 @@ def plot_comparison(
         ax.set_xlabel(f"{spec.label.split(' (')[0]} difference ({spec.unit}); {better}: {candidate} better")
         ax.grid(axis="x", alpha=0.3)
     k_ref, k_cand = rows[0].n_repeats_reference, rows[0].n_repeats_candidate
-    band = "shaded: run-to-run margin" if not rows[0].single_run else "single run: no run-to-run band"
+    unit = "folds" if rows[0].folds_given else "subjects (no folds given)"
     fig.suptitle(
-        f"{candidate} − {reference} (repeats {k_cand} / {k_ref}): mean over subjects, {interval_label(alpha)}; {band}",
+        f"{candidate} − {reference} (repeats {k_cand} / {k_ref}): mean over {unit}, {interval_label(alpha)}; "
+        "shaded: ± detectable difference (80 % power)",
         fontsize=10,
     )
     fig.tight_layout()

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_filternet.errors import FilterNetError
-from nnunet_filternet.report.stats import ALPHA
+from nnunet_filternet.statistics import ALPHA
 
-from .comparison import DEFAULT_METRICS, ComparisonRow, compare_models
+from .comparison import DEFAULT_METRICS, ComparisonRow, compare_models, subject_folds
 from .figure import plot_comparison
 from .inputs import check_distinct_files, check_pairing, read_metric_table
 from .tables import comparison_table, summary_lines, write_comparison_csv
@@ -43,15 +43,16 @@ def compare_files(
     """Compare a candidate model's metric CSVs (one per repeat) with the reference's; write CSV and figure.
 
     Args:
-        reference, candidate: ``filternet evaluate`` CSVs, one per training repeat of each model.
+        reference, candidate: ``filternet evaluate`` CSVs, one per training repeat of each model; with a ``fold``
+            column (``filternet evaluate --splits``) in every file, or in none (then every subject is its own fold).
         out_csv: ``comparison.csv`` to write; the figure goes beside it (``.png``).
         names: display names of the reference and the candidate.
         metrics: metric columns to compare (keys of :data:`~.comparison.METRICS`).
-        alpha: level of the tests, of the interval (1 - alpha) and of the run-to-run margin.
+        alpha: level of the tests, of the interval (1 - alpha) and of the detectable difference.
 
     Raises:
         FilterNetError: bad input, with the file named (a missing or malformed CSV, a metric not in a file,
-            subjects that do not pair, one file given twice).
+            subjects that do not pair, one file given twice, a subject whose fold differs between files).
     """
     if not reference or not candidate:
         raise FilterNetError("expected at least one metrics CSV for --reference and for --candidate")
@@ -63,6 +64,7 @@ def compare_files(
     check_distinct_files(paths)
     tables = [(p, read_metric_table(p, metrics)) for p in paths]
     check_pairing(tables)
+    subject_folds([(str(p), rows) for p, rows in tables])
     ref_tables = [rows for _, rows in tables[: len(reference)]]
     cand_tables = [rows for _, rows in tables[len(reference) :]]
     rows = compare_models(ref_tables, {names[1]: cand_tables}, metrics, alpha)[names[1]]

@@ -2,8 +2,11 @@
 
 A metric CSV is a ``filternet evaluate`` table: per case (``case, subject, compartment, dice, assd_mm,
 hd95_mm, ...``; a subject's legs are averaged here, NaN left out and +inf kept, as ``filternet evaluate``
-does) or already per subject (no ``case`` column; one row per subject and compartment). Every file must hold
-the same subjects and compartments, and no file may be given twice (by path or by content).
+does) or already per subject (no ``case`` column; one row per subject and compartment), with an optional
+``fold`` column (``filternet evaluate --splits``: the fold whose network predicted the case, one per subject).
+Every file must hold the same subjects and compartments, and no file may be given twice (by path or by
+content): :func:`check_distinct_repeats` is the one check, also used by ``filternet report`` on the
+predictions of each repeat.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import csv
 import hashlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nnunet_filternet.errors import InputError
 from nnunet_filternet.metrics.evaluate import per_subject
+from nnunet_filternet.metrics.summary import FOLD
 
 #: Identifying columns of a metric CSV (``case`` is optional: without it the rows are per subject).
 KEY_COLUMNS: tuple[str, ...] = ("subject", "compartment")
@@ -64,6 +68,7 @@ def read_metric_table(path: str | os.PathLike, metrics: Sequence[str]) -> list[d
         raise InputError(path, f"expected {_WHAT} with rows, found only the header")
     key_column = "case" if "case" in header else "subject"
     seen: dict[tuple[str, str], int] = {}
+    folds: dict[str, tuple[str, int]] = {}
     rows = []
     for line, record in enumerate(raw, start=2):
         key = (record[key_column], record["compartment"])
@@ -74,13 +79,68 @@ def read_metric_table(path: str | os.PathLike, metrics: Sequence[str]) -> list[d
             raise InputError(path, f"line {line}: {where} repeats line {seen[key]} (expected each once)")
         seen[key] = line
         row = {"subject": record["subject"], "compartment": record["compartment"]}
+        if FOLD in header:
+            row[FOLD] = _fold(path, line, record, folds)
         row.update({m: _parse(path, line, m, record[m]) for m in metrics})
         rows.append(row)
     return per_subject(rows, columns=metrics)
 
 
+def _fold(path: Path, line: int, record: dict, folds: dict[str, tuple[str, int]]) -> str:
+    """The row's fold; every row of a subject must name the same one."""
+    fold, subject = (record[FOLD] or "").strip(), record["subject"]
+    if not fold:
+        raise InputError(path, f"line {line}: empty {FOLD} (expected the fold that predicted the case)")
+    first, first_line = folds.setdefault(subject, (fold, line))
+    if first != fold:
+        raise InputError(
+            path, f"line {line}: subject {subject} is in fold {fold} here and in fold {first} on line {first_line} "
+            "(expected one fold per subject)",
+        )  # fmt: skip
+    return fold
+
+
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def repeat_digest(files: Mapping[str, str | os.PathLike]) -> str:
+    """Content identity of one repeat's files (name -> file, e.g. case -> prediction): SHA-256 of their contents.
+
+    The names are part of the identity, the paths are not: a copied folder has the copy's identity.
+    """
+    sha = hashlib.sha256()
+    for name in sorted(files):
+        sha.update(f"{name}\0{_digest(Path(files[name]))}\n".encode())
+    return sha.hexdigest()
+
+
+def check_distinct_repeats(repeats: Sequence[tuple[str | os.PathLike, str]], what: str = "contents") -> None:
+    """Every repeat its own: no two repeats with the same content identity.
+
+    A byte-identical copy is not a second training run; counted as one, it would halve the run-to-run
+    spread that the comparison estimates.
+
+    Args:
+        repeats: (the repeat's file or folder, its digest: :func:`repeat_digest` or a file's SHA-256).
+        what: what is the same, for the message (``contents``, ``nnUNetTrainer predictions``).
+
+    Raises:
+        InputError: naming the second repeat and the first.
+    """
+    seen: dict[str, str | os.PathLike] = {}
+    for path, digest in repeats:
+        if digest in seen:
+            raise InputError(
+                path,
+                f"has the same {what} as {seen[digest]}; expected each repeat's own (a repeat is the "
+                "cross-validation trained again, not a copy)",
+            )
+        seen[digest] = path
 
 
 def check_distinct_files(paths: Sequence[str | os.PathLike]) -> None:
@@ -90,21 +150,12 @@ def check_distinct_files(paths: Sequence[str | os.PathLike]) -> None:
         InputError: naming the second occurrence and the first.
     """
     seen_paths: dict[Path, Path] = {}
-    seen_digests: dict[str, Path] = {}
     for path in map(Path, paths):
         resolved = path.resolve()
         if resolved in seen_paths:
             raise InputError(path, f"is given twice (also as {seen_paths[resolved]}); expected one file per repeat")
         seen_paths[resolved] = path
-        if path.is_file():
-            digest = _digest(path)
-            if digest in seen_digests:
-                raise InputError(
-                    path,
-                    f"has the same contents as {seen_digests[digest]}; expected each repeat's own metrics "
-                    "(a repeat is the cross-validation trained again)",
-                )
-            seen_digests[digest] = path
+    check_distinct_repeats([(p, _digest(Path(p))) for p in paths if Path(p).is_file()])
 
 
 def check_pairing(tables: Sequence[tuple[Path, list[dict]]]) -> None:

@@ -1,4 +1,9 @@
-"""The comparison as ``comparison.csv``, as a printed (Markdown) table, and as summary lines with its counts."""
+"""The comparison as ``comparison.csv``, as a printed (Markdown) table, and as summary lines.
+
+The summary counts the verdicts, names the subjects left out of each row, reports compartments that one
+model missed where the other found them, says where the folds came from, and prints the variance components
+a lab needs to plan a study (``python -m nnunet_filternet.statistics.power``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ import math
 import os
 from collections.abc import Sequence
 
-from nnunet_filternet.report.tables import Table
+from nnunet_filternet.metrics.summary import MEAN_ROW
+from nnunet_filternet.statistics.power import implied_split_sd
+from nnunet_filternet.utils.tables import Table
 
-from .comparison import BETTER, COLUMNS, METRICS, NO_DIFFERENCE, WORSE, ComparisonRow
+from .comparison import BETTER, COLUMNS, METRICS, NO_DIFFERENCE, VERDICTS, WORSE, ComparisonRow
 
 
 def comparison_csv_table(rows: Sequence[ComparisonRow], leading: dict[str, str] | None = None) -> Table:
@@ -36,51 +43,110 @@ def interval_label(alpha: float) -> str:
 
 
 def comparison_table(rows: Sequence[ComparisonRow], reference: str, candidate: str, alpha: float) -> Table:
-    """The printed table: means, difference with its interval, p, p_holm, repeat SDs, run margin, verdict."""
+    """The printed table: means, difference with its interval, p, p_holm, run SDs, detectable difference, verdict."""
     table = Table(
         [
-            "compartment", "metric", "n", reference, candidate, f"difference ({interval_label(alpha)})", "p",
-            "p_holm", "repeat SD (ref / cand)", "run margin", "verdict",
+            "compartment", "metric", "n (folds)", reference, candidate, f"difference ({interval_label(alpha)})", "p",
+            "p_holm", "run SD (ref / cand)", "detectable", "verdict",
         ]
     )  # fmt: skip
     for r in rows:
-        sds = "n/a" if r.single_run else f"{_num(r.repeat_sd_reference)} / {_num(r.repeat_sd_candidate)}"
         table.rows.append(
             [
-                r.compartment, METRICS[r.metric].label, r.n_subjects, _num(r.reference_mean), _num(r.candidate_mean),
-                f"{_num(r.difference)} [{_num(r.ci_low)}, {_num(r.ci_high)}]", _p(r.p), _p(r.p_holm), sds,
-                "n/a" if r.single_run else _num(r.run_margin), r.verdict,
+                r.compartment, METRICS[r.metric].label, f"{r.n_subjects} ({r.n_folds})", _num(r.reference_mean),
+                _num(r.candidate_mean), f"{_num(r.difference)} [{_num(r.ci_low)}, {_num(r.ci_high)}]", _p(r.p),
+                _p(r.p_holm), f"{_num(r.run_sd_reference)} / {_num(r.run_sd_candidate)}",
+                _num(r.detectable_difference), r.verdict,
             ]
         )  # fmt: skip
     return table
 
 
-def summary_lines(rows: Sequence[ComparisonRow], reference: str, candidate: str, alpha: float) -> list[str]:
-    """Verdict counts, subjects left out (NaN / +inf) per row, and what limits the verdicts."""
-    verdicts = [r.verdict.split(" (")[0] for r in rows]
-    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in (BETTER, WORSE, NO_DIFFERENCE))
-    lines = [f"{candidate} against {reference}: {counts} ({len(rows)} rows; alpha {alpha:g})."]
+def _left_out(r: ComparisonRow, reference: str, candidate: str) -> str | None:
+    parts = []
+    if r.n_missed_reference or r.n_missed_candidate:
+        parts.append(
+            f"+inf (missed or hallucinated) in {r.n_missed_reference} subject(s) for {reference} and "
+            f"{r.n_missed_candidate} for {candidate}"
+        )
+    if r.n_absent:
+        parts.append(f"{r.n_absent} subject(s) with NaN (compartment absent)")
+    if not parts:
+        return None
+    return f"{r.compartment} {r.metric}: left out: " + "; ".join(parts) + f"; {r.n_subjects} used."
+
+
+def _shown(subjects: Sequence[str]) -> str:
+    return ", ".join(subjects[:6]) + (f" and {len(subjects) - 6} more" if len(subjects) > 6 else "")
+
+
+def missed_lines(rows: Sequence[ComparisonRow], reference: str, candidate: str) -> list[str]:
+    """One line per model that missed (Dice 0 or a distance +inf) compartments the other model found."""
+    lines = []
+    for model, other, attribute in ((candidate, reference, "missed_only_candidate"),
+                                    (reference, candidate, "missed_only_reference")):  # fmt: skip
+        per_compartment: dict[str, set[str]] = {}
+        for r in rows:
+            if r.compartment != MEAN_ROW and getattr(r, attribute):
+                per_compartment.setdefault(r.compartment, set()).update(getattr(r, attribute))
+        if per_compartment:
+            parts = [f"{c} in {len(s)} subject(s) ({_shown(sorted(s))})" for c, s in per_compartment.items()]
+            lines.append(f"{model} missed compartments that {other} found: " + "; ".join(parts) + ".")
+    return lines
+
+
+def variance_lines(rows: Sequence[ComparisonRow], reference: str, candidate: str) -> list[str]:
+    """Variance components of each metric's ``mean`` row, to plan a study with them (statistics.power)."""
+    lines = []
     for r in rows:
-        parts = []
-        if r.n_missed_reference or r.n_missed_candidate:
-            parts.append(
-                f"+inf (missed or hallucinated) in {r.n_missed_reference} subject(s) for {reference} and "
-                f"{r.n_missed_candidate} for {candidate}"
+        if r.compartment != MEAN_ROW or not r.tested:
+            continue
+        per_fold = r.n_subjects / r.n_folds
+        split = implied_split_sd(
+            r.fold_sd, r.subject_sd, per_fold, r.run_sd_reference, r.run_sd_candidate, r.n_repeats_reference,
+            r.n_repeats_candidate,
+        )  # fmt: skip
+        unit = METRICS[r.metric].unit
+        f, k_r, k_c = r.n_folds, r.n_repeats_reference, r.n_repeats_candidate
+        line = (
+            f"Variance components, mean {r.metric} ({unit}): run SD of a fold run {_num(r.run_sd_reference)} "
+            f"({reference}, {f * (k_r - 1)} df) / {_num(r.run_sd_candidate)} ({candidate}, {f * (k_c - 1)} df); "
+            f"subject SD within folds {_num(r.subject_sd)} ({r.n_subjects - f} df); SD of the fold means "
+            f"{_num(r.fold_sd)} ({f - 1} df); split SD implied {_num(split)}; {per_fold:.3g} subjects per fold."
+        )
+        if not math.isnan(split):
+            line += (
+                f" Plan with: python -m nnunet_filternet.statistics.power --run-sd {_num(r.run_sd_reference)} "
+                f"--run-sd-candidate {_num(r.run_sd_candidate)} --subject-sd {_num(r.subject_sd)} "
+                f"--split-sd {_num(split)} --target D"
             )
-        if r.n_absent:
-            parts.append(f"{r.n_absent} subject(s) with NaN (compartment absent)")
-        if parts:
-            lines.append(f"{r.compartment} {r.metric}: left out: " + "; ".join(parts) + f"; {r.n_subjects} used.")
-    if rows and rows[0].single_run:
-        k_ref, k_cand = rows[0].n_repeats_reference, rows[0].n_repeats_candidate
+        lines.append(line)
+    return lines
+
+
+def summary_lines(rows: Sequence[ComparisonRow], reference: str, candidate: str, alpha: float) -> list[str]:
+    """Verdict counts, the fold unit, subjects left out per row, missed compartments, variance components."""
+    shown = [v for v in VERDICTS if v in (BETTER, WORSE, NO_DIFFERENCE) or any(r.verdict == v for r in rows)]
+    counts = ", ".join(f"{sum(r.verdict == v for r in rows)} {v}" for v in shown)
+    lines = [f"{candidate} against {reference}: {counts} ({len(rows)} rows; alpha {alpha:g})."]
+    if rows and rows[0].folds_given:
         lines.append(
-            f"Repeats: {k_ref} of {reference}, {k_cand} of {candidate}; with a single run nothing bounds run-to-run "
-            "noise, so verdicts are marked '(single run)'."
+            f"Unit of the test: the fold ({max(r.n_folds for r in rows)} folds; paired t over the fold means, "
+            "F - 1 df; each subject's difference averaged over the repeats of each model)."
         )
-    small = sorted({r.n_subjects for r in rows if 2 <= r.n_subjects and 2.0 ** (1 - r.n_subjects) >= alpha})
-    if small:
+    elif rows:
         lines.append(
-            f"With n = {', '.join(map(str, small))} subjects the signed-rank test cannot reach p < {alpha:g} "
-            f"(its smallest two-sided p is 2/2^n), so no difference can be declared there."
+            "No fold column: every subject is its own fold (the paired t over subjects), valid only if no two "
+            "subjects were predicted by the same training run; filternet evaluate --splits splits_final.json "
+            "writes the folds."
         )
+    lines += [line for r in rows if (line := _left_out(r, reference, candidate))]
+    lines += [
+        f"{r.compartment} {r.metric}: {r.verdict} ({r.n_subjects} subject(s) with a finite value for both models, "
+        "all in one fold)."
+        for r in rows
+        if r.n_subjects and not r.tested
+    ]
+    lines += missed_lines(rows, reference, candidate)
+    lines += variance_lines(rows, reference, candidate)
     return lines

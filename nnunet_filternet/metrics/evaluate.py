@@ -7,6 +7,10 @@ reference in that case) are left out of the mean, +inf values (compartment misse
 kept, so they make the subject's distance +inf; a subject whose cases are all NaN stays NaN. Volumes are
 averaged the same way (ml per leg).
 
+With the dataset's ``splits_final.json`` (``splits``), both tables gain a ``fold`` column after ``subject``: the
+fold whose network predicted the case (:mod:`.folds`), which ``filternet compare`` uses as the unit of its
+test. A subject's cases must share one fold.
+
 A rerun reuses a case's rows from the existing output CSV only when the program version, the options and both
 of the case's files (path, size, modification and status-change time, inode) are what produced them, as
 recorded in the CSV's sidecar (:mod:`nnunet_filternet.utils.cache`); ``fresh=True`` recomputes everything.
@@ -18,7 +22,7 @@ import csv
 import functools
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +30,7 @@ import numpy as np
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.metrics.label_maps import on_reference_grid, read_label_map
 from nnunet_filternet.metrics.matching import CasePair, match_cases, subject_of
+from nnunet_filternet.metrics.summary import FOLD, fold_by_subject
 from nnunet_filternet.metrics.surface import METRIC_COLUMNS, compartment_metrics
 from nnunet_filternet.utils.atomic import atomic_path
 from nnunet_filternet.utils.parallel import parallel_map
@@ -34,6 +39,14 @@ from nnunet_filternet.utils.parallel import parallel_map
 CASE_COLUMNS: tuple[str, ...] = ("case", "subject", "compartment", *METRIC_COLUMNS)
 #: Columns of the per-subject CSV.
 SUBJECT_COLUMNS: tuple[str, ...] = ("subject", "compartment", "n_cases", *METRIC_COLUMNS)
+
+
+def with_fold(columns: Sequence[str]) -> tuple[str, ...]:
+    """``columns`` with ``fold`` after ``subject`` (the columns of a table whose cases have folds)."""
+    columns = [c for c in columns if c != FOLD]
+    at = columns.index("subject") + 1
+    return (*columns[:at], FOLD, *columns[at:])
+
 
 #: A label-map transform applied to predictions before evaluation, e.g. connected-component post-processing.
 Postprocess = Callable[[np.ndarray], np.ndarray]
@@ -63,7 +76,7 @@ def _evaluate_or_error(pair: CasePair, postprocess: Postprocess | None) -> list[
 
 
 def _parse_value(column: str, text: str):
-    return text if column in ("case", "subject", "compartment") else float(text)
+    return text if column in ("case", "subject", "compartment", FOLD) else float(text)
 
 
 def read_rows(csv_path: str | os.PathLike) -> list[dict]:
@@ -124,6 +137,7 @@ def evaluate_pairs(
     cache_csv: str | os.PathLike | None = None,
     desc: str = "evaluate",
     fresh: bool = False,
+    folds: Mapping[str, str] | None = None,
 ) -> list[dict]:
     """Per-case rows of all ``pairs`` (in order), computed over ``jobs`` processes.
 
@@ -136,6 +150,7 @@ def evaluate_pairs(
             sidecar recording the inputs.
         desc: progress bar label.
         fresh: recompute every case, ignoring ``cache_csv``'s earlier rows.
+        folds: case -> the fold that predicted it: every row gets a ``fold`` (and ``cache_csv`` the column).
 
     Raises:
         FilterNetError: listing every case that could not be evaluated and why.
@@ -152,8 +167,14 @@ def evaluate_pairs(
         raise FilterNetError(f"{len(errors)} case(s) could not be evaluated: " + " | ".join(errors))
     computed = {p.case: rows for p, rows in zip(todo, results)}
     rows = [row for p in pairs for row in (cached.get(p.case) or computed[p.case])]
+    columns = CASE_COLUMNS
+    if folds is not None:
+        rows = [{**row, FOLD: folds[row["case"]]} for row in rows]
+        columns = with_fold(CASE_COLUMNS)
+    else:
+        rows = [{k: v for k, v in row.items() if k != FOLD} for row in rows]
     if cache is not None:
-        write_rows(rows, cache, CASE_COLUMNS)
+        write_rows(rows, cache, columns)
         record_inputs(cache, options, {p.case: inputs_identity([p.pred, p.ref]) for p in pairs})
     return rows
 
@@ -165,13 +186,22 @@ def _mean_over_cases(values: list[float]) -> float:
 
 
 def per_subject(rows: Sequence[dict], columns: Sequence[str] = METRIC_COLUMNS) -> list[dict]:
-    """Average the ``columns`` of per-case rows over each subject's cases (module docstring: NaN / inf)."""
+    """Average the ``columns`` of per-case rows over each subject's cases (module docstring: NaN / inf).
+
+    Rows with a ``fold`` pass it on (one per subject).
+
+    Raises:
+        FilterNetError: a subject whose cases have different folds, or rows with and without a fold.
+    """
+    folds = fold_by_subject(rows)
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["subject"], row["compartment"]), []).append(row)
     out = []
     for (subject, compartment), group in groups.items():
         summary = {"subject": subject, "compartment": compartment, "n_cases": len(group)}
+        if folds is not None:
+            summary[FOLD] = folds[subject]
         for column in columns:
             summary[column] = _mean_over_cases([float(r[column]) for r in group])
         out.append(summary)
@@ -191,6 +221,7 @@ def evaluate_folders(
     out_csv: str | os.PathLike,
     jobs: int | None = None,
     fresh: bool = False,
+    splits: str | os.PathLike | None = None,
 ) -> tuple[Path, Path]:
     """Compare every label map of ``pred_dir`` with the same-named one of ``ref_dir``.
 
@@ -201,13 +232,14 @@ def evaluate_folders(
             written beside it as ``<stem>_per_subject.csv``.
         jobs: worker processes (None: all available cores).
         fresh: recompute every case (otherwise unchanged cases of an earlier run of the same command are reused).
+        splits: the dataset's ``splits_final.json``: both CSVs gain the ``fold`` that predicted each case.
 
     Returns:
         (per-case CSV, per-subject CSV).
 
     Raises:
-        FilterNetError: missing cases on either side, an output that cannot be written, or cases that cannot
-            be evaluated (all listed).
+        FilterNetError: missing cases on either side, an output that cannot be written, cases that cannot
+            be evaluated (all listed), or a splits file without a single fold for every case.
     """
     from nnunet_filternet.utils.atomic import check_writable
     from nnunet_filternet.utils.parallel import check_jobs
@@ -216,7 +248,13 @@ def evaluate_folders(
     for path in (out_csv, per_subject_csv_path(out_csv)):
         check_writable(path, "metrics table")
     pairs = match_cases(pred_dir, ref_dir, require_all_refs=True)
-    rows = evaluate_pairs(pairs, jobs=jobs, cache_csv=out_csv, fresh=fresh)
+    folds = None
+    if splits is not None:
+        from nnunet_filternet.metrics.folds import case_folds
+
+        folds = case_folds(splits, [p.case for p in pairs])
+    rows = evaluate_pairs(pairs, jobs=jobs, cache_csv=out_csv, fresh=fresh, folds=folds)
     case_csv = Path(out_csv)
-    subject_csv = write_rows(per_subject(rows), per_subject_csv_path(out_csv), SUBJECT_COLUMNS)
+    columns = SUBJECT_COLUMNS if folds is None else with_fold(SUBJECT_COLUMNS)
+    subject_csv = write_rows(per_subject(rows), per_subject_csv_path(out_csv), columns)
     return case_csv, subject_csv

@@ -1,4 +1,7 @@
-"""A short Markdown summary of per-subject metrics: mean +- std over subjects per compartment."""
+"""Per-subject metrics reshaped and summarised: one metric per subject, mean +- std over subjects, a Markdown table.
+
+Used by ``filternet evaluate`` (its printed summary), ``filternet compare`` and ``filternet report``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,51 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.labels import COMPARTMENTS
+
+#: Row name of the per-subject mean over the compartments.
+MEAN_ROW = "mean"
+#: Column of a metrics table naming the fold whose network predicted the case (optional).
+FOLD = "fold"
+
+
+def metric_by_subject(rows: Sequence[dict], compartment: str, column: str) -> dict[str, float]:
+    """subject -> metric of one compartment; ``compartment == MEAN_ROW`` averages the compartments per subject.
+
+    The mean over compartments leaves NaN (absent compartment) out and keeps +inf.
+    """
+    if compartment != MEAN_ROW:
+        return {r["subject"]: float(r[column]) for r in rows if r["compartment"] == compartment}
+    per_subject: dict[str, list[float]] = {}
+    for r in rows:
+        per_subject.setdefault(r["subject"], []).append(float(r[column]))
+    out = {}
+    for subject, values in per_subject.items():
+        kept = [v for v in values if not math.isnan(v)]
+        out[subject] = float(np.mean(kept)) if kept else float("nan")
+    return out
+
+
+def fold_by_subject(rows: Sequence[dict]) -> dict[str, str] | None:
+    """subject -> its fold, from the ``fold`` of per-subject rows; None when the rows carry no fold.
+
+    Raises:
+        FilterNetError: a subject with rows in two folds, or rows with and without a fold.
+    """
+    if not any(FOLD in r for r in rows):
+        return None
+    lacking = sorted({r["subject"] for r in rows if FOLD not in r})
+    if lacking:
+        raise FilterNetError(f"rows of subject(s) {', '.join(lacking)} have no fold while others have one")
+    folds: dict[str, str] = {}
+    for r in rows:
+        fold = folds.setdefault(r["subject"], r[FOLD])
+        if fold != r[FOLD]:
+            raise FilterNetError(
+                f"subject {r['subject']} has rows in fold {fold} and in fold {r[FOLD]}; expected one fold per subject"
+            )
+    return folds
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float, int]:

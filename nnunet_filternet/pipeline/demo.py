@@ -149,7 +149,8 @@ class Demo:
         for trainer in self.preset.trainers:
             for k in repeats:
                 out = self.trainer_out(trainer, k)
-                evaluate_folders(out / "scans", ref, out / "metrics.csv", jobs=self.jobs)
+                splits = self.folders["nnUNet_preprocessed"] / self.dataset / "splits_final.json"
+                evaluate_folders(out / "scans", ref, out / "metrics.csv", jobs=self.jobs, splits=splits)
             out = self.trainer_out(trainer, 1)
             quantify_folder(
                 images, out / "scans", out / "biomarkers.csv", subjects_csv=self.scans / "subjects.csv"

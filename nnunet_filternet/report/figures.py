@@ -9,25 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from nnunet_filternet.labels import COLOURS, COMPARTMENTS
+from nnunet_filternet.metrics.summary import metric_by_subject
 from nnunet_filternet.report.examples import Example
-from nnunet_filternet.report.tables import SubjectRows, metric_by_subject
-from nnunet_filternet.utils.atomic import atomic_path
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_png(fig, out_png: str | os.PathLike) -> None:
-    """Save ``fig`` as a PNG atomically."""
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+from nnunet_filternet.report.tables import SubjectRows
+from nnunet_filternet.utils.figures import pyplot, save_png
 
 
 def plot_metric_bars(subject_rows: SubjectRows, out_png: str | os.PathLike) -> None:

@@ -11,9 +11,13 @@ Output folder::
     metrics/<trainer>.csv             per case and compartment (``filternet evaluate`` columns), + _per_subject.csv
     metrics/<trainer>_largest_component.csv   the same after connected-component post-processing
 
+Every metrics CSV carries the ``fold`` whose network predicted the case (from the results' ``fold_<k>``
+folders): the unit of Table I's paired tests and of the comparison.
+
 With several results roots (one per training repeat: the cross-validation trained again into another
-``nnUNet_results``), Tables I-III and the figures come from the first root, and the report gains the
-comparison of every trainer against the reference over all repeats (``filternet compare``'s statistics)::
+``nnUNet_results``; a byte-identical copy of another repeat's predictions is refused), Tables I-III and the
+figures come from the first root, and the report gains the comparison of every trainer against the reference
+over all repeats (``filternet compare``'s statistics)::
 
     compare.csv, compare_<trainer>.png  one row per trainer, compartment and metric; one forest plot per trainer
     metrics/repeat_<k>/<trainer>.csv    per case and compartment, repeat k >= 2 (+ _per_subject.csv)
@@ -27,16 +31,18 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from nnunet_filternet.compare.inputs import check_distinct_repeats, repeat_digest
 from nnunet_filternet.errors import FilterNetError, InputError
 from nnunet_filternet.metrics.evaluate import (
-    CASE_COLUMNS,
     SUBJECT_COLUMNS,
     evaluate_pairs,
     per_subject,
     per_subject_csv_path,
+    with_fold,
     write_rows,
 )
 from nnunet_filternet.metrics.matching import CasePair, list_cases
+from nnunet_filternet.metrics.summary import MEAN_ROW, metric_by_subject
 from nnunet_filternet.report import tables
 from nnunet_filternet.report.examples import choose_subjects, load_example
 from nnunet_filternet.report.figures import plot_metric_bars, plot_overlays
@@ -49,6 +55,7 @@ from nnunet_filternet.report.results import (
 )
 from nnunet_filternet.report.training import summarise_training
 from nnunet_filternet.utils.atomic import write_text
+from nnunet_filternet.utils.tables import Table
 
 HEADLINE_FILE = "table1.md"
 #: Table III's section when no trainer of the report trains one of its gates.
@@ -68,13 +75,27 @@ def _pairs(run: TrainerRun, gt_files: dict[str, Path], gt_dir: Path) -> list[Cas
     return [CasePair(case, predictions[case], gt_files[case]) for case in sorted(predictions)]
 
 
-def _evaluate(pairs: list[CasePair], csv_path: Path, jobs: int | None, postprocess=None) -> list[dict]:
+def _folds(run: TrainerRun) -> dict[str, str]:
+    """case -> the fold (as text) whose network predicted it."""
+    return {case: str(fold) for case, fold in run.fold_of().items()}
+
+
+def _evaluate(
+    pairs: list[CasePair], folds: dict[str, str], csv_path: Path, jobs: int | None, postprocess=None
+) -> list[dict]:
+    """Per-subject rows (with their fold) of ``pairs``; writes ``csv_path`` (per case) and its per-subject CSV."""
     desc = f"evaluate {csv_path.stem}"
-    rows = evaluate_pairs(pairs, jobs=jobs, postprocess=postprocess, cache_csv=csv_path, desc=desc)
-    write_rows(rows, csv_path, CASE_COLUMNS)
+    rows = evaluate_pairs(pairs, jobs=jobs, postprocess=postprocess, cache_csv=csv_path, desc=desc, folds=folds)
     subject_rows = per_subject(rows)
-    write_rows(subject_rows, per_subject_csv_path(csv_path), SUBJECT_COLUMNS)
+    write_rows(subject_rows, per_subject_csv_path(csv_path), with_fold(SUBJECT_COLUMNS))
     return subject_rows
+
+
+def _check_distinct_repeats(roots: list[Path], runs: list[dict[str, TrainerRun]]) -> None:
+    """No repeat of a trainer may hold byte-identical predictions to another repeat's (a copy, not a training)."""
+    for trainer in runs[0]:
+        digests = [(root, repeat_digest(runs_k[trainer].predictions())) for root, runs_k in zip(roots, runs)]
+        check_distinct_repeats(digests, what=f"{trainer} predictions")
 
 
 def _coverage_notes(runs: dict[str, TrainerRun], gt_files: dict[str, Path]) -> list[str]:
@@ -151,6 +172,7 @@ def write_report(
     results_dir = roots[0]
     runs = find_trainer_runs(results_dir, trainers, plans, configuration)
     repeat_runs = [find_trainer_runs(root, trainers, plans, configuration) for root in roots[1:]]
+    _check_distinct_repeats(roots, [runs, *repeat_runs])
     gt_dir = Path(gt_dir) if gt_dir is not None else default_gt_dir(results_dir)
     gt_files = list_cases(gt_dir)
     if not gt_files:
@@ -165,8 +187,11 @@ def write_report(
     coverage = _coverage_notes(runs, gt_files)
     if repeat_runs:
         repeats = [before] + [
-            {t: _evaluate(p, out_dir / "metrics" / f"repeat_{k}" / f"{t}.csv", jobs) for t, p in pairs_k.items()}
-            for k, pairs_k in enumerate(repeat_pairs, start=2)
+            {
+                t: _evaluate(p, _folds(runs_k[t]), out_dir / "metrics" / f"repeat_{k}" / f"{t}.csv", jobs)
+                for t, p in pairs_k.items()
+            }
+            for k, (pairs_k, runs_k) in enumerate(zip(repeat_pairs, repeat_runs), start=2)
         ]
         sections += _write_comparison(repeats, reference, out_dir)
         coverage = [f"- repeat 1 (`{roots[0]}`):"] + coverage
@@ -199,9 +224,9 @@ def _evaluate_trainers(
     from nnunet_filternet.report.postprocessing import keep_largest_component_per_label
 
     metrics = out_dir / "metrics"
-    before = {t: _evaluate(pairs[t], metrics / f"{t}.csv", jobs) for t in runs}
+    before = {t: _evaluate(pairs[t], _folds(runs[t]), metrics / f"{t}.csv", jobs) for t in runs}
     pp = keep_largest_component_per_label
-    after = {t: _evaluate(pairs[t], metrics / f"{t}_largest_component.csv", jobs, pp) for t in runs}
+    after = {t: _evaluate(pairs[t], _folds(runs[t]), metrics / f"{t}_largest_component.csv", jobs, pp) for t in runs}
     return before, after
 
 
@@ -213,7 +238,7 @@ def _write_comparison(repeats: list[dict[str, list[dict]]], reference: str, out_
     from nnunet_filternet.compare.comparison import COLUMNS, compare_models
     from nnunet_filternet.compare.figure import plot_comparison
     from nnunet_filternet.compare.tables import comparison_csv_table, comparison_table, summary_lines
-    from nnunet_filternet.report.stats import ALPHA
+    from nnunet_filternet.statistics import ALPHA
 
     candidates = [t for t in repeats[0] if t != reference]
     if not candidates:
@@ -229,11 +254,12 @@ def _write_comparison(repeats: list[dict[str, list[dict]]], reference: str, out_
     csv_rows = []
     lines = [
         f"## Comparison over {len(repeats)} training repeats (against {reference})",
-        f"Per compartment and metric: mean over subjects (each subject: mean of its legs and of the repeats), "
-        f"difference trainer - {reference} with its {100 * (1 - ALPHA):g}% t interval over subjects, Wilcoxon "
-        f"signed-rank p, Holm's p over all {sum(map(len, compared.values()))} rows below, the run-to-run "
-        "margin (Welch, from the SD over repeats of each trainer's cohort mean) and the verdict "
-        "(docs/evaluation.md, 'Comparing two models').",
+        "Per compartment and metric: each subject's value is the mean of its legs and of a trainer's repeats; "
+        f"the difference trainer - {reference} is averaged per fold (the network that predicted the subject), "
+        f"and the fold means give the mean difference, its {100 * (1 - ALPHA):g}% t interval and p on F - 1 "
+        f"degrees of freedom, Holm's p over all {sum(map(len, compared.values()))} rows below, each trainer's "
+        "run SD (within folds, across repeats), the difference this design detects with 80 % power, and the "
+        "verdict (docs/evaluation.md, 'Comparing two models').",
     ]
     if dropped:
         lines.append(f"Left out (not predicted in every repeat of every trainer): {', '.join(dropped)}.")
@@ -246,7 +272,7 @@ def _write_comparison(repeats: list[dict[str, list[dict]]], reference: str, out_
             "\n".join(summary_lines(rows, reference, trainer, ALPHA)),
             f"![{trainer} against {reference}](compare_{trainer}.png)",
         ]
-    tables.Table(["candidate", *COLUMNS], csv_rows).write_csv(out_dir / "compare.csv")
+    Table(["candidate", *COLUMNS], csv_rows).write_csv(out_dir / "compare.csv")
     return ["\n\n".join(lines)]
 
 
@@ -284,7 +310,7 @@ def _write_figures(before, runs, gt_files, image_files, reference: str, out_dir:
     examples = []
     common = set.intersection(*({r["subject"] for r in rows} for rows in before.values()))  # every trainer has them
     for tag, subject in choose_subjects([r for r in before[reference] if r["subject"] in common]):
-        dsc = {t: 100 * tables.metric_by_subject(rows, tables.MEAN_ROW, "dice")[subject] for t, rows in before.items()}
+        dsc = {t: 100 * metric_by_subject(rows, MEAN_ROW, "dice")[subject] for t, rows in before.items()}
         examples.append(load_example(tag, subject, gt_files, predictions, image_files, dsc))
     if examples:
         plot_overlays(examples, out_dir / "fig4_examples.png")

@@ -1,27 +1,23 @@
 """The report's tables as plain data, written as Markdown and CSV.
 
-Table I: mean +- std over subjects per compartment and trainer, marked where a paired test against the
-reference trainer gives p < 0.05. Table II: parameters, peak memory, time per epoch. Table III: the paper's
-edge-gate variants (Laplacian only, fixed sigma, fixed sigma + largest connected component, trainable sigma).
-Also: the effect of largest-connected-component post-processing on every trainer, and the edge gate's
-learned sigma per fold.
+Table I: mean +- std over subjects per compartment and trainer, marked where the paired t over folds against
+the reference trainer (``filternet compare``'s test, one repeat) gives p < 0.05. Table II: parameters, peak
+memory, time per epoch. Table III: the paper's edge-gate variants (Laplacian only, fixed sigma, fixed sigma +
+largest connected component, trainable sigma). Also: the effect of largest-connected-component post-processing
+on every trainer, and the edge gate's learned sigma per fold.
 """
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
-import numpy as np
-
+from nnunet_filternet.compare.comparison import ComparisonRow, compare_models
 from nnunet_filternet.labels import COMPARTMENTS
-from nnunet_filternet.metrics.summary import format_mean_std, mean_std
-from nnunet_filternet.report.stats import PairedTest, paired_tests
+from nnunet_filternet.metrics.summary import MEAN_ROW, format_mean_std, mean_std, metric_by_subject
 from nnunet_filternet.report.training import TrainingSummary
-from nnunet_filternet.utils.atomic import atomic_path
+from nnunet_filternet.statistics import ALPHA
+from nnunet_filternet.utils.tables import Table
 
 #: (column of the per-subject CSV, scale, heading) of Table I and its continuation.
 TABLE1_METRICS: tuple[tuple[str, float, str], ...] = (("dice", 100.0, "DSC (%)"), ("assd_mm", 1.0, "ASSD (mm)"))
@@ -29,53 +25,11 @@ TABLE1B_METRICS: tuple[tuple[str, float, str], ...] = (
     ("asd_pred_to_ref_mm", 1.0, "ASD pred→ref (mm)"),
     ("hd95_mm", 1.0, "HD95 (mm)"),
 )
-#: Row name of the per-subject mean over the five compartments.
-MEAN_ROW = "mean"
-#: Markers of significant differences from the reference trainer.
-T_MARK, WILCOXON_MARK = "*", "†"
+#: Marker of a significant difference from the reference trainer (paired t over folds, p < alpha).
+T_MARK = "*"
 
 #: trainer -> per-subject rows (``metrics/*_per_subject.csv``).
 SubjectRows = Mapping[str, Sequence[dict]]
-
-
-@dataclass
-class Table:
-    """A table: header, rows of cells (strings or numbers), and notes printed under it in Markdown."""
-
-    header: list[str]
-    rows: list[list] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def to_markdown(self) -> str:
-        def cell(v) -> str:
-            return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-        lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
-        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in self.rows]
-        return "\n".join(lines + ([""] + self.notes if self.notes else []))
-
-    def write_csv(self, path: str | os.PathLike) -> None:
-        with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(self.header)
-            writer.writerows([[repr(v) if isinstance(v, float) else v for v in row] for row in self.rows])
-
-
-def metric_by_subject(rows: Sequence[dict], compartment: str, column: str) -> dict[str, float]:
-    """subject -> metric of one compartment; ``compartment == MEAN_ROW`` averages the compartments per subject.
-
-    The mean over compartments leaves NaN (absent compartment) out and keeps +inf.
-    """
-    if compartment != MEAN_ROW:
-        return {r["subject"]: float(r[column]) for r in rows if r["compartment"] == compartment}
-    per_subject: dict[str, list[float]] = {}
-    for r in rows:
-        per_subject.setdefault(r["subject"], []).append(float(r[column]))
-    out = {}
-    for subject, values in per_subject.items():
-        kept = [v for v in values if not math.isnan(v)]
-        out[subject] = float(np.mean(kept)) if kept else float("nan")
-    return out
 
 
 def _row_names(subject_rows: SubjectRows) -> list[str]:
@@ -83,15 +37,42 @@ def _row_names(subject_rows: SubjectRows) -> list[str]:
     return [c for c in COMPARTMENTS if c in present] + [MEAN_ROW]
 
 
-def _cell(values: Mapping[str, float], scale: float, test: PairedTest | None) -> str:
+def _cell(values: Mapping[str, float], scale: float, test: ComparisonRow | None) -> str:
     mean, std, n = mean_std([v * scale for v in values.values()])
     text = format_mean_std(mean, std)
     n_inf = sum(math.isinf(v) for v in values.values())
     if n_inf:
         text += f" ({n_inf}/{len(values)} missed)"
-    if test is not None:
-        text += (T_MARK if test.t_significant else "") + (WILCOXON_MARK if test.wilcoxon_significant else "")
+    if test is not None and not math.isnan(test.p) and test.p < ALPHA:
+        text += T_MARK
     return text
+
+
+def _shared(rows: Sequence[dict], subjects: set[str]) -> list[dict]:
+    return [r for r in rows if r["subject"] in subjects]
+
+
+def paired_tests(
+    subject_rows: SubjectRows, reference: str, metrics: Sequence[tuple[str, float, str]]
+) -> dict[tuple[str, str, str], ComparisonRow]:
+    """(trainer, compartment, column) -> ``filternet compare``'s row of that trainer against the reference.
+
+    One repeat each, over the subjects both trainers predicted; the unit is the fold of the rows (every
+    subject its own fold when they have none). Table I reads the unadjusted p, as the paper does.
+    """
+    columns = [column for column, _, _ in metrics]
+    tests = {}
+    ref_subjects = {r["subject"] for r in subject_rows[reference]}
+    for trainer, rows in subject_rows.items():
+        if trainer == reference:
+            continue
+        shared = ref_subjects & {r["subject"] for r in rows}
+        if not shared:
+            continue
+        compared = compare_models([_shared(subject_rows[reference], shared)], {trainer: [_shared(rows, shared)]},
+                                  columns)[trainer]  # fmt: skip
+        tests.update({(trainer, row.compartment, row.metric): row for row in compared})
+    return tests
 
 
 def table_one(
@@ -100,28 +81,31 @@ def table_one(
     """Table I for display (wide, Markdown) and as numbers (long, CSV with means, stds and p values).
 
     Args:
-        subject_rows: trainer -> per-subject rows; dict order is the column order.
+        subject_rows: trainer -> per-subject rows (with ``fold``: the unit of the test); dict order is the
+            column order.
         reference: the trainer every other one is tested against.
         metrics: (column, scale, heading) per metric block.
     """
     trainers = list(subject_rows)
+    tests = paired_tests(subject_rows, reference, metrics)
     display = Table(["compartment"] + [f"{heading} {t}" for _, _, heading in metrics for t in trainers])
-    numbers = Table(["metric", "compartment", "trainer", "mean", "std", "n", "t_p", "wilcoxon_p", "n_pairs"])
+    numbers = Table(["metric", "compartment", "trainer", "mean", "std", "n", "fold_t_p", "n_pairs", "n_folds"])
     for name in _row_names(subject_rows):
         cells = [name]
         for column, scale, _ in metrics:
-            ref_values = metric_by_subject(subject_rows[reference], name, column)
             for trainer in trainers:
                 values = metric_by_subject(subject_rows[trainer], name, column)
-                test = None if trainer == reference else paired_tests(values, ref_values)
+                test = tests.get((trainer, name, column))
                 cells.append(_cell(values, scale, test))
                 mean, std, n = mean_std([v * scale for v in values.values()])
-                p = (math.nan, math.nan, 0) if test is None else (test.t_p, test.wilcoxon_p, test.n)
+                p = (math.nan, 0, 0) if test is None else (test.p, test.n_subjects, test.n_folds)
                 numbers.rows.append([column, name, trainer, mean, std, n, *p])
         display.rows.append(cells)
+    unit = "fold" if all("fold" in r for rows in subject_rows.values() for r in rows) else "subject"
     display.notes.append(
-        f"Mean ± std over subjects (each subject: mean of its legs). {T_MARK}: paired t-test p < 0.05, "
-        f"{WILCOXON_MARK}: Wilcoxon signed-rank p < 0.05, against {reference}. "
+        f"Mean ± std over subjects (each subject: mean of its legs). {T_MARK}: paired t against {reference} "
+        f"p < {ALPHA:g} (unadjusted), over the {unit} means of the per-subject differences (the {unit} is the unit: "
+        "subjects of one fold share a training run; docs/evaluation.md). "
         f"'{MEAN_ROW}': per-subject mean over compartments. 'k/n missed': subjects with a compartment missed "
         "or hallucinated (distance +inf, left out of the tests)."
     )
@@ -131,13 +115,13 @@ def table_one(
 def p_value_table(numbers: Table, reference: str) -> Table:
     """The p values of Table I's numbers: one row per metric and compartment, one column per tested trainer."""
     tested = [t for t in dict.fromkeys(r[2] for r in numbers.rows) if t != reference]
-    table = Table(["metric", "compartment"] + [f"{t}: t-test p / Wilcoxon p (n)" for t in tested])
+    table = Table(["metric", "compartment"] + [f"{t}: paired t over folds p (subjects, folds)" for t in tested])
     keyed = {(r[0], r[1], r[2]): r for r in numbers.rows}
     for metric, compartment in dict.fromkeys((r[0], r[1]) for r in numbers.rows):
         cells = []
         for t in tested:
-            t_p, w_p, n = keyed[(metric, compartment, t)][6:9]
-            cells.append(f"{_p(t_p)} / {_p(w_p)} ({n})")
+            p, n, folds = keyed[(metric, compartment, t)][6:9]
+            cells.append(f"{_p(p)} ({n}, {folds})")
         table.rows.append([metric, compartment, *cells])
     return table
 
