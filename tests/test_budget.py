@@ -69,12 +69,13 @@ def test_stock_variant_sets_the_budget_and_gets_the_project_mixins(nnunet_env):
     from nnunet_filternet.bench.plans import DEFAULT_DATASET_JSON, PRESETS, builtin_plans
     from nnunet_filternet.training import trainers
     from nnunet_filternet.training.norm_policy import NormPolicyMixin
+    from nnunet_filternet.training.progress_plot import ThrottledProgressPlotMixin
     from nnunet_filternet.training.telemetry import TelemetryMixin
 
     cls = trainers.nnUNetTrainer_40epochs_40iters_4val
-    assert cls.__mro__[1:4] == (TelemetryMixin, NormPolicyMixin, nnUNetTrainer)
-    ours = trainers.nnUNetTrainerFilterNet_40epochs_40iters_4val  # already has both: added once, not twice
-    assert ours.__mro__[1] is trainers.nnUNetTrainerFilterNet
+    assert cls.__mro__[1:5] == (ThrottledProgressPlotMixin, TelemetryMixin, NormPolicyMixin, nnUNetTrainer)
+    ours = trainers.nnUNetTrainerFilterNet_40epochs_40iters_4val  # has telemetry and norm: added once, not twice
+    assert ours.__mro__[1:3] == (ThrottledProgressPlotMixin, trainers.nnUNetTrainerFilterNet)
     plans = builtin_plans(PRESETS["quick"])
     plans["continue_training"] = False
     trainer = cls(plans, "3d_fullres", 0, DEFAULT_DATASET_JSON, torch.device("cpu"))
@@ -95,3 +96,27 @@ def test_variants_keep_nnunets_init_signature_and_its_default_device():
     for cls in (trainers.nnUNetTrainer_2epochs, trainers.nnUNetTrainerFilterNetPaper, trainers.nnUNetTrainerFilterNet):
         params = inspect.signature(cls.__init__).parameters
         assert [(p.name, p.default) for p in params.values()] == [(p.name, p.default) for p in stock.values()]
+
+
+def test_progress_figure_is_drawn_every_tenth_epoch_and_after_the_last():
+    from types import SimpleNamespace
+
+    from nnunet_filternet.training.progress_plot import ThrottledProgressPlotMixin
+
+    drawn = []
+
+    class Base:  # what nnU-Net's trainer offers the mixin: a logger whose local logger draws the figure
+        def on_train_start(self):
+            local = SimpleNamespace(plot_progress_png=lambda folder: drawn.append((self.current_epoch, folder)))
+            self.logger = SimpleNamespace(local_logger=local)
+
+    class Trainer(ThrottledProgressPlotMixin, Base):
+        num_epochs = 25
+        current_epoch = 0
+
+    trainer = Trainer()
+    trainer.on_train_start()
+    for epoch in range(trainer.num_epochs):  # nnU-Net's on_epoch_end calls the logger's plot every epoch
+        trainer.current_epoch = epoch
+        trainer.logger.local_logger.plot_progress_png("out")
+    assert drawn == [(9, "out"), (19, "out"), (24, "out")]

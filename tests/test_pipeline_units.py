@@ -80,3 +80,16 @@ def test_model_folder_and_folds_lookup(tmp_path):
         find_model_folder(tmp_path, "T", None, "3d_fullres")
     with pytest.raises(InputError, match=r"trained model U__\*__3d_fullres, found none; present: T__nnUNetPlans__"):
         find_model_folder(tmp_path, "U", None, "3d_fullres")
+
+
+def test_nnunet_environment_caps_nnunets_worker_processes_at_the_cpus_unless_the_user_set_them(tmp_path, monkeypatch):
+    import os
+
+    from nnunet_filternet.pipeline import nnunet_runs
+
+    monkeypatch.delenv("nnUNet_def_n_proc", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    env = nnunet_runs.environment(nnunet_runs.nnunet_folders(tmp_path))
+    assert env["nnUNet_def_n_proc"] == "2" and env["nnUNet_results"] == str(tmp_path / "nnUNet_results")
+    monkeypatch.setenv("nnUNet_def_n_proc", "5")
+    assert nnunet_runs.environment(nnunet_runs.nnunet_folders(tmp_path))["nnUNet_def_n_proc"] == "5"

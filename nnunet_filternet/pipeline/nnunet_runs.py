@@ -36,12 +36,15 @@ def environment(folders: dict[str, Path]) -> dict[str, str]:
     """A copy of this process' environment with nnU-Net's folders set.
 
     ``nnUNet_extTrainer`` keeps the user's folders (their own trainers) and lists ours, as the package's
-    start-up hook does in every interpreter.
+    start-up hook does in every interpreter. ``nnUNet_def_n_proc`` (nnU-Net's worker processes for exporting
+    and scoring a fold's validation, 8 by default) becomes the number of CPUs when the user has not set it: on
+    a 2-core machine, spawning 8 processes that each import torch cost over a minute per training.
     """
     from nnunet_filternet.nnunet_ext import add_to_environment
 
     env = dict(os.environ)
     env.update({k: str(v) for k, v in folders.items()})
+    env.setdefault("nnUNet_def_n_proc", str(min(8, os.cpu_count() or 1)))
     add_to_environment(env)
     return env
 

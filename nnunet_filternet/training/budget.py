@@ -19,7 +19,9 @@ every process and shell where the package is installed, with no variable to set.
 trainers or any trainer nnU-Net's own search finds (stock ``nnUNetTrainer`` and its variants, a user's
 trainer on ``nnUNet_extTrainer``). A variant adds what every trainer of the project has and the base lacks:
 the per-epoch memory / parameter log lines (:class:`~nnunet_filternet.training.telemetry.TelemetryMixin`) and
-the norm policy (:class:`~nnunet_filternet.training.norm_policy.NormPolicyMixin`). nnU-Net's own names
+the norm policy (:class:`~nnunet_filternet.training.norm_policy.NormPolicyMixin`), and draws nnU-Net's
+``progress.png`` every 10 epochs rather than every epoch (:mod:`~nnunet_filternet.training.progress_plot`: about
+1 s an epoch on the CPU). nnU-Net's own names
 (``nnUNetTrainer_5epochs``, ...) stay nnU-Net's: its search looks in nnunetv2 first.
 
 A variant keeps the base ``__init__`` signature (nnU-Net stores it in checkpoints and re-creates trainers from
@@ -109,6 +111,7 @@ def make_budget_variant(base: type, budget: Budget, module: str) -> type:
         module: dotted name of the module that will hold the class.
     """
     from nnunet_filternet.training.norm_policy import NormPolicyMixin
+    from nnunet_filternet.training.progress_plot import ThrottledProgressPlotMixin
     from nnunet_filternet.training.telemetry import TelemetryMixin
 
     name = budget_variant_name(base.__name__, budget)
@@ -124,7 +127,7 @@ def make_budget_variant(base: type, budget: Budget, module: str) -> type:
             self.num_val_iterations_per_epoch = budget.val_iterations
 
     __init__.__qualname__ = f"{name}.__init__"
-    mixins = tuple(m for m in (TelemetryMixin, NormPolicyMixin) if not issubclass(base, m))
+    mixins = tuple(m for m in (ThrottledProgressPlotMixin, TelemetryMixin, NormPolicyMixin) if not issubclass(base, m))
     namespace = {
         "__init__": __init__,
         "__module__": module,
