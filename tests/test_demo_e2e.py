@@ -171,9 +171,9 @@ def test_more_repeats_train_only_the_new_one_and_compare_over_both(demo, capsys)
     assert capsys.readouterr().out.count("done in an earlier run, skipped") == 10
 
     # docs/study.md's tables come from such a folder
-    script = os.path.join(os.path.dirname(__file__), "..", "docs", "study", "summarise.py")
-    r = subprocess.run([sys.executable, script, str(workdir), "--out", str(workdir / "study")], capture_output=True,
-                       text=True, encoding="utf-8", errors="replace", timeout=600)  # fmt: skip
+    argv = [sys.executable, "-m", "nnunet_filternet.pipeline.study", str(workdir), "--out", str(workdir / "study")]
+    r = subprocess.run(argv, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "repeats 2" in r.stdout and re.search(r"^\| 2 \| \d+\.\d{3} \|$", r.stdout, re.M)  # repeat 2's sigma
+    assert "2 repeat(s)" in r.stdout and re.search(r"^\| 2 \| \d+\.\d{3} \|$", r.stdout, re.M)  # repeat 2's sigma
+    assert re.search(r"^\| nnUNetTrainer \| 2 \| \d+\.\d \| \d+\.\d \|$", r.stdout, re.M)  # its fold run
     assert (workdir / "study" / "comparison.csv").is_file() and (workdir / "study" / "comparison.png").is_file()
