@@ -161,7 +161,11 @@ def test_more_repeats_train_only_the_new_one_and_compare_over_both(demo, capsys)
     assert out.count("done in an earlier run, skipped") == 6  # phantom, convert, plan; train, predict, restore of r1
     logs = {p.name for p in (workdir / "logs").glob("*.log")}
     for trainer in TINY.trainers:  # repeat 2 logs beside repeat 1's, not over them
-        assert f"predict_{trainer}.log" in logs and f"predict_{trainer}_r2.log" in logs, sorted(logs)
+        name = Demo(workdir, TINY).trained_name(trainer)
+        assert f"train_{name}_0.log" in logs and f"train_{name}_0_r2.log" in logs, sorted(logs)
+        legs = sorted((workdir / "outputs" / "r2" / trainer / "legs").glob("*.nii.gz"))
+        validation = Demo(workdir, TINY).model_dir(trainer, 2) / "fold_0" / "validation"  # nnU-Net's held-out output
+        assert legs and all(os.path.samefile(p, validation / p.name) for p in legs)
     for trainer in TINY.trainers:
         assert (workdir / "outputs" / "r2" / trainer / "metrics.csv").is_file()
     rows = list(csv.DictReader(open(workdir / "outputs" / "compare" / "nnUNetTrainerFilterNet_vs_nnUNetTrainer.csv")))

@@ -313,15 +313,11 @@ class GpuCheck:
                     job.poll()
 
     def _run(self) -> list[StepResult]:
-        from plans.presets import PLANS_NAMES
-
         self.step("environment", self.environment)
         bench = self.start_job(self.bench_job(), needs=("environment",))
         self.step("phantom", self.demo.make_cohort, needs=("environment",))
         self.step("convert", self.demo.convert, needs=("phantom",))
         self.step("plan", self.demo.plan_and_preprocess, needs=("convert",))
-        preset = self.settings.plans_preset
-        self.demo.plans = "nnUNetPlans" if preset is None else PLANS_NAMES[preset]
         self.step("budget-trainers", self.budget_trainers, needs=("plan",))
         jobs: list[tuple[Job, Callable[[Job], str]]] = []
         if bench is not None:

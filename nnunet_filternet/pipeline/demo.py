@@ -6,7 +6,7 @@ Stages (each resumable, see :mod:`nnunet_filternet.pipeline.stages`):
 2. conversion into an nnU-Net raw dataset with subject-grouped 4-fold splits (``filternet convert``);
 3. nnU-Net fingerprint, planning and preprocessing through nnU-Net's API (+ our plans preset);
 4. training of each trainer on the chosen folds through ``nnUNetv2_train``;
-5. ``nnUNetv2_predict`` on each fold's held-out subjects;
+5. each fold's held-out subjects as nnU-Net predicted them at the end of training (its validation outputs);
 6. ``filternet restore`` of the leg predictions onto the original scans;
 7. ``filternet evaluate``, ``filternet report`` and ``filternet quantify``.
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,7 +53,6 @@ class Demo:
         self.folders = nnunet_runs.nnunet_folders(self.workdir)
         self.env = nnunet_runs.environment(self.folders)
         self.dataset = f"Dataset{DATASET_ID:03d}_{DATASET_NAME}"
-        self.plans = "nnUNetPlans"
         self.out = self.workdir / "outputs"
         self.repeat = 1  # the repeat that stages 4-6 work on (set by run())
 
@@ -88,16 +88,24 @@ class Demo:
         with nnunet_runs.environment_set(self.env):
             extract_fingerprints([DATASET_ID], num_processes=nproc, check_dataset_integrity=True, clean=True)
             plan_experiments([DATASET_ID])
-            self.plans = self._apply_plans_preset()
+            self._apply_plans_preset()
             configurations = (self.preset.configuration,)
             preprocess([DATASET_ID], plans_identifier=self.plans, configurations=configurations, num_processes=(nproc,))
 
-    def _apply_plans_preset(self) -> str:
+    def _apply_plans_preset(self) -> None:
+        if self.preset.plans_preset is not None:
+            from plans.presets import write_preset
+
+            write_preset(DATASET_ID, self.preset.plans_preset)
+
+    @property
+    def plans(self) -> str:
+        """The plans identifier trained (``-p``): ``nnUNetPlans``, or the plans preset's."""
         if self.preset.plans_preset is None:
             return "nnUNetPlans"
-        from plans.presets import write_preset
+        from plans.presets import PLANS_NAMES
 
-        return write_preset(DATASET_ID, self.preset.plans_preset).plans_name
+        return PLANS_NAMES[self.preset.plans_preset]
 
     def train(self) -> None:
         env = self.repeat_env()
@@ -112,20 +120,28 @@ class Demo:
                 nnunet_runs.run("nnUNetv2_train", self.train_args(trainer, fold), env, log)
 
     def predict(self) -> None:
-        env = self.repeat_env()
+        """The held-out legs' predictions: nnU-Net's own cross-validation predictions of each fold.
+
+        ``nnUNetv2_train`` ends by predicting its fold's validation cases (the held-out subjects' legs) with the
+        final weights and nnU-Net's default inference (sliding window, step 0.5, Gaussian weighting, mirroring),
+        exported at the raw cases' geometry into ``fold_<k>/validation/``: what ``nnUNetv2_predict -f k`` would
+        write, and what ``nnUNetv2_find_best_configuration`` scores. They are hard-linked (copied across file
+        systems) into ``outputs/[r<k>/]<trainer>/legs/``, refreshed whenever the training wrote a new file.
+        """
         for trainer in self.preset.trainers:
             legs_out = self.trainer_out(trainer) / "legs"
+            legs_out.mkdir(parents=True, exist_ok=True)
             for fold in self.preset.folds:
-                cases = self.held_out_cases(fold)
-                inp = self.workdir / "held_out" / f"fold_{fold}"
-                self._link_images(cases, inp)
-                if all((legs_out / f"{c}.nii.gz").exists() for c in cases):
-                    continue
-                args = ["-i", inp, "-o", legs_out, "-d", DATASET_ID, "-c", self.preset.configuration, "-tr",
-                        self.trained_name(trainer), "-p", self.plans, "-f", fold, "-device", self.preset.device,
-                        "-npp", 1, "-nps", 1, "--continue_prediction"]  # fmt: skip
-                log = self.workdir / "logs" / f"predict_{trainer}{self._repeat_suffix()}.log"
-                nnunet_runs.run("nnUNetv2_predict", args, env, log)
+                validation = self.model_dir(trainer) / f"fold_{fold}" / "validation"
+                for case in self.held_out_cases(fold):
+                    src, dst = validation / f"{case}.nii.gz", legs_out / f"{case}.nii.gz"
+                    if not src.is_file():
+                        raise FilterNetError(
+                            f"{src}: expected nnU-Net's validation prediction of held-out case {case} (written at "
+                            f"the end of nnUNetv2_train), not found; rerun the demo to train fold {fold} again"
+                        )
+                    if not (dst.exists() and os.path.samefile(src, dst)):
+                        _link_or_copy(src, dst)
 
     def restore(self) -> None:
         from dataset_conversion.restore import restore_predictions
@@ -246,14 +262,6 @@ class Demo:
         )
         return sorted(splits[fold]["val"])
 
-    def _link_images(self, cases: list[str], folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        src = self.folders["nnUNet_raw"] / self.dataset / "imagesTr"
-        for c in cases:
-            target = folder / f"{c}_0000.nii.gz"
-            if not target.exists():
-                os.symlink(src / f"{c}_0000.nii.gz", target)
-
     @staticmethod
     def _link_subset(src: Path, subjects: list[str], folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -280,25 +288,27 @@ class Demo:
             trained = f"training {', '.join(self.preset.trainers)} on folds {list(self.preset.folds)}{of}"
             stages += [
                 (f"train{suffix}", trained, self.train, k),
-                (f"predict{suffix}", f"nnUNetv2_predict on the held-out subjects{of}", self.predict, k),
+                (f"predict{suffix}", f"held-out predictions from nnU-Net's cross-validation{of}", self.predict, k),
                 (f"restore{suffix}", f"restoring leg predictions onto the original scans{of}", self.restore, k),
             ]
         report = "report" if n == 1 else f"report_{n}repeats"
         stages.append((report, "evaluation, report and biomarkers", self.evaluate_report_quantify, 1))
-        if runner.done("plan"):
-            self.plans = self._plans_name_after_planning()
         for i, (name, desc, fn, repeat) in enumerate(stages, 1):
             self.repeat = repeat
             runner.run(i, len(stages), name, desc, fn)
         self.repeat = 1
         return str(self.out / "report" / "report.md")
 
-    def _plans_name_after_planning(self) -> str:
-        if self.preset.plans_preset is None:
-            return "nnUNetPlans"
-        from plans.presets import PLANS_NAMES
 
-        return PLANS_NAMES[self.preset.plans_preset]
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` becomes a hard link to ``src`` (a copy across file systems), replaced atomically."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 def run_demo(

@@ -111,7 +111,6 @@ class Pilot:
         pre = demo.folders["nnUNet_preprocessed"] / demo.dataset
         if not (pre / "dataset_fingerprint.json").exists():
             demo.plan_and_preprocess()
-        demo.plans = demo._plans_name_after_planning()
         plans = json.loads((pre / f"{demo.plans}.json").read_text(encoding="utf-8"))
         missing = [c for c in configurations if not (pre / plans["configurations"][c]["data_identifier"]).is_dir()]
         if missing:

@@ -41,7 +41,6 @@ def load_demo(workdir: Path) -> tuple[Demo, dict[str, float]]:
         folds=tuple(settings["folds"]), trainers=tuple(settings["trainers"]), repeats=repeats,
     )  # fmt: skip
     demo = Demo(workdir, DemoPreset(**settings))
-    demo.plans = demo._plans_name_after_planning()
     return demo, done
 
 
