@@ -32,6 +32,19 @@ def test_a_scan_named_like_a_leg_is_counted_on_both_sides(tmp_path, name):
     assert got == {(name, side, c): n for (side, c), n in expected_voxels(labels, GAP_X).items()}
 
 
+def test_a_legs_record_of_another_image_does_not_side_a_scan(tmp_path):
+    """legs.json beside the images lists ``P07_L`` (subject P07's left leg image), but the file ``P07_L`` here is a
+    whole two-leg scan (another size): the record is not its, the geometry decides."""
+    from tests.test_quantify import write_leg_records
+
+    labels, image, _ = two_leg_scan()
+    write(labels, tmp_path / "labels" / "P07_L.nii.gz")
+    write(image, tmp_path / "images" / "P07_L_0000.nii.gz")
+    write_leg_records(tmp_path / "images", "P07")
+    got = _voxels(quantify_folder(tmp_path / "images", tmp_path / "labels", tmp_path / "b.csv", jobs=1))
+    assert got == {("P07_L", side, c): n for (side, c), n in expected_voxels(labels, GAP_X).items()}
+
+
 def test_a_one_leg_scan_named_like_the_other_side_takes_its_side_from_its_position(tmp_path):
     labels, image, _ = two_leg_scan()
     labels[:, :, :GAP_X] = 0  # only the left leg (high x) in the field of view ...
