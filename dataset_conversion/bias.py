@@ -97,7 +97,7 @@ def otsu_mask(image: sitk.Image) -> sitk.Image:
     otsu = sitk.OtsuThresholdImageFilter()
     otsu.SetInsideValue(0)
     otsu.SetOutsideValue(1)
-    otsu.Execute(sitk.GetImageFromArray(values))
+    otsu.Execute(sitk.GetImageFromArray(values.astype(np.float32)))
     body = (arr > otsu.GetThreshold()) & ~stats.fills & (arr <= stats.limit)
     mask = sitk.GetImageFromArray(body.astype(np.uint8))
     mask.CopyInformation(image)

@@ -37,11 +37,13 @@ class IntensitySettings:
         low_percentile: Percentile (0-100) of the non-fill voxels taken as the air level.
         high_percentile: Percentile of the non-fill voxels taken as the bright end of the tissue.
         outlier_factor: Voxels above ``air + outlier_factor * (high - air)`` are outliers (clipped to that limit).
+        max_samples: The percentiles are taken on every k-th non-fill voxel, k chosen to keep at most this many.
     """
 
     low_percentile: float = 0.5
     high_percentile: float = 99.5
     outlier_factor: float = 2.0
+    max_samples: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,8 @@ def intensity_statistics(
     values = arr[~fills]
     if values.size == 0:
         raise FilterNetError(f"the scan holds one constant value ({arr.flat[0]:g}) everywhere: no tissue to find")
-    air, high = (float(v) for v in np.percentile(values, [settings.low_percentile, settings.high_percentile]))
+    sample = values[:: max(1, values.size // settings.max_samples)]  # a regular subsample: the same for any offset
+    air, high = (float(v) for v in np.percentile(sample, [settings.low_percentile, settings.high_percentile]))
     if not high > air:
         raise FilterNetError(
             f"the scan's intensities have no spread ({settings.low_percentile:g} and {settings.high_percentile:g} "

@@ -156,6 +156,11 @@ def test_robust_statistics_move_with_an_offset_and_ignore_spikes():
     spiked = _spiked(a + 300, [((0, 0, 0), 1e9), ((1, 1, 1), -1e9)])
     got = intensity_statistics(spiked)
     assert got.air == pytest.approx(ref.air + 300, abs=1.0) and got.high == pytest.approx(ref.high + 300, abs=1.0)
+    big = np.abs(rng.normal(0, 20, (10, 400, 300)))  # over a million voxels: percentiles of a regular subsample
+    big[:, 100:300, 50:250] += 800
+    ref, got = intensity_statistics(big), intensity_statistics(_spiked(big - 500, [((0, 0, 0), 1e9)]))
+    assert got.air == pytest.approx(ref.air - 500, abs=1e-3) and got.high == pytest.approx(ref.high - 500, abs=1e-3)
+    assert ref.high == pytest.approx(np.percentile(big, 99.5), rel=1e-3)
     with pytest.raises(FilterNetError, match="one constant value"):
         intensity_statistics(np.full((4, 5, 6), 3.0))
 
