@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from dataset_conversion.intensity import clean_intensities, intensity_statistics
+from dataset_conversion.intensity import IntensitySettings, clean_intensities, intensity_statistics
 from dataset_conversion.orientation import PatientAxes
 from nnunet_filternet.errors import FilterNetError
 
@@ -67,8 +67,12 @@ def _zyx_axis(image: sitk.Image) -> int:
     return 2 - legs_axis(image)
 
 
-def clean_scan(image: sitk.Image) -> tuple[sitk.Image, dict]:
+def clean_scan(image: sitk.Image, settings: IntensitySettings | None = None) -> tuple[sitk.Image, dict]:
     """The scan measured from its air level, fills at 0, outliers clipped (:func:`~.intensity.clean_intensities`).
+
+    Args:
+        image: The scan, any scalar pixel type and grid (3D).
+        settings: Percentiles and outlier factor (default :class:`~.intensity.IntensitySettings`).
 
     Returns:
         ``(float32 image on the same grid, JSON-ready statistics)``.
@@ -77,22 +81,26 @@ def clean_scan(image: sitk.Image) -> tuple[sitk.Image, dict]:
         FilterNetError: a constant scan (no intensity spread outside fills).
     """
     arr = sitk.GetArrayFromImage(image)
-    stats = intensity_statistics(arr, _zyx_axis(image))
+    stats = intensity_statistics(arr, _zyx_axis(image), settings or IntensitySettings())
     out = sitk.GetImageFromArray(clean_intensities(arr, stats))
     out.CopyInformation(image)
     return out, stats.as_dict()
 
 
-def otsu_mask(image: sitk.Image) -> sitk.Image:
+def otsu_mask(image: sitk.Image, settings: IntensitySettings | None = None) -> sitk.Image:
     """Body (1) and background (0): above Otsu's threshold of the robust intensities. uint8, same grid as ``image``.
 
     The threshold is Otsu's on the histogram of the intensities clipped to [air level, bright end], fills
     counted as air (:mod:`~dataset_conversion.intensity`); fills and outliers are never body. So an offset,
     a padded band or a spike voxel (which would stretch a min-max histogram until every other voxel falls
     into its first bin) leave the mask as it is.
+
+    Args:
+        image: Any scalar image (3D).
+        settings: Percentiles and outlier factor (default :class:`~.intensity.IntensitySettings`).
     """
     arr = sitk.GetArrayFromImage(image).astype(np.float64)
-    stats = intensity_statistics(arr, _zyx_axis(image))
+    stats = intensity_statistics(arr, _zyx_axis(image), settings or IntensitySettings())
     values = np.where(stats.fills, stats.air, np.clip(arr, stats.air, stats.high))
     otsu = sitk.OtsuThresholdImageFilter()
     otsu.SetInsideValue(0)

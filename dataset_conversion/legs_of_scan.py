@@ -132,9 +132,10 @@ def legs_of_scan(image: sitk.Image, label: sitk.Image | None = None, settings=Co
     """
     start = time.perf_counter()
     axes = PatientAxes.from_direction(image.GetDirection())
-    scan, intensity_info = clean_scan(sitk.Cast(image, sitk.sitkFloat32))
-    corrected, n4_info, n4_seconds = n4_correct(scan, otsu_mask(scan), settings.n4)
-    normalised, z_info = zscore(corrected, otsu_mask(corrected))
+    robust = settings.legs.intensity
+    scan, intensity_info = clean_scan(sitk.Cast(image, sitk.sitkFloat32), robust)
+    corrected, n4_info, n4_seconds = n4_correct(scan, otsu_mask(scan, robust), settings.n4)
+    normalised, z_info = zscore(corrected, otsu_mask(corrected, robust))
     spacing = [image.GetSpacing()[a] for a in axes.axes]
     body = axes.to_patient(tissue_mask(xyz_array(corrected), image.GetSpacing(), settings.legs, axes.axes[2]))
     boxes = find_legs(body, spacing, settings.legs)
