@@ -80,7 +80,7 @@ def clean_scan(image: sitk.Image, settings: IntensitySettings | None = None) -> 
     Raises:
         FilterNetError: a constant scan (no intensity spread outside fills).
     """
-    arr = sitk.GetArrayFromImage(image)
+    arr = sitk.GetArrayFromImage(image).astype(np.float64)  # before float32: an offset of 1e8 keeps its detail
     stats = intensity_statistics(arr, _zyx_axis(image), settings or IntensitySettings())
     out = sitk.GetImageFromArray(clean_intensities(arr, stats))
     out.CopyInformation(image)

@@ -133,7 +133,7 @@ def legs_of_scan(image: sitk.Image, label: sitk.Image | None = None, settings=Co
     start = time.perf_counter()
     axes = PatientAxes.from_direction(image.GetDirection())
     robust = settings.legs.intensity
-    scan, intensity_info = clean_scan(sitk.Cast(image, sitk.sitkFloat32), robust)
+    scan, intensity_info = clean_scan(image, robust)
     corrected, n4_info, n4_seconds = n4_correct(scan, otsu_mask(scan, robust), settings.n4)
     normalised, z_info = zscore(corrected, otsu_mask(corrected, robust))
     spacing = [image.GetSpacing()[a] for a in axes.axes]

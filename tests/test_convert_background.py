@@ -22,7 +22,9 @@ QUICK = ConversionSettings(n4=N4Settings(iterations=(10,)))
 
 
 def _with(arr_zyx: np.ndarray, like: sitk.Image) -> sitk.Image:
-    out = sitk.GetImageFromArray(np.ascontiguousarray(arr_zyx, dtype=np.float32))
+    """A float64 scan (float32 for intensities it holds exactly) on ``like``'s grid."""
+    exact = np.all(np.abs(arr_zyx) < 1e7)
+    out = sitk.GetImageFromArray(np.ascontiguousarray(arr_zyx, dtype=np.float32 if exact else np.float64))
     out.CopyInformation(like)
     return out
 
@@ -59,6 +61,7 @@ VARIANTS = {
     "offset +3000": (lambda a, leg: a + 3000, _none, 1e-4),
     "offset -500 (negative intensities)": (lambda a, leg: a - 500, _none, 1e-4),
     "scaled x1000, offset +1e5": (lambda a, leg: a * 1000 + 1e5, _none, 1e-4),
+    "offset +1e8 (float64 scan)": (lambda a, leg: a + 1e8, _none, 1e-4),
     "band of 5000 along the top": (lambda a, leg: _set(a, np.s_[:, :4, :], 5000), _diff, 5e-3),
     "band of -2000 on the right": (lambda a, leg: _set(a, np.s_[:, :, -3:], -2000), _diff, 5e-3),
     "band of 600 (tissue-like) on the left": (lambda a, leg: _set(a, np.s_[:, :, :2], 600), _diff, 5e-3),
