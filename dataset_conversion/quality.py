@@ -138,7 +138,8 @@ def measure_subject(subject: str, cohort: Path, plane_x: float, gain: tuple[floa
         if gain is not None:
             true = true * gain_field(image.GetSize(), *gain)
         row["cv_true_field"] = cv(true[muscle])
-        row["cv_estimated_over_true"] = cv((scan / corrected / true)[muscle])
+        air = result.correction["intensities"]["air_level"]  # N4 corrected the scan measured from its air level
+        row["cv_estimated_over_true"] = cv(((scan - air) / corrected / true)[muscle])
     row["seconds"] = result.seconds["total"]
     row["seconds_n4"] = result.seconds["n4"]
     return row
