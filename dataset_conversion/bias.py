@@ -1,4 +1,9 @@
-"""Intensity correction: body mask (Otsu), N4 bias-field correction, z-score.
+"""Intensity correction: robust clean-up, body mask (Otsu), N4 bias-field correction, z-score.
+
+:func:`clean_scan` first measures the scan from its air level with fills (constant padding, a blanked
+background) set to air and outliers (spike voxels) clipped (:mod:`~dataset_conversion.intensity`); the Otsu
+body mask (:func:`otsu_mask`) is taken on those robust statistics too, so neither N4 nor the z-score depends
+on an intensity offset, a constant fill or a single extreme voxel.
 
 N4 (Tustison et al. 2010) is the maintained successor of the N3 method the paper uses. It is fitted on
 a copy shrunk in-plane only: slices are thick (7 mm against 0.7 mm pixels), so shrinking along the slice
@@ -14,6 +19,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from dataset_conversion.intensity import IntensitySettings, clean_intensities, intensity_statistics
+from dataset_conversion.orientation import PatientAxes
 from nnunet_filternet.errors import FilterNetError
 
 
@@ -50,9 +57,59 @@ class N4Settings:
         return d
 
 
-def otsu_mask(image: sitk.Image) -> sitk.Image:
-    """Foreground (1) above Otsu's threshold, background (0) below. uint8, same grid as ``image``."""
-    return sitk.OtsuThreshold(image, 0, 1)
+def legs_axis(image: sitk.Image) -> int:
+    """Index axis (x 0, y 1, z 2) closest to the patient's superior axis: the legs run along it."""
+    return PatientAxes.from_direction(image.GetDirection()).axes[2]
+
+
+def _zyx_axis(image: sitk.Image) -> int:
+    """:func:`legs_axis` as an axis of SimpleITK's (z, y, x) arrays."""
+    return 2 - legs_axis(image)
+
+
+def clean_scan(image: sitk.Image, settings: IntensitySettings | None = None) -> tuple[sitk.Image, dict]:
+    """The scan measured from its air level, fills at 0, outliers clipped (:func:`~.intensity.clean_intensities`).
+
+    Args:
+        image: The scan, any scalar pixel type and grid (3D).
+        settings: Percentiles and outlier factor (default :class:`~.intensity.IntensitySettings`).
+
+    Returns:
+        ``(float32 image on the same grid, JSON-ready statistics)``.
+
+    Raises:
+        FilterNetError: a constant scan (no intensity spread outside fills).
+    """
+    arr = sitk.GetArrayFromImage(image).astype(np.float64)  # before float32: an offset of 1e8 keeps its detail
+    stats = intensity_statistics(arr, _zyx_axis(image), settings or IntensitySettings())
+    out = sitk.GetImageFromArray(clean_intensities(arr, stats))
+    out.CopyInformation(image)
+    return out, stats.as_dict()
+
+
+def otsu_mask(image: sitk.Image, settings: IntensitySettings | None = None) -> sitk.Image:
+    """Body (1) and background (0): above Otsu's threshold of the robust intensities. uint8, same grid as ``image``.
+
+    The threshold is Otsu's on the histogram of the intensities clipped to [air level, bright end], fills
+    counted as air (:mod:`~dataset_conversion.intensity`); fills and outliers are never body. So an offset,
+    a padded band or a spike voxel (which would stretch a min-max histogram until every other voxel falls
+    into its first bin) leave the mask as it is.
+
+    Args:
+        image: Any scalar image (3D).
+        settings: Percentiles and outlier factor (default :class:`~.intensity.IntensitySettings`).
+    """
+    arr = sitk.GetArrayFromImage(image).astype(np.float64)
+    stats = intensity_statistics(arr, _zyx_axis(image), settings or IntensitySettings())
+    values = np.where(stats.fills, stats.air, np.clip(arr, stats.air, stats.high))
+    otsu = sitk.OtsuThresholdImageFilter()
+    otsu.SetInsideValue(0)
+    otsu.SetOutsideValue(1)
+    otsu.Execute(sitk.GetImageFromArray(values.astype(np.float32)))
+    body = (arr > otsu.GetThreshold()) & ~stats.fills & (arr <= stats.limit)
+    mask = sitk.GetImageFromArray(body.astype(np.uint8))
+    mask.CopyInformation(image)
+    return mask
 
 
 def shrink_factors(spacing, size, settings: N4Settings) -> list[int]:
@@ -105,7 +162,7 @@ def n4_correct(image: sitk.Image, mask: sitk.Image, settings: N4Settings) -> tup
         "method": "SimpleITK N4BiasFieldCorrectionImageFilter",
         **settings.as_dict(),
         "shrink_factors": factors,
-        "mask": "Otsu foreground of the scan",
+        "mask": "Otsu foreground (robust statistics) of the scan",
         "iterations_run": int(n4.GetElapsedIterations()),
     }
     return corrected, info, time.perf_counter() - start
@@ -123,4 +180,4 @@ def zscore(image: sitk.Image, mask: sitk.Image) -> tuple[sitk.Image, dict]:
     if not std > 0:
         raise FilterNetError("z-score: intensities inside the body mask are constant")
     out = sitk.Cast((image - mean) / std, sitk.sitkFloat32)
-    return out, {"mean": mean, "std": std, "mask": "Otsu foreground of the bias-corrected scan"}
+    return out, {"mean": mean, "std": std, "mask": "Otsu foreground (robust statistics) of the bias-corrected scan"}

@@ -23,19 +23,22 @@ Then, on the patient-aligned mask (index axes: left, posterior, superior; see
    and to the leg's side of the cut, so two crops never overlap.
 6. Doubtful splits (:func:`doubtful_split`) are reported, not written: two legs whose footprints differ in
    area by more than ``max_area_ratio``, a single leg more than ``max_aspect`` times wider (left-right) than
-   deep (antero-posterior), i.e. two legs taken for one, or a "leg" smaller than ``min_leg_area_mm2``.
+   deep (antero-posterior), i.e. two legs taken for one, a "leg" smaller than ``min_leg_area_mm2``, or legs
+   covering more than ``max_field_fraction`` of the field of view (the background taken for tissue: two
+   elliptic calves fill at most pi / 4 of any rectangle around them). A whole-field "leg" is never written.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
+from dataset_conversion.intensity import IntensitySettings, clean_intensities, intensity_statistics
 from nnunet_filternet.errors import FilterNetError
 
 
@@ -59,6 +62,9 @@ class LegSettings:
         max_area_ratio: Two legs whose footprint areas differ by more than this factor are a doubtful split.
         min_leg_area_mm2: A leg whose footprint is smaller than this (mm^2) is doubtful (noise, not a calf).
         max_aspect: One leg wider (left-right) than this times its depth (antero-posterior) is a doubtful split.
+        max_field_fraction: Legs whose footprint covers more than this fraction of the field of view (in-plane)
+            are no legs: the background was taken for tissue.
+        intensity: Robust intensity statistics of the tissue mask (:mod:`~dataset_conversion.intensity`).
     """
 
     margin_mm: float = 10.0
@@ -74,6 +80,8 @@ class LegSettings:
     max_area_ratio: float = 2.0
     min_leg_area_mm2: float = 1500.0
     max_aspect: float = 1.6
+    max_field_fraction: float = 0.9
+    intensity: IntensitySettings = field(default_factory=IntensitySettings)
 
 
 @dataclass(frozen=True)
@@ -101,13 +109,16 @@ class LegBox:
         return tuple(slice(a, b) for a, b in zip(self.start, self.stop))  # type: ignore[return-value]
 
 
-def tissue_mask(arr: np.ndarray, spacing_mm, settings: LegSettings = LegSettings()) -> np.ndarray:
+def tissue_mask(
+    arr: np.ndarray, spacing_mm, settings: LegSettings = LegSettings(), along: int | None = None
+) -> np.ndarray:
     """Voxels of tissue, whatever their brightness (module docstring), in two scale-free steps.
 
-    1. Seeds: on intensities measured from the image's minimum (an offset does not matter; constant padding
-       at the minimum is not tissue), the local coefficient of variation (in-plane window of about
-       ``window_mm``, at least 3 voxels) is below ``max_local_cv``; seed blobs smaller than
-       ``min_component_fraction`` of the largest are dropped (noise).
+    1. Seeds: on intensities measured from the air level, constant fills (padding, a blanked background) set
+       to air and outlier voxels clipped (:mod:`~dataset_conversion.intensity`: an offset, a fill or a spike
+       does not matter), the local coefficient of variation (in-plane window of about ``window_mm``, at least
+       3 voxels) is below ``max_local_cv``; seed blobs smaller than ``min_component_fraction`` of the largest
+       are dropped (noise).
     2. Rim: a window straddling the skin, or the narrow gap of touching legs, mixes tissue and air and is no
        seed; any voxel brighter than ``level_fraction`` times the mean of the seeds around it (window of
        ``level_mm``) is tissue too. Both steps compare intensities only with their neighbours, so a smooth
@@ -121,16 +132,24 @@ def tissue_mask(arr: np.ndarray, spacing_mm, settings: LegSettings = LegSettings
         spacing_mm: Voxel size along those axes, mm (3,). Axes thicker than twice the finest are slice axes:
             the windows do not extend along them (anatomy changes between thick slices).
         settings: See :class:`LegSettings`.
+        along: Index axis of ``arr`` along the legs (superior-inferior; its end faces are not border for the
+            fills, :func:`~dataset_conversion.intensity.constant_fills`); None: the thickest axis if thicker
+            than twice the finest, else none.
 
     Returns:
         Bool array like ``arr``.
+
+    Raises:
+        FilterNetError: the scan is constant outside its fills.
     """
     finest = min(spacing_mm)
     in_plane = [s < 2 * finest for s in spacing_mm]
     step = [max(1, int(settings.mask_spacing_mm / s)) if p else 1 for s, p in zip(spacing_mm, in_plane)]
     values = np.asarray(arr[tuple(slice(None, None, k) for k in step)], dtype=np.float64)
-    low, high = float(values.min()), float(values.max())
-    values = ((values - low) / (high - low if high > low else 1.0)).astype(np.float32)  # 0 = the image's minimum
+    if along is None and not all(in_plane):
+        along = int(np.argmax(spacing_mm))
+    stats = intensity_statistics(values, along, settings.intensity)
+    values = clean_intensities(values, stats) / np.float32(stats.high - stats.air)  # air 0, bright tissue ~1
     spacing = [s * k for s, k in zip(spacing_mm, step)]
     size = [2 * max(1, round(settings.window_mm / 2 / s)) + 1 if p else 1 for s, p in zip(spacing, in_plane)]
     mean = ndimage.uniform_filter(values, size)
@@ -156,7 +175,7 @@ def footprint(mask: np.ndarray, min_component_fraction: float) -> np.ndarray:
     flat = ndimage.binary_fill_holes(mask.any(axis=2))
     labels, n = ndimage.label(flat)
     if n == 0:
-        raise FilterNetError("no body found: the Otsu foreground is empty")
+        raise FilterNetError("no legs found: the tissue mask is empty (no voxel stands out from the air)")
     sizes = np.bincount(labels.ravel())[1:]
     keep = np.flatnonzero(sizes >= min_component_fraction * sizes.max()) + 1
     return np.isin(labels, keep)
@@ -234,9 +253,15 @@ def doubtful_split(mask: np.ndarray, boxes: list[LegBox], spacing_mm, settings: 
         mask: The patient-aligned body mask :func:`find_legs` was given (left, posterior, superior).
         boxes: What :func:`find_legs` returned for it.
         spacing_mm: Voxel size along those axes, mm (3,).
-        settings: ``max_area_ratio`` and ``max_aspect``.
+        settings: ``max_field_fraction``, ``min_leg_area_mm2``, ``max_area_ratio`` and ``max_aspect``.
     """
     flat = footprint(mask, settings.min_component_fraction)
+    covered = float(flat.mean())
+    if covered > settings.max_field_fraction:
+        return (
+            f"the tissue found covers {100 * covered:.0f} % of the field of view (more than "
+            f"{100 * settings.max_field_fraction:g} %): the background could not be told apart from the legs"
+        )
     areas = {b.side: int(flat[b.x_limits[0] : b.x_limits[1]].sum()) for b in boxes}
     pixel_mm2 = float(spacing_mm[0] * spacing_mm[1])
     small = {side: area * pixel_mm2 for side, area in areas.items() if area * pixel_mm2 < settings.min_leg_area_mm2}

@@ -1,9 +1,10 @@
 """One scan (and its label map) -> its leg images, in memory.
 
-Steps: N4 bias correction (fitted in the Otsu body mask of the scan) -> z-score (mean and std inside the
-Otsu body mask of the corrected scan, applied to the whole scan) -> tissue mask (local coefficient of
-variation, independent of brightness) in patient alignment -> leg boxes (KMeans,
-:mod:`~dataset_conversion.legs`), doubtful splits refused -> crop, align and mirror each leg
+Steps: robust clean-up (intensities measured from the air level, constant fills set to air, outlier voxels
+clipped: :mod:`~dataset_conversion.intensity`) -> N4 bias correction (fitted in the Otsu body mask of the
+cleaned scan) -> z-score (mean and std inside the Otsu body mask of the corrected scan, applied to the whole
+scan) -> tissue mask (local coefficient of variation, independent of brightness) in patient alignment -> leg
+boxes (KMeans, :mod:`~dataset_conversion.legs`), doubtful splits refused -> crop, align and mirror each leg
 (:mod:`~dataset_conversion.mirror`). The crop boxes come from the image alone; in training mode every
 labelled voxel must fall inside them, and each leg must hold a labelled compartment.
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from dataset_conversion.bias import N4Settings, n4_correct, otsu_mask, zscore
+from dataset_conversion.bias import N4Settings, clean_scan, n4_correct, otsu_mask, zscore
 from dataset_conversion.legs import LegBox, LegSettings, doubtful_split, find_legs, tissue_mask
 from dataset_conversion.mirror import to_leg
 from dataset_conversion.orientation import PatientAxes
@@ -86,9 +87,9 @@ class ScanLegs:
     Attributes:
         legs: The legs, right leg first.
         axes: How the scan's index axes map to the patient's.
-        correction: N4 and z-score parameters (JSON-ready, for legs.json).
+        correction: Robust intensity statistics, N4 and z-score parameters (JSON-ready, for legs.json).
         seconds: Wall-clock seconds of N4 and of the whole conversion.
-        corrected: The bias-corrected scan before z-scoring (float32, source grid).
+        corrected: The cleaned, bias-corrected scan before z-scoring (float32, source grid; air ~ 0).
     """
 
     legs: list[Leg]
@@ -130,12 +131,13 @@ def legs_of_scan(image: sitk.Image, label: sitk.Image | None = None, settings=Co
             ``settings.allow_unlabelled_legs``) a leg without any labelled compartment.
     """
     start = time.perf_counter()
-    scan = sitk.Cast(image, sitk.sitkFloat32)
-    corrected, n4_info, n4_seconds = n4_correct(scan, otsu_mask(scan), settings.n4)
-    normalised, z_info = zscore(corrected, otsu_mask(corrected))
     axes = PatientAxes.from_direction(image.GetDirection())
+    robust = settings.legs.intensity
+    scan, intensity_info = clean_scan(image, robust)
+    corrected, n4_info, n4_seconds = n4_correct(scan, otsu_mask(scan, robust), settings.n4)
+    normalised, z_info = zscore(corrected, otsu_mask(corrected, robust))
     spacing = [image.GetSpacing()[a] for a in axes.axes]
-    body = axes.to_patient(tissue_mask(xyz_array(corrected), image.GetSpacing(), settings.legs))
+    body = axes.to_patient(tissue_mask(xyz_array(corrected), image.GetSpacing(), settings.legs, axes.axes[2]))
     boxes = find_legs(body, spacing, settings.legs)
     doubt = doubtful_split(body, boxes, spacing, settings.legs)
     if doubt is not None:
@@ -155,7 +157,8 @@ def legs_of_scan(image: sitk.Image, label: sitk.Image | None = None, settings=Co
             leg_label = image_from_xyz(to_leg(source_label[crop], axes, box.side == "R"), spacing, origin)
         legs.append(Leg(box, index, size, leg_image, leg_label))
     seconds = {"n4": round(n4_seconds, 3), "total": round(time.perf_counter() - start, 3)}
-    return ScanLegs(legs, axes, {"n4": n4_info, "zscore": z_info}, seconds, corrected)
+    correction = {"intensities": intensity_info, "n4": n4_info, "zscore": z_info}
+    return ScanLegs(legs, axes, correction, seconds, corrected)
 
 
 def check_labels_in_legs(labelled: np.ndarray, boxes: list[LegBox], axes: PatientAxes, allow_unlabelled: bool) -> None:

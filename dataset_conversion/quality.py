@@ -36,8 +36,10 @@ import numpy as np
 
 def gap_planes(cohort: Path) -> dict[str, float]:
     """subject -> x (mm) of the plane between its legs, from a phantom cohort's subjects.csv."""
-    with (Path(cohort) / "subjects.csv").open(newline="", encoding="utf-8") as f:
-        return {r["subject"]: float(r["gap_centre"]) * float(r["gap_mm"]) for r in csv.DictReader(f)}
+    from nnunet_filternet.utils.subjects_table import read_subjects_table
+
+    table = read_subjects_table(Path(cohort) / "subjects.csv", required=("subject", "gap_centre", "gap_mm"))
+    return {s: float(r["gap_centre"]) * float(r["gap_mm"]) for s, r in table.rows.items()}
 
 
 def physical_x(image) -> np.ndarray:
@@ -85,7 +87,7 @@ def split_margins(image) -> dict:
     settings = LegSettings()
     axes = PatientAxes.from_direction(image.GetDirection())
     spacing = [image.GetSpacing()[a] for a in axes.axes]
-    body = axes.to_patient(tissue_mask(xyz_array(image), image.GetSpacing(), settings))
+    body = axes.to_patient(tissue_mask(xyz_array(image), image.GetSpacing(), settings, axes.axes[2]))
     boxes = find_legs(body, spacing, settings)
     flat = footprint(body, settings.min_component_fraction)
     areas, aspects = [], []
@@ -136,7 +138,8 @@ def measure_subject(subject: str, cohort: Path, plane_x: float, gain: tuple[floa
         if gain is not None:
             true = true * gain_field(image.GetSize(), *gain)
         row["cv_true_field"] = cv(true[muscle])
-        row["cv_estimated_over_true"] = cv((scan / corrected / true)[muscle])
+        air = result.correction["intensities"]["air_level"]  # N4 corrected the scan measured from its air level
+        row["cv_estimated_over_true"] = cv(((scan - air) / corrected / true)[muscle])
     row["seconds"] = result.seconds["total"]
     row["seconds_n4"] = result.seconds["n4"]
     return row
@@ -163,8 +166,10 @@ def _measure_one(subject: str, cohort: Path, planes: dict[str, float], gain=None
 
 
 def _groups(cohort: Path) -> dict[str, str]:
-    with (Path(cohort) / "subjects.csv").open(newline="", encoding="utf-8") as f:
-        return {r["subject"]: r["group"] for r in csv.DictReader(f)}
+    from nnunet_filternet.utils.subjects_table import read_subjects_table
+
+    table = read_subjects_table(Path(cohort) / "subjects.csv", required=("subject", "group"))
+    return {s: r["group"] for s, r in table.rows.items()}
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -17,8 +17,14 @@ from nnunet_filternet.labels import LABELS
 from nnunet_filternet.utils.geometry import array_on_grid
 from nnunet_filternet.utils.image_io import check_finite, image_extension, read_image
 
-#: A gap between neighbouring DICOM slices larger than this times the smallest gap means missing slices.
+#: A gap between neighbouring DICOM slices larger than this times the most common gap means missing slices.
 DICOM_GAP_FACTOR = 1.5
+
+#: Every gap between neighbouring DICOM slices must lie within this share of the most common gap (or
+#: :data:`DICOM_GAP_MIN_TOLERANCE_MM`, whichever is larger): the series is read on a regular grid, so unequal
+#: gaps (7, 7, 7, 10 mm) would put slices where they were not acquired.
+DICOM_GAP_TOLERANCE = 0.01
+DICOM_GAP_MIN_TOLERANCE_MM = 0.01
 
 #: Files a DICOM series folder may hold besides the series' slices.
 DICOM_EXTRAS = ("DICOMDIR",)
@@ -96,8 +102,9 @@ def read_dicom_series(folder: Path) -> sitk.Image:
     without a word, which at either end of the stack would go unnoticed as a shorter scan.
 
     Raises:
-        InputError: no series, several series, files that are not slices of the series, or slices missing (a
-            gap between neighbouring slice positions larger than :data:`DICOM_GAP_FACTOR` times the smallest).
+        InputError: no series, several series, files that are not slices of the series, or unequal slice gaps
+            (:func:`check_slice_gaps`: missing slices, or gaps that differ from the most common by more than
+            :data:`DICOM_GAP_TOLERANCE`).
     """
     series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not series:
@@ -106,7 +113,7 @@ def read_dicom_series(folder: Path) -> sitk.Image:
         raise InputError(folder, f"expected one DICOM series in this folder, found {len(series)}: {list(series)}")
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0])
     check_series_files(folder, files)
-    check_slice_gaps([_slice_position(f) for f in files], folder)
+    check_slice_gaps([_slice_position(f) for f in files], folder, series[0])
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
@@ -144,26 +151,38 @@ def _slice_position(file: str) -> np.ndarray:
     return np.array([float(v) for v in reader.GetMetaData("0020|0032").split("\\")])
 
 
-def check_slice_gaps(positions: list[np.ndarray], folder: Path) -> None:
-    """Raise if the distances between consecutive slice positions (mm) show missing slices.
+def check_slice_gaps(positions: list[np.ndarray], folder: Path, series: str = "") -> None:
+    """Raise unless consecutive slice positions (mm) are equally spaced: no missing slices, no unequal gaps.
+
+    Every gap must lie within :data:`DICOM_GAP_TOLERANCE` (1 %) of the most common gap (the gap that most
+    gaps agree with to that tolerance; ties: the smallest, so a series missing slices is measured by its
+    regular gap), or :data:`DICOM_GAP_MIN_TOLERANCE_MM` if that is larger; two coincident slices (gap 0) are an
+    error too.
 
     Args:
-        positions: Slice positions in the order GDCM sorted them, each (3,) in mm. Two coincident
-            slices (gap 0) are an error too.
+        positions: Slice positions in the order GDCM sorted them, each (3,) in mm.
         folder: The series folder (for the message).
+        series: The series instance UID (for the message).
     """
     if len(positions) < 3:
         return
     gaps = np.linalg.norm(np.diff(np.asarray(positions), axis=0), axis=1)
-    typical = float(gaps.min())
-    if typical <= 1e-6:
-        raise InputError(folder, f"DICOM series has two slices at one position (slice {int(gaps.argmin()) + 1})")
-    bad = np.flatnonzero(gaps > DICOM_GAP_FACTOR * typical)
+    uid = f" (series {series})" if series else ""
+    if float(gaps.min()) <= 1e-6:
+        raise InputError(folder, f"DICOM series has two slices at one position (slice {int(gaps.argmin()) + 1}){uid}")
+    tolerances = np.maximum(DICOM_GAP_TOLERANCE * gaps, DICOM_GAP_MIN_TOLERANCE_MM)
+    agreeing = (np.abs(gaps[None, :] - gaps[:, None]) <= tolerances[:, None]).sum(axis=1)
+    typical = float(gaps[np.flatnonzero(agreeing == agreeing.max())].min())  # the most common gap
+    tolerance = max(DICOM_GAP_TOLERANCE * typical, DICOM_GAP_MIN_TOLERANCE_MM)
+    bad = np.flatnonzero(np.abs(gaps - typical) > tolerance)
     if bad.size:
+        what = "missing slices" if gaps[bad].max() > DICOM_GAP_FACTOR * typical else "unequal slice gaps"
         where = ", ".join(f"after slice {i + 1} ({gaps[i]:.2f} mm)" for i in bad[:5])
+        more = f" and {bad.size - 5} more" if bad.size > 5 else ""
         raise InputError(
             folder,
-            f"DICOM series has missing slices: expected slices every {typical:.2f} mm, found gaps {where}",
+            f"DICOM series has {what}: expected slices every {typical:.2f} mm (the most common gap; each gap within "
+            f"{tolerance:.2f} mm of it), found gaps {where}{more}{uid}",
         )
 
 

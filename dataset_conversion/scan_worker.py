@@ -96,12 +96,13 @@ def _finished(job: ScanJob, stamp: str) -> list[dict] | None:
 def convert_scan(job: ScanJob) -> ScanOutcome:
     """Convert one scan, write its leg images (and labels) and its ledger; skip it if already done.
 
-    Bad input gives an outcome with ``error`` set (or raises :class:`FilterNetError` unless
-    ``job.keep_going``), never a half-written case: every file is written atomically and the ledger last.
+    Bad input gives an outcome with ``error`` set (or raises the :class:`InputError` naming the scan or label map
+    unless ``job.keep_going``: legs that cannot be found, a constant scan, labels outside the legs, unreadable
+    files), never a half-written case: every file is written atomically and the ledger last.
     """
     import SimpleITK as sitk
 
-    from dataset_conversion.legs_of_scan import LabelMapError, legs_of_scan
+    from dataset_conversion.legs_of_scan import legs_of_scan
     from dataset_conversion.readers import geometry_of, read_label, read_scan
     from nnunet_filternet.utils.atomic import write_image, write_json
 
@@ -116,15 +117,10 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
         label = read_label(job.label, image, job.image) if job.label is not None else None
         result = legs_of_scan(image, label, job.settings)
     except (FilterNetError, RuntimeError) as e:
-        if isinstance(e, InputError):
-            message = str(e)
-        elif isinstance(e, LabelMapError):
-            message = f"{job.label}: {e} (scan {job.image.name})"
-        else:
-            message = f"{job.image}: {str(e).strip().splitlines()[-1]}"
+        error = scan_error(job, e)
         if not job.keep_going:
-            raise FilterNetError(message) from None
-        return ScanOutcome(job.subject, str(job.image), error=message)
+            raise error from None
+        return ScanOutcome(job.subject, str(job.image), error=str(error))
     records = []
     for leg in result.legs:
         case = f"{job.subject}_{leg.side}"
@@ -153,6 +149,18 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
         records.append(record.as_dict())
     write_json(job.out_dir / LEDGER / f"{job.subject}.json", {"stamp": stamp, "records": records})
     return ScanOutcome(job.subject, str(job.image), records=records)
+
+
+def scan_error(job: ScanJob, error: Exception) -> InputError:
+    """The :class:`InputError` naming the input a failed conversion is about: the label map for labels that do
+    not fit the legs, else the scan (its legs not found, a constant scan, a reader's complaint)."""
+    from dataset_conversion.legs_of_scan import LabelMapError
+
+    if isinstance(error, InputError):
+        return error
+    if isinstance(error, LabelMapError):
+        return InputError(job.label, f"{error} (scan {job.image.name})")
+    return InputError(job.image, str(error).strip().splitlines()[-1])
 
 
 def remove_outputs(out_dir: Path, ledger: Path) -> None:

@@ -7,7 +7,6 @@ split legs of one subject between training and validation.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -20,25 +19,21 @@ GROUPS = ("healthy", "DM1")
 def read_groups(path: Path) -> dict[str, str]:
     """subject -> group from a subjects.csv with columns ``subject`` and ``group`` (healthy | DM1).
 
+    Read by the one subjects-table reader of every verb (:mod:`nnunet_filternet.utils.subjects_table`), so a
+    subject listed twice is refused here exactly as ``filternet quantify`` refuses it.
+
     Raises:
-        InputError: unreadable, missing columns, or an unknown group.
+        InputError: unreadable, missing columns, a subject listed twice, or an unknown group.
     """
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise InputError(path, f"cannot be read ({e.strerror})") from None
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise InputError(path, f"expected a UTF-8 CSV file, found {type(e).__name__}: {e}") from None
-    if not rows or not {"subject", "group"} <= set(rows[0]):
-        raise InputError(path, f"expected a CSV with columns subject, group; found {list(rows[0]) if rows else []}")
-    groups = {}
-    for i, row in enumerate(rows, start=2):
+    from nnunet_filternet.utils.subjects_table import read_subjects_table
+
+    table = read_subjects_table(path, required=("subject", "group"))
+    for subject, row in table.rows.items():
         if row["group"] not in GROUPS:
-            raise InputError(path, f"line {i}: expected group healthy or DM1, found {row['group']!r}")
-        groups[row["subject"]] = row["group"]
-    return groups
+            raise InputError(
+                path, f"line {table.lines[subject]}: expected group healthy or DM1, found {row['group']!r}"
+            )
+    return {subject: row["group"] for subject, row in table.rows.items()}
 
 
 def check_fold_arguments(n_folds, seed) -> None:

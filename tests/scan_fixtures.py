@@ -163,8 +163,15 @@ def write_subjects_csv(path: Path, groups: dict[str, str]) -> Path:
     return path
 
 
-def write_dicom_series(image: sitk.Image, folder: Path) -> list[Path]:
-    """Write ``image`` (int16) as a DICOM series, one file per slice; return the files in slice order."""
+def write_dicom_series(image: sitk.Image, folder: Path, offsets_mm=None) -> list[Path]:
+    """Write ``image`` (int16) as a DICOM series, one file per slice; return the files in slice order.
+
+    Args:
+        image: The scan.
+        folder: Created; one ``slice<k>.dcm`` per slice.
+        offsets_mm: Position of each slice along the slice normal from the first, mm (default: the image's own,
+            ``k * spacing[2]``); e.g. ``[0, 7, 14, 21, 31]`` writes gaps 7, 7, 7, 10 mm.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     image = sitk.Cast(image, sitk.sitkInt16)
     writer = sitk.ImageFileWriter()
@@ -175,6 +182,9 @@ def write_dicom_series(image: sitk.Image, folder: Path) -> list[Path]:
     for k in range(image.GetDepth()):
         s = image[:, :, k]
         origin = image.TransformIndexToPhysicalPoint((0, 0, k))
+        if offsets_mm is not None:
+            first = np.asarray(image.TransformIndexToPhysicalPoint((0, 0, 0)))
+            origin = tuple(first + float(offsets_mm[k]) * np.asarray(direction[2::3]))
         tags = {
             "0008|0060": "MR",
             "0020|000e": series_uid,

@@ -115,7 +115,7 @@ def test_one_leg_side_is_its_position_relative_to_the_image_centre(cx, side):
 
 
 def test_empty_mask_is_an_error():
-    with pytest.raises(FilterNetError, match="no body found"):
+    with pytest.raises(FilterNetError, match="no legs found"):
         find_legs(np.zeros((10, 10, 2), bool), (1.0, 1.0, 1.0))
 
 

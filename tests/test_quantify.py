@@ -110,16 +110,41 @@ def test_full_scans_sides_volumes_and_fat_fractions(folders):
     assert (root / "out" / "filternet_labels.ctbl").is_file()
 
 
-def test_leg_cases_take_side_from_suffix(tmp_path):
+def write_leg_records(folder, subject: str, half_width: int = 36) -> None:
+    """``folder/legs.json`` for the two halves of :func:`scan` as leg images ``<subject>_R`` (x < 36) and ``_L``."""
+    from dataset_conversion.records import LegRecord, save_records
+
+    size = [SHAPE[2], SHAPE[1], SHAPE[0]]
+    geometry = {"size": size, "spacing": list(SPACING_XYZ), "origin": [0.0] * 3, "direction": list(np.eye(3).ravel())}
+    records = []
+    for side, x0 in (("R", 0), ("L", half_width)):
+        crop = [half_width, size[1], size[2]]
+        records.append(LegRecord(
+            case=f"{subject}_{side}", subject=subject, side=side, side_from="two legs", source="scan.nii.gz",
+            label_source=None, leg_image=f"imagesTr/{subject}_{side}_0000.nii.gz", leg_label=None,
+            crop_index=[x0, 0, 0], crop_size=crop, patient_axes=[0, 1, 2], axis_flips=[False] * 3,
+            mirrored=side == "R", leg_size=crop, geometry=geometry, correction={},
+        ))  # fmt: skip
+    save_records(folder / "legs.json", records)
+
+
+def test_leg_images_take_side_and_subject_from_legs_json(tmp_path):
+    """Leg images named ``<subject>_<side>`` whose subject itself ends in ``_L``: the record decides, not the name."""
     labels, image, ff = scan(seed=1)
     for side, half in (("R", slice(0, 36)), ("L", slice(36, 72))):
-        write(labels[:, :, half], tmp_path / "labels" / f"s07_{side}.nii.gz")
-        write(image[:, :, half], tmp_path / "images" / f"s07_{side}.nii.gz")
-    (tmp_path / "subjects.csv").write_text("subject,group\ns07,DM1\ns99,healthy\n")
-    out = quantify_folder(tmp_path / "images", tmp_path / "labels", tmp_path / "b.csv",
+        write(labels[:, :, half], tmp_path / "labelsTr" / f"P07_L_{side}.nii.gz")
+        write(image[:, :, half], tmp_path / "imagesTr" / f"P07_L_{side}_0000.nii.gz")
+    write_leg_records(tmp_path, "P07_L")
+    (tmp_path / "subjects.csv").write_text("subject,group\nP07_L,DM1\ns99,healthy\n")
+    out = quantify_folder(tmp_path / "imagesTr", tmp_path / "labelsTr", tmp_path / "b.csv",
                           subjects_csv=tmp_path / "subjects.csv", jobs=1)  # fmt: skip
     rows = read_csv(out)
-    assert {(r["subject"], r["side"], r["group"]) for r in rows} == {("s07", "L", "DM1"), ("s07", "R", "DM1")}
+    assert {(r["subject"], r["side"], r["group"]) for r in rows} == {("P07_L", "L", "DM1"), ("P07_L", "R", "DM1")}
+    for side, half in (("R", slice(0, 36)), ("L", slice(36, 72))):
+        for value, name in enumerate(COMPARTMENTS, start=1):
+            row = next(r for r in rows if r["side"] == side and r["compartment"] == name)
+            assert int(row["n_voxels"]) == int((labels[:, :, half] == value).sum())
+    assert not any(r["note"] for r in rows)
     gas_l = next(r for r in rows if r["side"] == "L" and r["compartment"] == "Gas")
     true_ff = ff[:, :, 36:][labels[:, :, 36:] == LABELS["Gas"]].mean()
     assert float(gas_l["fat_fraction_t1"]) == pytest.approx(true_ff, abs=0.03)

@@ -83,3 +83,30 @@ def test_an_unwritable_output_is_refused_before_any_work(tmp_path):
         assert r.returncode == 2 and "a_file is a file, not a folder" in r.stderr and "Traceback" not in r.stderr
     assert blocker.read_text() == "in the way"
     assert SPACING_XYZ[0] == 1.5  # the columns above are 1.5 mm: 14 columns = 21 mm
+
+
+@pytest.mark.parametrize(
+    "name, change",
+    [
+        ("offset +3000", lambda image: image + 3000),
+        ("negative spike", lambda image: _at(image, (1, 20, 36), -1e7)),
+        ("band of 5000", lambda image: _at(image, np.s_[:, :3, :], 5000.0)),
+        ("constant background 400", lambda image: np.where(image > 200, image, 400.0)),
+    ],
+)
+def test_one_labelled_leg_is_sided_by_the_image_whatever_its_background(tmp_path, name, change):
+    """The image's tissue mask finds both legs (issue 22, class 3) and so places the one labelled leg."""
+    labels, image, _ = two_leg_scan()
+    labels[:, :, GAP_X:] = 0  # only the right leg labelled ...
+    pad = 40  # ... and 40 columns of constant padding on the patient's right: the right leg lies past the centre
+    labels = np.concatenate([np.zeros_like(labels[:, :, :pad]), labels], axis=2)
+    image = np.concatenate([np.full_like(image[:, :, :pad], 10.0), image], axis=2)
+    image = change(image).astype(np.float32)
+    got = quantified(tmp_path, labels, image, "hostile")
+    assert got == expected_voxels(labels, GAP_X + pad), name
+
+
+def _at(array: np.ndarray, where, value) -> np.ndarray:
+    out = array.copy()
+    out[where] = value
+    return out

@@ -4,12 +4,16 @@ Inputs are matched by case name: images ``<case>.nii.gz`` or nnU-Net's ``<case>_
 ``<case>.nii.gz`` (and optional Dixon fat / water images ``<case>[_0000].nii.gz``). Every file is read
 complete (:func:`~nnunet_filternet.utils.image_io.read_image`) and laid onto its label map's voxel grid
 (:mod:`~nnunet_filternet.utils.geometry`: the same voxels stored with flipped or permuted axes are reordered,
-anything else is refused). A case is a leg (``<subject>_L`` / ``<subject>_R``: the side is the suffix) or a
-full scan (``<subject>``): its two legs are told apart by the leg localisation of ``filternet convert``
-(:func:`~dataset_conversion.legs.find_legs`), run on the label map's own footprint (the two labelled legs), or,
-when only one leg is labelled, on the image's tissue mask; the leg towards the patient's left (+x in
-SimpleITK's LPS frame) is L. Tissue modes (muscle, fat) are estimated per subject and side
-(:mod:`.fat_fraction`): per leg rather than per scan because a bias field differs most between the legs.
+anything else is refused). Sides and subjects never come from file names (``P07_L`` may be a subject's
+name): a case is a leg image of ``filternet convert`` when the ``legs.json`` beside the images (in the images
+folder or its parent, as convert writes it) lists it with the label map's size; its side and subject are the
+record's. Any other case is a scan, subject = case name: its legs are told apart by the leg localisation of
+``filternet convert`` (:func:`~dataset_conversion.legs.find_legs`), run on the label map's own footprint (the
+two labelled legs), or, when only one leg is labelled, on the image's tissue mask; the leg towards the
+patient's left (+x in SimpleITK's LPS frame) is L, and a scan with one leg takes its side from the leg's
+position in the field of view, with a note. Dixon fat and water must be two different images (not one folder
+or file under two names, not two copies of one image). Tissue modes (muscle, fat) are estimated per subject
+and side (:mod:`.fat_fraction`): per leg rather than per scan because a bias field differs most between the legs.
 
 Columns: ``subject, side, compartment, n_voxels, volume_ml, mean_t1, mean_t1_normalised, fat_fraction_t1``,
 ``fat_fraction_dixon`` (with ``--fat/--water``), ``muscle_mode, fat_mode`` (the leg's T1 modes), ``note``
@@ -17,7 +21,8 @@ Columns: ``subject, side, compartment, n_voxels, volume_ml, mean_t1, mean_t1_nor
 segmentation, keeps its volumes, gets NaN intensity biomarkers and a note, and a warning is printed), then
 the columns of ``--subjects-csv``. An absent compartment has ``n_voxels`` 0 and NaN intensities.
 A rerun reuses a subject's rows only when the program version, the columns and every file of the subject
-(path, size, modification and status-change time, inode) are those recorded beside the CSV
+(path, size, modification and status-change time, inode; the ``legs.json`` its sides came from included) are
+those recorded beside the CSV
 (:mod:`nnunet_filternet.utils.cache`); ``fresh=True`` recomputes everything.
 """
 
@@ -33,7 +38,7 @@ import numpy as np
 from nnunet_filternet.errors import FilterNetError, InputError
 from nnunet_filternet.labels import COMPARTMENTS
 from nnunet_filternet.metrics.label_maps import check_label_values
-from nnunet_filternet.metrics.matching import list_cases, side_of, subject_of
+from nnunet_filternet.metrics.matching import list_cases
 from nnunet_filternet.metrics.overlap import voxel_volume_ml
 from nnunet_filternet.quantify.colour_table import write_colour_tables
 from nnunet_filternet.quantify.fat_fraction import (
@@ -55,16 +60,27 @@ DIXON_COLUMN = "fat_fraction_dixon"
 
 @dataclass(frozen=True)
 class CaseFiles:
-    """The files of one case: image, label map, and optional Dixon fat and water images."""
+    """The files of one case: image, label map, optional Dixon fat and water images, and where its side is from.
+
+    Attributes:
+        subject: The record's subject (a leg image of ``filternet convert``) or the case name (a scan).
+        side: The record's side ("L" / "R") of a leg image, or None: a scan, sides found in its geometry.
+        leg_size: The record's leg image size (x, y, z); the label map must have it, or the record is not its.
+        records: The ``legs.json`` the side comes from (part of the case's identity for reuse), or None.
+    """
 
     case: str
     image: Path
     labels: Path
     fat: Path | None = None
     water: Path | None = None
+    subject: str = ""
+    side: str | None = None
+    leg_size: tuple[int, ...] | None = None
+    records: Path | None = None
 
     def paths(self) -> list[Path]:
-        return [p for p in (self.image, self.labels, self.fat, self.water) if p is not None]
+        return [p for p in (self.image, self.labels, self.fat, self.water, self.records) if p is not None]
 
 
 @dataclass(frozen=True)
@@ -92,36 +108,51 @@ def _on_labels_grid(path: Path, what: str, labels: _Volume, labels_path: Path) -
     return _Volume(array, labels.image, labels.spacing_zyx)
 
 
-def side_masks(case: str, labels: _Volume, image: _Volume | None = None) -> tuple[dict[str, np.ndarray | None], str]:
-    """(side -> (z, y, x) mask of that side, or None for "the whole image" (leg cases); a note or "").
+def side_masks(
+    labels: _Volume, image: _Volume | None = None, side: str | None = None, case: str = ""
+) -> tuple[dict[str, np.ndarray | None], str]:
+    """(side -> (z, y, x) mask of that side, or None for "the whole image" (leg images); a note or "").
 
-    Full scans: the cut between the legs comes from the labels' own footprint when both legs are labelled, else
-    from the image's tissue mask (module docstring). A scan with one leg in the field of view takes its side
+    Args:
+        labels: The case's label map.
+        image: Its image on the label map's grid, or None.
+        side: The side of a leg image from its ``legs.json`` record, or None: a scan, whose sides are found in
+            its geometry (never in its name).
+        case: The case name (for the note).
+
+    Scans: the cut between the legs comes from the labels' own footprint when both legs are labelled, else
+    from the image's tissue mask (module docstring), unless that split is doubtful
+    (:func:`~dataset_conversion.legs.doubtful_split`). A scan with one leg in the field of view takes its side
     from the leg's position relative to the image centre, as ``filternet convert`` does, and says so in the note.
     """
-    from dataset_conversion.legs import find_legs, tissue_mask
+    from dataset_conversion.legs import LegSettings, doubtful_split, find_legs, tissue_mask
     from dataset_conversion.orientation import PatientAxes
 
-    side = side_of(case)
     if side is not None:
         return {side: None}, ""
     grid = labels.image
     axes = PatientAxes.from_direction(grid.GetDirection())
     spacing = [grid.GetSpacing()[a] for a in axes.axes]
     labelled = axes.to_patient(labels.array.transpose(2, 1, 0) > 0)
-    masks = [labelled] if labelled.any() else []
-    if image is not None:
-        masks.append(axes.to_patient(tissue_mask(image.array.transpose(2, 1, 0), grid.GetSpacing())))
     single = None
-    for mask in masks:
-        boxes = find_legs(mask, spacing)
+    if labelled.any():
+        boxes = find_legs(labelled, spacing)
         if len(boxes) == 2:
             return _sides_from_cut(axes, labelled.shape, boxes[1].x_limits[0]), ""
-        single = single or boxes[0]
-    if single is None:  # no labels and no image: nothing to count on either side
+        single = boxes[0]
+    if image is not None:
+        tissue = axes.to_patient(tissue_mask(image.array.transpose(2, 1, 0), grid.GetSpacing(), along=axes.axes[2]))
+        boxes = find_legs(tissue, spacing)
+        if doubtful_split(tissue, boxes, spacing, LegSettings()) is None:
+            if len(boxes) == 2:
+                return _sides_from_cut(axes, labelled.shape, boxes[1].x_limits[0]), ""
+            single = single or boxes[0]
+    if single is None:  # no labels and no usable image: nothing to count on either side
         return _sides_from_cut(axes, labelled.shape, labelled.shape[0] // 2), ""
     cut = 0 if single.side == "L" else labelled.shape[0]
     note = f"one leg in the field of view, taken as {single.side} from its position in the field of view (check)"
+    if case[-2:] in ("_L", "_R"):
+        note += f"; {case} has no legs.json record beside the images, so its name does not give its side"
     return _sides_from_cut(axes, labelled.shape, cut), note
 
 
@@ -172,7 +203,13 @@ def quantify_subject(subject: str, cases: list[CaseFiles]) -> list[dict]:
                 _on_labels_grid(files.fat, "Dixon fat image", labels, files.labels),
                 _on_labels_grid(files.water, "Dixon water image", labels, files.labels),
             )
-        masks, side_note = side_masks(files.case, labels, image)
+            if np.array_equal(dixon[0].array, dixon[1].array):
+                raise InputError(
+                    files.water,
+                    f"the Dixon water image holds the same voxels as the fat image {files.fat}: expected two "
+                    "different images (the fat fraction would be 0.5 everywhere)",
+                )
+        masks, side_note = side_masks(labels, image, files.side, files.case)
         if side_note:
             side_notes.update(dict.fromkeys(masks, side_note))
         loaded.append((files, labels, image.array.astype(np.float64), dixon, masks))
@@ -218,15 +255,26 @@ def _missing(label: str, names: list[str]) -> str:
 
 
 def match_case_files(
-    images_dir: os.PathLike, labels_dir: os.PathLike, fat_dir: os.PathLike | None, water_dir: os.PathLike | None
+    images_dir: os.PathLike,
+    labels_dir: os.PathLike,
+    fat_dir: os.PathLike | None,
+    water_dir: os.PathLike | None,
+    records: os.PathLike | None = None,
 ) -> dict[str, list[CaseFiles]]:
     """subject -> its cases' files. Every label map needs an image (and fat and water images), and vice versa.
 
+    Args:
+        images_dir, labels_dir, fat_dir, water_dir: The folders (Dixon ones optional, both or neither).
+        records: ``legs.json`` of leg images (default: :func:`find_leg_records` beside the images).
+
     Raises:
-        FilterNetError: listing the cases missing from each folder.
+        FilterNetError: listing the cases missing from each folder; ``--fat`` and ``--water`` naming one folder or
+            one file; a subject with both a scan and leg images.
     """
     if (fat_dir is None) != (water_dir is None):
         raise FilterNetError("Dixon fat fraction needs both --fat and --water folders, got only one")
+    if fat_dir is not None:
+        _check_not_same(Path(fat_dir), Path(water_dir), "folder")
     labels, images = list_cases(labels_dir), list_cases(images_dir, images=True)
     if not labels:
         raise InputError(labels_dir, "expected label maps (<case>.nii.gz), found none")
@@ -242,47 +290,87 @@ def match_case_files(
             problems.append(_missing(f"{what} without a label map in {labels_dir}", sorted(set(found) - set(labels))))
     if problems:
         raise FilterNetError("cases do not match; " + "; ".join(problems))
+    records_path = Path(records) if records is not None else find_leg_records(images_dir)
+    legs = _leg_records(records_path) if records_path is not None else {}
     subjects: dict[str, list[CaseFiles]] = {}
     for case in labels:
         dixon = (folders["fat"][1][case], folders["water"][1][case]) if fat_dir is not None else (None, None)
-        subjects.setdefault(subject_of(case), []).append(CaseFiles(case, images[case], labels[case], *dixon))
+        if dixon[0] is not None:
+            _check_not_same(dixon[0], dixon[1], "file")
+        record = legs.get(case)
+        if record is not None and sorted(record[2]) != sorted(_image_size(labels[case])):
+            record = None  # a scan that happens to share a leg image's name
+        subject, side, size = record if record is not None else (case, None, None)
+        files = CaseFiles(case, images[case], labels[case], *dixon, subject, side, size, records_path if side else None)
+        subjects.setdefault(subject, []).append(files)
     for subject, cases in subjects.items():
-        if len(cases) > 1 and any(side_of(c.case) is None for c in cases):
+        if len(cases) > 1 and any(c.side is None for c in cases):
             names = ", ".join(c.case for c in cases)
             raise InputError(labels_dir, f"subject {subject} has both a full scan and leg cases ({names})")
     return subjects
 
 
+def find_leg_records(images_dir: os.PathLike) -> Path | None:
+    """The ``legs.json`` of ``filternet convert`` in the images folder (inference) or its parent (training), or None."""
+    for folder in (Path(images_dir), Path(images_dir).parent):
+        if (folder / "legs.json").is_file():
+            return folder / "legs.json"
+    return None
+
+
+def _leg_records(path: Path) -> dict[str, tuple[str, str, tuple[int, ...]]]:
+    """case -> (subject, side, leg image size (x, y, z)) of a ``legs.json`` (checked by its reader)."""
+    from dataset_conversion.records import load_records
+
+    return {r.case: (r.subject, r.side, tuple(r.leg_size)) for r in load_records(path)}
+
+
+def _image_size(path: Path) -> tuple[int, ...]:
+    """Size (x, y, z) from an image file's header (nothing else is read; an unreadable file reports later)."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return ()
+    return tuple(reader.GetSize())
+
+
+def _check_not_same(fat: Path, water: Path, what: str) -> None:
+    """Refuse Dixon fat and water given as one folder or one file (they would give a fat fraction of 0.5)."""
+    try:
+        same = os.path.samefile(fat, water)
+    except OSError:
+        return  # a missing folder or file is reported where it is read
+    if same:
+        raise InputError(
+            water,
+            f"the Dixon water {what} is the fat {what} {fat} (the same {what} under two names): expected the water "
+            "images in --water and the fat images in --fat",
+        )
+
+
 def read_subjects_csv(path: os.PathLike, subjects: list[str]) -> tuple[list[str], dict[str, dict]]:
     """(extra columns, subject -> their values) of a CSV with a ``subject`` column covering ``subjects``.
 
+    Read by the one subjects-table reader of every verb (:mod:`nnunet_filternet.utils.subjects_table`), as
+    ``filternet convert`` reads its ``subjects.csv``.
+
     Raises:
-        InputError: no ``subject`` column, duplicate subjects, or subjects missing from the CSV (listed).
+        InputError: no ``subject`` column, a subject listed twice, or subjects missing from the CSV (listed).
     """
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            fieldnames = reader.fieldnames
-            rows = list(reader)
-    except OSError as e:
-        raise InputError(path, f"expected a readable CSV file ({e.strerror})") from None
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise InputError(path, f"expected a UTF-8 CSV file, found {type(e).__name__}: {e}") from None
-    if fieldnames is None or "subject" not in fieldnames:
-        raise InputError(path, f"expected a CSV with a 'subject' column, found columns {fieldnames}")
-    columns = [c for c in fieldnames if c != "subject"]
-    table: dict[str, dict] = {}
-    for row in rows:
-        if row["subject"] in table:
-            raise InputError(path, f"subject {row['subject']!r} is listed twice")
-        table[row["subject"]] = {c: row[c] for c in columns}
-    missing = sorted(set(subjects) - set(table))
+    from nnunet_filternet.utils.subjects_table import read_subjects_table
+
+    table = read_subjects_table(path)
+    missing = sorted(set(subjects) - set(table.rows))
     if missing:
         raise InputError(path, "expected a row for every subject, missing " + _missing("subject(s)", missing))
-    clash = sorted(set(columns) & set(BASE_COLUMNS + MODE_COLUMNS + (DIXON_COLUMN,)))
+    clash = sorted(set(table.columns) & set(BASE_COLUMNS + MODE_COLUMNS + (DIXON_COLUMN,)))
     if clash:
         raise InputError(path, f"columns {clash} clash with the biomarker columns; rename them")
-    return columns, table
+    return table.columns, table.rows
 
 
 def _options(columns: list[str]) -> dict:
@@ -322,6 +410,7 @@ def quantify_folder(
     water_dir: str | os.PathLike | None = None,
     jobs: int | None = None,
     fresh: bool = False,
+    records: str | os.PathLike | None = None,
 ) -> Path:
     """Write the biomarker CSV (and the Slicer / ITK-SNAP colour tables beside it).
 
@@ -334,6 +423,8 @@ def quantify_folder(
         water_dir: Dixon water images.
         jobs: worker processes (None: all cores).
         fresh: recompute every subject (otherwise unchanged subjects of the last run into ``out_csv`` are reused).
+        records: ``legs.json`` giving the side and subject of leg images (default: the one in ``images_dir`` or
+            its parent, if any); cases it does not list are scans, sided by their geometry.
 
     Returns:
         ``out_csv``.
@@ -347,7 +438,7 @@ def quantify_folder(
 
     check_jobs(jobs)
     out_csv = check_writable(out_csv, "biomarker table")
-    subjects = match_case_files(images_dir, labels_dir, fat_dir, water_dir)
+    subjects = match_case_files(images_dir, labels_dir, fat_dir, water_dir, records)
     extra_columns, extra = read_subjects_csv(subjects_csv, list(subjects)) if subjects_csv else ([], {})
     columns = list(BASE_COLUMNS) + ([DIXON_COLUMN] if fat_dir is not None else []) + list(MODE_COLUMNS)
     cached = {} if fresh else _cached_rows(out_csv, subjects, columns)

@@ -16,12 +16,15 @@ import numpy as np
 from nnunet_filternet.errors import InputError
 from nnunet_filternet.labels import COMPARTMENTS
 from nnunet_filternet.metrics.label_maps import check_label_values
-from nnunet_filternet.metrics.matching import list_cases, subject_of
+from nnunet_filternet.metrics.matching import list_cases
 from nnunet_filternet.quantify.biomarkers import _on_labels_grid, _read, side_masks
 
 
 def true_fat_fractions(labels_dir: str | os.PathLike, fat_fraction_dir: str | os.PathLike) -> dict[tuple, float]:
     """(subject, side, compartment) -> mean true fat fraction, from label maps and true fat fraction maps.
+
+    The label maps are full scans (a phantom cohort): the subject is the case name, sides come from the geometry
+    (:func:`~nnunet_filternet.quantify.biomarkers.side_masks`), as in ``filternet quantify``.
 
     Raises:
         InputError: a label map without a fat fraction map.
@@ -35,12 +38,12 @@ def true_fat_fractions(labels_dir: str | os.PathLike, fat_fraction_dir: str | os
         label_volume = _read(path, "label map")
         label_array = check_label_values(label_volume.array, path)
         ff = _on_labels_grid(truth[case], "fat fraction map", label_volume, path).array
-        for side, side_mask in side_masks(case, label_volume)[0].items():
+        for side, side_mask in side_masks(label_volume, case=case)[0].items():
             for value, name in enumerate(COMPARTMENTS, start=1):
                 mask = label_array == value
                 if side_mask is not None:
                     mask &= side_mask
-                out[(subject_of(case), side, name)] = float(ff[mask].mean()) if mask.any() else float("nan")
+                out[(case, side, name)] = float(ff[mask].mean()) if mask.any() else float("nan")
     return out
 
 

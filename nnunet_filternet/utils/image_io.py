@@ -7,7 +7,9 @@ really there against what the header promises:
 
 - NIfTI (``.nii``, ``.nii.gz``): the header (nibabel) gives the data offset, shape and type; a ``.nii.gz``
   is decompressed once, to its end (a truncated or corrupt gzip stream fails there), and float data are
-  checked for NaN and infinity on the way;
+  checked for NaN and infinity on the way. The voxel size (``pixdim``) of every spatial axis must be a
+  positive finite number: ITK reads a 0 (or NaN) as 1 mm and a negative size as its absolute value, which
+  would make every volume wrong without a word;
 - MetaImage (``.mha``, ``.mhd`` + data file): the header's ``DimSize``, ``ElementType`` and channels against
   the bytes after the header (or, with ``CompressedData``, against the inflated zlib stream);
 - NRRD: ITK's own reader already fails on short data, with a message saying how much it found.
@@ -119,13 +121,21 @@ def _check_nifti(path: Path, what: str) -> None:
     import nibabel
 
     try:
-        proxy = nibabel.load(str(path)).dataobj
-        offset, dtype, shape = int(proxy.offset), np.dtype(proxy.dtype), tuple(proxy.shape)
+        pixdim = _stored_pixdim(path)
+        if all(math.isfinite(v) and v > 0 for v in pixdim):
+            proxy = nibabel.load(str(path)).dataobj
+            offset, dtype, shape = int(proxy.offset), np.dtype(proxy.dtype), tuple(proxy.shape)
     except Exception as e:  # nibabel raises many types for damaged headers  # noqa: BLE001
         if path.name.lower().endswith(".gz"):
             for _ in _nifti_bytes(path, what):  # a truncated stream says so
                 pass
         raise InputError(path, f"the NIfTI {what} file cannot be read (header: {_short(e)})") from None
+    if not all(math.isfinite(v) and v > 0 for v in pixdim):
+        raise InputError(
+            path,
+            f"the NIfTI header gives voxel size (pixdim) {' x '.join(f'{v:g}' for v in pixdim)} mm: expected a "
+            "positive size along every axis (ITK would read 0 or NaN as 1 mm, a negative size as its absolute value)",
+        )
     expected = math.prod(shape) * dtype.itemsize
     floating = dtype.kind == "f"
     if not floating and not path.name.lower().endswith(".gz"):
@@ -137,6 +147,20 @@ def _check_nifti(path: Path, what: str) -> None:
         raise _truncated(path, what, expected, found, shape, dtype)
     if nan_count:
         raise InputError(path, f"expected finite intensities, found {nan_count} NaN or infinite voxels")
+
+
+def _stored_pixdim(path: Path) -> list[float]:
+    """Voxel sizes of the spatial axes as stored in a NIfTI-1 or -2 header (nibabel's loader would "fix" them)."""
+    import nibabel
+
+    with nibabel.openers.ImageOpener(str(path)) as f:
+        first = f.read(4)
+    sizes = {int.from_bytes(first, "little"), int.from_bytes(first, "big")}
+    header_class = nibabel.Nifti2Header if 540 in sizes else nibabel.Nifti1Header
+    with nibabel.openers.ImageOpener(str(path)) as f:
+        header = header_class.from_fileobj(f, check=False)
+    spatial = min(int(header["dim"][0]), 3)
+    return [float(v) for v in header["pixdim"][1 : 1 + spatial]]
 
 
 def _nifti_bytes(path: Path, what: str) -> Iterator[bytes]:
