@@ -208,15 +208,14 @@ def _check_output(images: Path, results: Path, out: Path, scans: dict[str, Path]
     return folder
 
 
-def _predict_legs(model: Path, folds, checkpoint: str, device: str, disable_tta: bool, work: Path, cases) -> list:
-    """Leg predictions of ``cases`` in ``work/predictions``, reusing only those of this model and leg image."""
+def _predict_legs(predictor, key: str, snap, device: str, work: Path, cases) -> list:
+    """Leg predictions of ``cases`` in ``work/predictions``, reusing only those of the model ``key`` (whose files'
+    snapshot is ``snap``) made from the same leg image."""
     from nnunet_filternet.pipeline import leg_predictions as lp
 
-    key, snap = lp.model_key(model, folds, checkpoint, device, disable_tta)
     ledger = work / "predictions.json"
     todo = lp.keep_reusable_predictions(work / "images", work / "predictions", ledger, key, cases)
     if todo:
-        predictor = lp.load_predictor(model, folds, checkpoint, device, disable_tta)
         lp.run_nnunet(predictor, work / "images", work / "predictions", device)
     if not snap.holds():
         lp.forget_predictions(ledger)
@@ -273,6 +272,7 @@ def predict_scans(
     """
     from dataset_conversion.convert import inference_conversion
     from dataset_conversion.readers import find_scans
+    from nnunet_filternet.pipeline import leg_predictions as lp
     from nnunet_filternet.pipeline.predict_outputs import BIOMARKERS, WORK, planned_files
     from nnunet_filternet.quantify.biomarkers import quantify_folder
     from nnunet_filternet.utils.parallel import check_jobs
@@ -285,6 +285,8 @@ def predict_scans(
     images, out = Path(images), Path(out)
     scans = find_scans(images)
     folder = _check_output(images, Path(results), out, scans)
+    key, snap = lp.model_key(model, use_folds, checkpoint, device, disable_tta)  # before nnU-Net reads the files
+    predictor = lp.load_predictor(model, use_folds, checkpoint, device, disable_tta)  # another network: refused
     work = out / WORK
     print(f"[1/4] converting scans in {images} (bias correction, legs, mirroring)", flush=True)
     conversion = inference_conversion(images, work / "images", jobs=jobs, keep_going=True, allow_empty=True)
@@ -294,8 +296,7 @@ def predict_scans(
     print(f"[2/4] nnU-Net prediction with {model.name}, folds {use_folds}, on {device}", flush=True)
     notes = list(conversion.notes)
     if converted:
-        notes += _predict_legs(model, use_folds, checkpoint, device, disable_tta, work,
-                               [r.case for r in conversion.records])  # fmt: skip
+        notes += _predict_legs(predictor, key, snap, device, work, [r.case for r in conversion.records])
     print(f"[3/4] restoring label maps onto the scans in {out}", flush=True)
     staged = _restore(work, converted, failed, jobs)
     print("[4/4] biomarkers", flush=True)
