@@ -276,8 +276,11 @@ def make_cohort(
     for spec in specs:  # fail early, before any rendering
         check_legs(spec, grid)
 
+    from nnunet_filternet.utils.cache import program
+
     params = {
         "generator": "nnunet_filternet.phantom",
+        "program": program(),  # an interrupted cohort is resumed only by the same version
         "seed": int(seed),
         "n_subjects": int(n_subjects),
         "n_healthy": int(n_healthy),
