@@ -342,8 +342,9 @@ def load_plans(dataset_name: str, plans_name: str) -> dict:
 CONFIGURATION_KEYS = ("spacing", "patch_size", "median_image_size_in_voxels", "architecture", "batch_size")
 
 
-def plans_problem(plans) -> str | None:
-    """What makes ``plans`` unlike nnU-Net's plans (the structure the presets read), or None."""
+def plans_problem(plans, configuration: str = "3d_fullres", keys: tuple = CONFIGURATION_KEYS) -> str | None:
+    """What makes ``plans`` unlike nnU-Net's plans, or None: ``configurations`` must map names to objects, and
+    ``configuration`` (when present: the one read) must hold ``keys`` (by default those the presets read)."""
     if not isinstance(plans, dict):
         return f"expected nnU-Net plans (a JSON object), found a {type(plans).__name__}"
     configurations = plans.get("configurations")
@@ -353,11 +354,11 @@ def plans_problem(plans) -> str | None:
     for name, config in configurations.items():
         if not isinstance(config, dict):
             return f"configuration {name!r}: expected an object, found a {type(config).__name__}"
-        if "inherits_from" in config:
-            continue  # nnU-Net's cascade configurations: only a parent and overrides
-        missing = [k for k in CONFIGURATION_KEYS if k not in config]
+        if name != configuration or "inherits_from" in config:
+            continue  # not the one read; or nnU-Net's cascade configurations: only a parent and overrides
+        missing = [k for k in keys if k not in config]
         if missing:
-            return f"configuration {name!r}: expected the keys {list(CONFIGURATION_KEYS)}, missing {missing}"
+            return f"configuration {name!r}: expected the keys {list(keys)}, missing {missing}"
         if not isinstance(config["architecture"], dict) or not isinstance(
             config["architecture"].get("arch_kwargs"), dict
         ):

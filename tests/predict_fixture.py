@@ -27,8 +27,10 @@ def make_model(results: Path, label: int = 1, name: str = MODEL) -> Path:
 
     model = results / name
     (model / "fold_0").mkdir(parents=True, exist_ok=True)
-    (model / "plans.json").write_text(json.dumps({"plans_name": "nnUNetPlans", "configurations": {}}))
-    (model / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "TA": 1}, "file_ending": ".nii.gz"}))
+    from nnunet_filternet.bench.plans import DEFAULT_DATASET_JSON, PRESETS, builtin_plans
+
+    (model / "plans.json").write_text(json.dumps(builtin_plans(PRESETS["quick"])))
+    (model / "dataset.json").write_text(json.dumps(DEFAULT_DATASET_JSON))
     checkpoint = {
         "trainer_name": "nnUNetTrainer",
         "init_args": {"configuration": "3d_fullres"},

@@ -220,3 +220,35 @@ def test_phantom_label_maps_hold_every_compartment_of_both_legs_at_the_coarsest_
     half = label.shape[1] // 2
     for side in (label[:, :half], label[:, half:]):
         assert set(np.unique(side)) == {0, 1, 2, 3, 4, 5}
+
+
+@pytest.mark.parametrize(
+    "plans, fragment",
+    [
+        ({"configurations": ["3d_fullres"]}, "'configurations'"),
+        ({"configurations": {"3d_fullres": []}}, "expected an object"),
+        ({"configurations": {"3d_fullres": {"spacing": [1, 1, 1]}}}, "missing"),
+    ],
+)
+def test_predict_with_plans_of_another_structure_is_one_line(tmp_path, capsys, plans, fragment):
+    from tests.predict_fixture import make_model
+
+    model = make_model(tmp_path / "results")
+    (model / "plans.json").write_text(json.dumps(plans))
+    write_scans(tmp_path, {"a": ScanSpec(seed=1)})
+    args = ["predict", "--images", tmp_path / "images", "--out", tmp_path / "out", "--results", tmp_path / "results"]
+    one_line_error(capsys, [*args, "--trainer", "nnUNetTrainer", "--device", "cpu"], model / "plans.json", fragment)
+
+
+def test_predict_with_a_checkpoint_of_a_configuration_the_plans_lack_is_one_line(tmp_path, capsys):
+    import torch
+
+    from tests.predict_fixture import make_model
+
+    model = make_model(tmp_path / "results")
+    saved = torch.load(model / "fold_0" / "checkpoint_final.pth", weights_only=False)
+    saved["init_args"]["configuration"] = "3d_lowres"
+    torch.save(saved, model / "fold_0" / "checkpoint_final.pth")
+    write_scans(tmp_path, {"a": ScanSpec(seed=1)})
+    args = ["predict", "--images", tmp_path / "images", "--out", tmp_path / "out", "--results", tmp_path / "results"]
+    one_line_error(capsys, [*args, "--trainer", "nnUNetTrainer", "--device", "cpu"], "3d_lowres", "does not have")

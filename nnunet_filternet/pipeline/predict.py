@@ -112,7 +112,26 @@ def check_model(model_folder: Path, folds: Sequence[int], checkpoint: str):
         if content["trainer_name"] != saved[0]["trainer_name"]:
             raise InputError(path, f"trained by {content['trainer_name']}, but fold {folds[0]} by "
                              f"{saved[0]['trainer_name']}; the folds of one model come from one trainer")  # fmt: skip
+    _check_plans(model_folder / "plans.json", saved[0]["init_args"]["configuration"], paths[0])
     return trainer
+
+
+def _check_plans(plans_file: Path, configuration: str, checkpoint: Path) -> None:
+    """The model's plans have nnU-Net's structure and the configuration the checkpoint was trained with."""
+    import json
+
+    from plans.presets import plans_problem
+
+    try:
+        plans = json.loads(plans_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(plans_file, f"expected nnU-Net's plans (JSON), could not read them ({e})") from None
+    problem = plans_problem(plans, configuration, keys=("spacing", "patch_size", "architecture"))
+    if problem:
+        raise InputError(plans_file, problem)
+    if configuration not in plans["configurations"]:
+        raise InputError(checkpoint, f"trained with configuration {configuration!r}, which {plans_file} does not "
+                         f"have (it has {', '.join(plans['configurations'])})")  # fmt: skip
 
 
 def _load_checkpoint(path: Path) -> dict:
