@@ -205,7 +205,7 @@ def _device(device: str) -> str:
 
 
 def _check_output(images: Path, results: Path, out: Path, scans: dict[str, Path]):
-    """Refuse an --out that is or holds an input, or holds files of ours' names that we did not write.
+    """Refuse an --out that is or holds an input, or holds files with the names we write that we did not write.
 
     Returns:
         The :class:`~.predict_outputs.OutputFolder`.
