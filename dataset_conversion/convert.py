@@ -69,8 +69,11 @@ def _prune(out_dir: Path, keep_subjects: set[str]) -> None:
             remove_outputs(out_dir, ledger)
 
 
-def _run_scans(scan_jobs: list[ScanJob], out_dir: Path, jobs: int | None, failed: dict[str, str]) -> ConversionResult:
-    """Convert the scans in parallel; collect records, failures and notes; write legs.json."""
+def _run_scans(
+    scan_jobs: list[ScanJob], out_dir: Path, jobs: int | None, failed: dict[str, str], allow_empty: bool = False
+) -> ConversionResult:
+    """Convert the scans in parallel; collect records, failures and notes; write legs.json (``allow_empty``: also
+    when no scan could be converted, listing none)."""
     import dataset_conversion.legs_of_scan  # noqa: F401  (imported once here, inherited by forked workers)
     from nnunet_filternet.utils.parallel import parallel_map
 
@@ -93,7 +96,7 @@ def _run_scans(scan_jobs: list[ScanJob], out_dir: Path, jobs: int | None, failed
                 notes.append(f"{o.subject}: the {record.side} leg has no labelled compartment; kept as {record.case}")
     if failed and not keep_going:
         raise FilterNetError(failure_summary(failed))
-    if not records:
+    if not records and not allow_empty:
         raise FilterNetError("no scan could be converted:\n" + failure_summary(failed))
     _prune(out_dir, {r.subject for r in records})
     save_records(out_dir / "legs.json", records)
@@ -218,12 +221,18 @@ def plan_training(
     """
     from dataset_conversion.splits import check_fold_arguments, read_groups
     from nnunet_filternet.utils.atomic import staging_path
+    from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
 
     _check_common(jobs, images_dir)
     check_fold_arguments(folds, seed)
     folder = dataset_folder_name(dataset_id, name)
     raw, preprocessed = nnunet_folder("nnUNet_raw"), nnunet_folder("nnUNet_preprocessed")
     _check_id_and_name_free(folder)
+    refuse_inputs_as_outputs(
+        {images_dir: "scans (--images)", labels_dir: "label maps (--labels)", subjects_csv: "--subjects-csv"},
+        files=[preprocessed / folder / "splits_final.json"],
+        whole_folders=[raw / folder],
+    )
     notes: list[str] = []
     images = _find_scans(images_dir, "images folder", notes)
     labels = _find_scans(labels_dir, "labels folder", notes)
@@ -338,14 +347,17 @@ def convert_training(
 # ---- inference mode --------------------------------------------------------------------------------------
 
 
-def inference_conversion(images_dir, out_dir, jobs: int | None = None, keep_going: bool = False) -> ConversionResult:
-    """:func:`convert_inference`, returning the full :class:`ConversionResult`."""
+def inference_conversion(
+    images_dir, out_dir, jobs: int | None = None, keep_going: bool = False, allow_empty: bool = False
+) -> ConversionResult:
+    """:func:`convert_inference`, returning the full :class:`ConversionResult` (``allow_empty`` with ``keep_going``:
+    a run in which every scan failed is a result with no records, not an error; ``filternet predict``)."""
     from nnunet_filternet.utils.atomic import check_writable, publish_dir, staging_dir
+    from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
 
     _check_common(jobs, images_dir)
     images_dir, out_dir = Path(images_dir), Path(out_dir)
-    if out_dir.resolve() == images_dir.resolve() or images_dir.resolve() in out_dir.resolve().parents:
-        raise InputError(out_dir, f"the output folder must not be (inside) the images folder {images_dir}")
+    refuse_inputs_as_outputs({images_dir: "scans (--images)"}, whole_folders=[out_dir])
     check_writable(out_dir, "leg images folder", folder=True)
     notes: list[str] = []
     images = _find_scans(images_dir, "images folder", notes)
@@ -353,7 +365,7 @@ def inference_conversion(images_dir, out_dir, jobs: int | None = None, keep_goin
     threads = _threads_per_job(jobs, len(images))
     settings = _settings()
     scan_jobs = [ScanJob(s, p, None, work, "", None, settings, threads, keep_going) for s, p in images.items()]
-    result = _run_scans(scan_jobs, work, jobs, {})
+    result = _run_scans(scan_jobs, work, jobs, {}, allow_empty=allow_empty and keep_going)
     publish_dir(work, out_dir)
     result.folder = out_dir
     result.notes[:0] = notes

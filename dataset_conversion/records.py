@@ -139,6 +139,19 @@ def _numbers(value, n: int, positive: bool = False) -> bool:
     return ok and (not positive or all(v > 0 for v in value))
 
 
+#: How far a direction matrix may be from orthonormal (|D D^T - I|, largest entry): float32 headers and DICOM
+#: orientation strings round at about 1e-6.
+DIRECTION_TOLERANCE = 1e-3
+
+
+def _rotation(direction: list) -> bool:
+    """Whether nine numbers (row-major) are an orthonormal 3 x 3 matrix (a rotation, possibly with a flip)."""
+    import numpy as np
+
+    d = np.asarray(direction, dtype=float).reshape(3, 3)
+    return bool(np.abs(d @ d.T - np.eye(3)).max() <= DIRECTION_TOLERANCE)
+
+
 def record_problem(item: dict) -> str | None:
     """What is wrong with one ``legs.json`` record (types, ranges, crop box inside the source grid), or None."""
     for key in ("case", "subject", "source", "leg_image", "side_from"):
@@ -168,6 +181,11 @@ def record_problem(item: dict) -> str | None:
     for key, ok, expected in checks:
         if not ok:
             return f"geometry.{key} {geometry.get(key)!r}: expected {expected}"
+    if not _rotation(geometry["direction"]):
+        return (
+            f"geometry.direction {geometry['direction']!r}: expected the direction cosines of a scan (an orthonormal "
+            "3 x 3 matrix, row-major); this one is singular or not orthonormal"
+        )
     if not _ints(item["crop_index"], 3, 0):
         return f"crop_index {item['crop_index']!r}: expected three integers >= 0"
     if not _ints(item["crop_size"], 3, 1):

@@ -185,6 +185,7 @@ def restore_jobs(pred_dir: Path, records: list[LegRecord], out_dir: Path, record
 def restoration(pred_dir, records_json, out_dir, jobs: int | None = None, keep_going: bool = False) -> RestoreResult:
     """:func:`restore_predictions`, returning the full :class:`RestoreResult`."""
     from nnunet_filternet.utils.atomic import check_writable
+    from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
     from nnunet_filternet.utils.parallel import check_jobs, parallel_map
 
     check_jobs(jobs)
@@ -193,6 +194,11 @@ def restoration(pred_dir, records_json, out_dir, jobs: int | None = None, keep_g
         raise InputError(pred_dir, "expected a folder of leg predictions (<subject>_<L|R>.nii.gz)")
     check_writable(out_dir, "restored label maps folder", folder=True)
     records = load_records(records_json)
+    refuse_inputs_as_outputs(
+        {pred_dir: "leg predictions (--pred)", records_json: "legs.json (--records)"},
+        files=[out_dir / f"{subject}.nii.gz" for subject in by_subject(records)],
+        folders=[out_dir],
+    )
     work, not_predicted, incomplete, unknown = restore_jobs(pred_dir, records, out_dir, records_json, keep_going)
     if incomplete and not keep_going:
         missing = "\n".join(f"  {s}: {', '.join(m)}" for s, m in incomplete.items())

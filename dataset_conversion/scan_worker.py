@@ -1,9 +1,11 @@
 """One scan -> its leg files and a ledger entry (runs in a worker process); skipped when already done.
 
 Each finished scan leaves a ledger file ``.filternet/scans/<subject>.json`` beside ``legs.json``: its
-records and a stamp (hash of the input files' names, sizes and modification times, and of the
-settings). A scan whose ledger stamp matches and whose outputs exist is not converted again; the
-outputs of an outdated conversion are removed first. Every file is written atomically, the ledger last.
+records and a stamp (hash of the input files' content identity, taken before they are read
+(:func:`nnunet_filternet.utils.cache.snapshot`: path, size, SHA-256), of the settings and of the program
+version). A scan whose ledger stamp matches and whose outputs exist is not converted again; the outputs of an
+outdated conversion are removed first. Every file is written atomically, the ledger last, and only when the
+inputs are still the files that were hashed (a scan replaced during the run is converted again next time).
 """
 
 from __future__ import annotations
@@ -65,17 +67,17 @@ class ScanOutcome:
     skipped: bool = False
 
 
-def input_stamp(job: ScanJob) -> str:
-    """Hash of the inputs' names, sizes and modification times and of the settings."""
-    parts = []
-    for path in (job.image, job.label):
-        if path is None:
-            continue
-        files = sorted(path.iterdir()) if path.is_dir() else [path]
-        parts += [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
-    parts.append(repr(job.settings))
-    parts.append(SCHEMA)
-    return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()
+def input_stamp(job: ScanJob):
+    """(stamp, snapshot): hash of the inputs' content identity, the settings, the schema and the program version.
+
+    The snapshot is taken before the scan is read; :meth:`~nnunet_filternet.utils.cache.Snapshot.holds` says
+    afterwards whether the files are still those.
+    """
+    from nnunet_filternet.utils.cache import program, snapshot
+
+    snap = snapshot(p for p in (job.image, job.label) if p is not None)
+    parts = [snap.key, repr(job.settings), SCHEMA, program()]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest(), snap
 
 
 def _finished(job: ScanJob, stamp: str) -> list[dict] | None:
@@ -107,7 +109,12 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
     from nnunet_filternet.utils.atomic import write_image, write_json
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(job.threads)
-    stamp = input_stamp(job)
+    try:
+        stamp, snap = input_stamp(job)
+    except InputError as e:
+        if not job.keep_going:
+            raise
+        return ScanOutcome(job.subject, str(job.image), error=str(e))
     done = _finished(job, stamp)
     if done is not None:
         return ScanOutcome(job.subject, str(job.image), records=done, skipped=True)
@@ -147,7 +154,8 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
             labelled=leg.labelled,
         )
         records.append(record.as_dict())
-    write_json(job.out_dir / LEDGER / f"{job.subject}.json", {"stamp": stamp, "records": records})
+    if snap.holds():  # otherwise no ledger: the scan changed while it was converted, so convert it again next time
+        write_json(job.out_dir / LEDGER / f"{job.subject}.json", {"stamp": stamp, "records": records})
     return ScanOutcome(job.subject, str(job.image), records=records)
 
 

@@ -19,6 +19,8 @@ from batchgenerators.utilities.file_and_folder_operations import isfile, load_js
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 from nnunetv2.paths import nnUNet_preprocessed
 
+from nnunet_filternet.errors import FilterNetError
+
 #: Name of the plans written by :class:`FilterNetPlanner`.
 FILTERNET_PLANS = "nnUNetPlans_FilterNet"
 
@@ -86,6 +88,17 @@ class FilterNetPlanner(ExperimentPlanner):
             suppress_transpose,
         )
         self.source_plans_name = source_plans_name
+
+    @staticmethod
+    def static_estimate_VRAM_usage(patch_size, *args, **kwargs):
+        """nnU-Net's estimate, refusing a patch shrunk to nothing: its planner shrinks the patch until the
+        estimate fits the GPU memory target, which never happens for a target below the smallest patch's need."""
+        if min(int(p) for p in patch_size) < 1:
+            raise FilterNetError(
+                f"--gpu-memory-gb: the GPU memory target is too small for any patch (nnU-Net's planner shrank the "
+                f"patch to {[int(p) for p in patch_size]} voxels); give a larger target (nnU-Net's default: 8)"
+            )
+        return ExperimentPlanner.static_estimate_VRAM_usage(patch_size, *args, **kwargs)
 
     def get_plans_for_configuration(self, spacing, median_shape, data_identifier, approximate_n_voxels_dataset, _cache):
         from dynamic_network_architectures.architectures.unet import PlainConvUNet

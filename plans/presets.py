@@ -327,9 +327,43 @@ def load_plans(dataset_name: str, plans_name: str) -> dict:
             path, f"expected nnU-Net plans; run `nnUNetv2_plan_and_preprocess -d {dataset_name[7:10]}` first"
         )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        plans = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise InputError(path, f"expected JSON plans, found invalid JSON ({e})") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "expected a UTF-8 JSON plans file, found other bytes") from None
+    problem = plans_problem(plans)
+    if problem:
+        raise InputError(path, problem)
+    return plans
+
+
+#: Keys of a configuration that the presets read.
+CONFIGURATION_KEYS = ("spacing", "patch_size", "median_image_size_in_voxels", "architecture", "batch_size")
+
+
+def plans_problem(plans, configuration: str = "3d_fullres", keys: tuple = CONFIGURATION_KEYS) -> str | None:
+    """What makes ``plans`` unlike nnU-Net's plans, or None: ``configurations`` must map names to objects, and
+    ``configuration`` (when present: the one read) must hold ``keys`` (by default those the presets read)."""
+    if not isinstance(plans, dict):
+        return f"expected nnU-Net plans (a JSON object), found a {type(plans).__name__}"
+    configurations = plans.get("configurations")
+    if not isinstance(configurations, dict) or not configurations:
+        found = "none" if configurations is None else f"a {type(configurations).__name__}"
+        return f"expected 'configurations' to map configuration names to objects, found {found}"
+    for name, config in configurations.items():
+        if not isinstance(config, dict):
+            return f"configuration {name!r}: expected an object, found a {type(config).__name__}"
+        if name != configuration or "inherits_from" in config:
+            continue  # not the one read; or nnU-Net's cascade configurations: only a parent and overrides
+        missing = [k for k in keys if k not in config]
+        if missing:
+            return f"configuration {name!r}: expected the keys {list(keys)}, missing {missing}"
+        if not isinstance(config["architecture"], dict) or not isinstance(
+            config["architecture"].get("arch_kwargs"), dict
+        ):
+            return f"configuration {name!r}: expected 'architecture' with 'arch_kwargs' (nnU-Net v2 plans)"
+    return None
 
 
 @contextlib.contextmanager
@@ -377,6 +411,7 @@ def write_preset(
         What was written, with the follow-up commands.
     """
     from nnunet_filternet.utils.atomic import write_json
+    from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
 
     if preset not in PLANS_NAMES:
         raise FilterNetError(f"unknown preset {preset!r}; expected one of {', '.join(PLANS_NAMES)}")
@@ -385,6 +420,7 @@ def write_preset(
     plans_name = PLANS_NAMES[preset]
     plans_file = preprocessed_folder(dataset_name) / f"{plans_name}.json"
     source_name = str(preprocessed_folder(dataset_name) / f"{source_plans}.json")
+    refuse_inputs_as_outputs({source_name: "the source plans (--source-plans)"}, files=[plans_file])
     if preset == "filternet":
         plans = run_filternet_planner(dataset_name, source_plans, gpu_memory_target_gb)
     else:

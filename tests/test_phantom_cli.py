@@ -72,7 +72,7 @@ def test_cli_writes_a_cohort(tmp_path):
         (["--shape", "512", "512", "1"], "integer >= 2"),
         (["-j", "0"], "positive number of worker processes"),
         (["-j", "-2"], "positive number of worker processes"),
-        (["--shape", "60000", "60000", "400", "--subjects", "1"], "GiB"),  # estimated, never allocated
+        (["--shape", "60000", "60000", "400", "--spacing", "0.016", "0.016", "2", "--subjects", "1"], "GiB"),
     ],
 )
 def test_cli_bad_arguments_exit_2(tmp_path, args, message):

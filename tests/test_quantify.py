@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -208,7 +210,16 @@ def test_rerun_reuses_unchanged_subjects(folders, monkeypatch):
     monkeypatch.setattr(biomarkers, "_quantify_or_error", lambda item: calls.append(item[0]) or original(item))
     quantify_folder(root / "images", root / "labels", out, jobs=1)
     assert calls == [] and out.read_text() == first
-    (root / "labels" / "s02.nii.gz").touch()
+    (root / "labels" / "s02.nii.gz").touch()  # the same content: still reused (the key is the content)
+    quantify_folder(root / "images", root / "labels", out, jobs=1)
+    assert calls == [] and out.read_text() == first
+    shutil.copy(root / "labels" / "s02.nii.gz", root / "s02_copy.nii.gz")
+    (root / "labels" / "s02.nii.gz").write_bytes((root / "s02_copy.nii.gz").read_bytes() + b"")  # rewritten alike
+    quantify_folder(root / "images", root / "labels", out, jobs=1)
+    assert calls == [] and out.read_text() == first
+    raw = gzip.decompress((root / "s02_copy.nii.gz").read_bytes())
+    (root / "labels" / "s02.nii.gz").write_bytes(gzip.compress(raw, compresslevel=1, mtime=1))  # other bytes
+    assert (root / "labels" / "s02.nii.gz").read_bytes() != (root / "s02_copy.nii.gz").read_bytes()
     quantify_folder(root / "images", root / "labels", out, jobs=1)
     assert calls == ["s02"] and out.read_text() == first
 

@@ -39,7 +39,7 @@ def bounded(cast, accept, what: str):
     def convert(text: str):
         try:
             value = cast(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not accept(value):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
@@ -55,6 +55,15 @@ positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
 non_negative_int = bounded(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = bounded(float, lambda v: math.isfinite(v) and v > 0, "a positive, finite number")
 at_least_4_subjects = bounded(int, lambda v: v >= 4, "at least 4 subjects (4 folds)")
+#: nnU-Net fold numbers (``fold_<k>``).
+fold_number = bounded(int, lambda v: v >= 0, "a fold number >= 0")
+#: nnU-Net dataset ids.
+dataset_id = bounded(int, lambda v: 1 <= v <= 999, "an nnU-Net dataset id from 1 to 999")
+#: An odd positive count (sub-slices averaged into a slice).
+odd_positive_int = bounded(int, lambda v: v >= 1 and v % 2 == 1, "an odd positive integer")
+#: GPU memory a planner plans for: nnU-Net's planner shrinks the patch until its estimate fits, which never
+#: ends for 0 or less; an infinite (or huge) target makes its batch size infinite.
+gpu_memory_gb = bounded(float, lambda v: math.isfinite(v) and 0 < v <= 1024, "a GPU memory in GB, > 0 and <= 1024")
 
 
 def _module_name(verb: str) -> str:

@@ -88,6 +88,12 @@ def _check(args, device: str) -> None:
     unknown = sorted(set(args.parts or ()) - set(PARTS))
     if unknown:
         raise FilterNetError(f"--parts: expected names from {list(PARTS)}, found {unknown}")
+    if args.out:
+        from nnunet_filternet.utils.atomic import check_writable
+        from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
+
+        check_writable(args.out, "benchmark section (--out)")
+        refuse_inputs_as_outputs({args.plans: "plans (--plans)"}, files=[args.out])
 
 
 def _profile(name: str, setup, device: str, options: BenchOptions) -> int:

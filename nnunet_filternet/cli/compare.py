@@ -41,7 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_filternet.compare.files import compare_files
+    from nnunet_filternet.compare.files import compare_files, figure_path
+    from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
+
+    inputs = {**{p: "a --candidate metrics CSV" for p in args.candidate},
+              **{p: "a --reference metrics CSV" for p in args.reference}}  # fmt: skip
+    refuse_inputs_as_outputs(inputs, files=[args.out, figure_path(args.out)])
 
     result = compare_files(
         args.reference, args.candidate, args.out, names=tuple(args.names), metrics=args.metrics, alpha=args.alpha

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_filternet.cli import bounded, jobs_type
+from nnunet_filternet.cli import bounded, dataset_id, jobs_type
 
 EPILOG = """modes:
   training:  filternet convert --images DIR --labels DIR --dataset-id N --name NAME
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--images", required=True, metavar="DIR", help="folder of scans (NIfTI, NRRD, MHA/MHD, DICOM folders)")
     add("--labels", metavar="DIR", help="training: folder of label maps named like the scans (0..5)")
-    add("--dataset-id", type=int, metavar="N", help="training: nnU-Net dataset id (1..999)")
+    add("--dataset-id", type=dataset_id, metavar="N", help="training: nnU-Net dataset id (1..999)")
     add("--name", help="training: dataset name (folder DatasetNNN_NAME)")
     add("--out", metavar="DIR", help="inference: output folder for the leg images and legs.json")
     add(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_filternet.cli import at_least_4_subjects, jobs_type, positive_int
+from nnunet_filternet.cli import at_least_4_subjects, bounded, jobs_type, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=at_least_4_subjects,
         help="cohort size (default: the preset's)",
     )
-    parser.add_argument("--folds", type=int, nargs="+", help="folds to train, of 0 1 2 3 (default: the preset's)")
+    parser.add_argument(
+        "--folds",
+        type=bounded(int, lambda v: 0 <= v <= 3, "a fold of 0 1 2 3"),
+        nargs="+",
+        help="folds to train, of 0 1 2 3 (default: the preset's)",
+    )
     parser.add_argument(
         "--trainers", nargs="+", help="nnU-Net trainers (default: nnUNetTrainerFilterNet nnUNetTrainer)"
     )

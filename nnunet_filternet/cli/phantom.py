@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_filternet.cli import bounded, jobs_type, non_negative_int, positive_float, positive_int
+from nnunet_filternet.cli import bounded, jobs_type, non_negative_int, odd_positive_int, positive_float, positive_int
 
 _size = bounded(int, lambda v: v >= 2, "an integer >= 2 (voxels)")
 
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="voxel size in mm (0.7 0.7 7.0); shape x spacing must hold both legs (up to about 340 x 185 mm)",
     )  # fmt: skip
     parser.add_argument(
-        "--subslices", type=positive_int, default=5, metavar="K",
+        "--subslices", type=odd_positive_int, default=5, metavar="K",
         help="odd number of thin sub-slices averaged into each thick slice (partial volume; 5)",
     )  # fmt: skip
     parser.add_argument("--preview", metavar="PNG", help="also write a Fig. 1-like panel (healthy and DM1 slice)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_filternet.cli import gpu_memory_gb
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", metavar="DATASET", help="nnU-Net dataset id (e.g. 501) or name (Dataset501_Calf)")
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--gpu-memory-gb",
-        type=float,
+        type=gpu_memory_gb,
         default=8.0,
         metavar="GB",
         help="GPU memory target of the filternet preset's planner (nnU-Net's default: 8)",

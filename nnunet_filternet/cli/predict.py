@@ -1,10 +1,14 @@
-"""``filternet predict``: segment new scans (NIfTI, NRRD, MHA or DICOM series folders) with a trained model."""
+"""``filternet predict``: segment new scans (NIfTI, NRRD, MHA or DICOM series folders) with a trained model.
+
+Exit codes: 0 every scan segmented and quantified; 1 some scans failed (the others are written; the failed ones
+are named on stderr and in <out>/failed.csv); 2 bad input or misuse (one-line reason), nothing written.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from nnunet_filternet.cli import jobs_type
+from nnunet_filternet.cli import fold_number, jobs_type
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trainer", default="nnUNetTrainerFilterNet", help="trainer name (default: %(default)s)")
     parser.add_argument("--plans", help="plans identifier (default: the only one trained with this trainer)")
     parser.add_argument("--configuration", default="3d_fullres", help="default: %(default)s")
-    parser.add_argument("--folds", type=int, nargs="+", help="folds to ensemble (default: all trained)")
+    parser.add_argument("--folds", type=fold_number, nargs="+", help="folds to ensemble (default: all trained)")
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda when available (default)"
     )
@@ -24,11 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_filternet.pipeline.predict import predict_scans
+    from nnunet_filternet.pipeline.predict import predict_scans, print_summary
 
-    predict_scans(
+    result = predict_scans(
         args.images, args.out, args.results, trainer=args.trainer, plans=args.plans,
         configuration=args.configuration, folds=args.folds, device=args.device, checkpoint=args.checkpoint,
         jobs=args.jobs, disable_tta=args.disable_tta,
     )  # fmt: skip
-    return 0
+    print_summary(result)
+    return 1 if result.failed else 0

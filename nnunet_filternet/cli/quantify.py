@@ -29,12 +29,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _refuse_colour_tables_over_inputs(args: argparse.Namespace) -> None:
+    """--colour-table DIR must not write its two tables over an input (checked before anything is written)."""
+    from pathlib import Path
+
+    from nnunet_filternet.quantify.colour_table import ITKSNAP_FILE, SLICER_FILE
+    from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
+
+    inputs = {args.images: "images (--images)", args.labels: "label maps (--labels)", args.fat: "--fat",
+              args.water: "--water", args.subjects_csv: "--subjects-csv"}  # fmt: skip
+    folder = Path(args.colour_table)
+    refuse_inputs_as_outputs(inputs, files=[folder / SLICER_FILE, folder / ITKSNAP_FILE])
+
+
 def run(args: argparse.Namespace) -> int:
     from nnunet_filternet.errors import FilterNetError
     from nnunet_filternet.quantify.colour_table import write_colour_tables
 
     wanted = (args.images, args.labels, args.out)
     if args.colour_table is not None:
+        _refuse_colour_tables_over_inputs(args)
         for path in write_colour_tables(args.colour_table):
             print(f"wrote {path}")
         if not any(wanted):

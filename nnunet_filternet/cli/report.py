@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_filternet.report.report import headline_table, write_report
+    from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
+
+    inputs = {**{r: "a --results folder" for r in args.results}, args.gt: "--gt", args.images: "--images"}
+    refuse_inputs_as_outputs(inputs, whole_folders=[args.out])
 
     report = write_report(
         args.results,

@@ -11,9 +11,10 @@ With the dataset's ``splits_final.json`` (``splits``), both tables gain a ``fold
 fold whose network predicted the case (:mod:`.folds`), which ``filternet compare`` uses as the unit of its
 test. A subject's cases must share one fold.
 
-A rerun reuses a case's rows from the existing output CSV only when the program version, the options and both
-of the case's files (path, size, modification and status-change time, inode) are what produced them, as
-recorded in the CSV's sidecar (:mod:`nnunet_filternet.utils.cache`); ``fresh=True`` recomputes everything.
+A rerun reuses a case's rows from the existing output CSV only when the program version, the options and the
+content of both of the case's files (path, size, SHA-256, taken before they are read) are what produced them, as
+recorded in the CSV's sidecar (:mod:`nnunet_filternet.utils.cache`); ``fresh=True`` recomputes everything. A case
+whose file changed during the run is not recorded (it is computed again next time).
 """
 
 from __future__ import annotations
@@ -105,9 +106,9 @@ def _name(fn) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
-def _reusable_rows(cache_csv: Path | None, pairs: Sequence[CasePair], options: dict) -> dict[str, list[dict]]:
-    """Rows of ``cache_csv`` for the cases whose inputs and options are exactly those recorded beside it."""
-    from nnunet_filternet.utils.cache import inputs_identity, reusable_keys
+def _reusable_rows(cache_csv: Path | None, pairs: Sequence[CasePair], options: dict, snaps: dict) -> dict:
+    """Rows of ``cache_csv`` for the cases whose content identity (``snaps``) and options are those recorded."""
+    from nnunet_filternet.utils.cache import reusable_keys
 
     if cache_csv is None:
         return {}
@@ -125,7 +126,7 @@ def _reusable_rows(cache_csv: Path | None, pairs: Sequence[CasePair], options: d
     for pair in pairs:
         rows = by_case.get(pair.case, [])
         if rows and all(set(CASE_COLUMNS) <= set(r) for r in rows):
-            if recorded.get(pair.case) == inputs_identity([pair.pred, pair.ref]):
+            if recorded.get(pair.case) == snaps[pair.case].key:
                 fresh[pair.case] = rows
     return fresh
 
@@ -155,11 +156,12 @@ def evaluate_pairs(
     Raises:
         FilterNetError: listing every case that could not be evaluated and why.
     """
-    from nnunet_filternet.utils.cache import inputs_identity, record_inputs
+    from nnunet_filternet.utils.cache import record_inputs, snapshot, warn_changed
 
     options = _options(postprocess)
     cache = Path(cache_csv) if cache_csv else None
-    cached = {} if fresh else _reusable_rows(cache, pairs, options)
+    snaps = {p.case: snapshot([p.pred, p.ref]) for p in pairs} if cache is not None else {}
+    cached = {} if fresh else _reusable_rows(cache, pairs, options, snaps)
     todo = [p for p in pairs if p.case not in cached]
     results = parallel_map(functools.partial(_evaluate_or_error, postprocess=postprocess), todo, jobs, desc)
     errors = [str(r) for r in results if isinstance(r, FilterNetError)]
@@ -175,7 +177,9 @@ def evaluate_pairs(
         rows = [{k: v for k, v in row.items() if k != FOLD} for row in rows]
     if cache is not None:
         write_rows(rows, cache, columns)
-        record_inputs(cache, options, {p.case: inputs_identity([p.pred, p.ref]) for p in pairs})
+        for snap in snaps.values():
+            warn_changed(desc, "its case", snap)
+        record_inputs(cache, options, {case: snap.key for case, snap in snaps.items() if snap.holds()})
     return rows
 
 
@@ -238,15 +242,21 @@ def evaluate_folders(
         (per-case CSV, per-subject CSV).
 
     Raises:
-        FilterNetError: missing cases on either side, an output that cannot be written, cases that cannot
-            be evaluated (all listed), or a splits file without a single fold for every case.
+        FilterNetError: missing cases on either side, an output that cannot be written or is an input, cases
+            that cannot be evaluated (all listed), or a splits file without a single fold for every case.
     """
     from nnunet_filternet.utils.atomic import check_writable
+    from nnunet_filternet.utils.cache import sidecar_path
+    from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
     from nnunet_filternet.utils.parallel import check_jobs
 
     check_jobs(jobs)
     for path in (out_csv, per_subject_csv_path(out_csv)):
         check_writable(path, "metrics table")
+    refuse_inputs_as_outputs(
+        {pred_dir: "predicted label maps (--pred)", ref_dir: "reference label maps (--ref)"},
+        files=[out_csv, per_subject_csv_path(out_csv), sidecar_path(out_csv)],
+    )
     pairs = match_cases(pred_dir, ref_dir, require_all_refs=True)
     folds = None
     if splits is not None:

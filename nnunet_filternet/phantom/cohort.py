@@ -7,7 +7,10 @@ Folder layout written by :func:`make_cohort`::
     DIR/bias/sub-000.nii.gz          float32 true bias field (only with save_bias)
     DIR/fatfraction/sub-000.nii.gz   float32 true fat fraction (only with save_fat_fraction)
     DIR/subjects.csv                 one row per subject: subject, group, severity, then all parameters
-    DIR/phantom.json                 the generation parameters and conventions
+    DIR/phantom.json                 the generation parameters and conventions, and the files written
+
+``overwrite`` replaces an earlier cohort only when every file and folder in it is one that ``filternet phantom``
+wrote (listed in its ``phantom.json``); anything a user added is named and the cohort is left as it was.
 
 Groups: subject ``k`` of ``N`` is healthy iff ``floor((k+1) H / N) > floor(k H / N)`` (H healthy subjects,
 spread evenly: with 10 of 40, sub-003, sub-007, ..., sub-039). Cohorts with the same healthy fraction
@@ -121,7 +124,7 @@ def write_subject(
 
 
 def _check_output(out: Path, overwrite: bool) -> None:
-    """Refuse outputs that cannot be written or must not be replaced."""
+    """Refuse outputs that cannot be written or must not be replaced (a folder holding files we did not write)."""
     if out.exists():
         if not out.is_dir():
             raise InputError(out, "expected a folder for the cohort, found a file")
@@ -132,11 +135,47 @@ def _check_output(out: Path, overwrite: bool) -> None:
                 raise InputError(
                     out, f"refusing to replace a folder that `filternet phantom` did not make (no {MARKER})"
                 )
+            _refuse_foreign_files(out)
     ancestor = out.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
         raise InputError(out, f"cannot create the output folder: {ancestor} is not a writable folder")
+
+
+def written_files(marker: dict) -> set[str]:
+    """Paths (relative, ``/``-separated) of the files an earlier cohort wrote, from its ``phantom.json``.
+
+    Cohorts written before the list was kept: the files its parameters imply.
+    """
+    if isinstance(marker.get("files"), list):
+        return {str(f) for f in marker["files"]}
+    specs = cohort_specs(int(marker["n_subjects"]), int(marker["n_healthy"]), int(marker["seed"]))
+    folders = (
+        ["images", "labels"]
+        + ["bias"] * bool(marker.get("save_bias"))
+        + ["fatfraction"] * bool(marker.get("save_fat_fraction"))
+    )
+    return {f"{d}/{s.name}.nii.gz" for d in folders for s in specs} | {"subjects.csv", MARKER}
+
+
+def _refuse_foreign_files(out: Path) -> None:
+    """Raise unless every file and folder under ``out`` is one an earlier ``filternet phantom`` wrote there."""
+    try:
+        ours = written_files(json.loads((out / MARKER).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, FilterNetError):
+        raise InputError(out / MARKER, "cannot tell which files the earlier cohort wrote (unreadable); "
+                         "refusing to replace the folder") from None  # fmt: skip
+    folders = {str(Path(f).parent.as_posix()) for f in ours} | {"."}
+    foreign = []
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out).as_posix()
+        if path.is_symlink() or not (rel in folders if path.is_dir() else rel in ours):
+            foreign.append(rel)
+    if foreign:
+        names = ", ".join(foreign[:10]) + (" ..." if len(foreign) > 10 else "")
+        raise InputError(out, f"--overwrite would delete {len(foreign)} file(s) that `filternet phantom` did not "
+                         f"write: {names}; move them out of the cohort folder or choose another --out")  # fmt: skip
 
 
 def _check_preview(path: Path, out: Path) -> None:
@@ -168,6 +207,9 @@ def _partial_folder(out: Path, params: dict) -> Path:
     work = out.parent / f".{out.name}.partial"
     marker = work / MARKER
     if work.exists():
+        if not marker.is_file() and any(work.iterdir()):
+            raise InputError(work, f"expected the work folder of an interrupted `filternet phantom` (with {MARKER}), "
+                             "found other files; move it away")  # fmt: skip
         try:
             same = json.loads(marker.read_text(encoding="utf-8")) == params
         except (OSError, ValueError):
@@ -215,7 +257,7 @@ def make_cohort(
     Raises:
         FilterNetError: bad counts, shape, spacing or output folder, or legs that do not fit the field of view.
     """
-    from nnunet_filternet.phantom.layout import place_legs
+    from nnunet_filternet.phantom.subject import check_legs
     from nnunet_filternet.utils.atomic import atomic_dir, write_json, write_text
     from nnunet_filternet.utils.parallel import check_jobs, default_jobs, parallel_map
 
@@ -230,12 +272,15 @@ def make_cohort(
     _check_output(out, overwrite)
     if preview is not None:
         _check_preview(Path(preview), out)
-    for spec in specs:  # fail early, before any rendering
-        place_legs(spec, grid)
     _check_memory(math.prod(grid.shape), min(jobs or default_jobs(), len(specs)))
+    for spec in specs:  # fail early, before any rendering
+        check_legs(spec, grid)
+
+    from nnunet_filternet.utils.cache import program
 
     params = {
         "generator": "nnunet_filternet.phantom",
+        "program": program(),  # an interrupted cohort is resumed only by the same version
         "seed": int(seed),
         "n_subjects": int(n_subjects),
         "n_healthy": int(n_healthy),
@@ -266,7 +311,10 @@ def make_cohort(
     )
     parallel_map(fn, todo, jobs=jobs, desc="phantom", unit="subject")
     write_text(work / "subjects.csv", subjects_csv(specs))
-    write_json(work / MARKER, params)
+    written = {p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file()} | {MARKER}
+    if preview is not None and (out in Path(preview).absolute().parents):
+        written.add(Path(preview).absolute().relative_to(out).as_posix())
+    write_json(work / MARKER, {**params, "files": sorted(written)})
     with atomic_dir(out, overwrite=out.exists()) as tmp:
         tmp.rmdir()
         os.replace(work, tmp)

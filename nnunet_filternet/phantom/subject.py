@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnunet_filternet.errors import FilterNetError
+from nnunet_filternet.labels import LABELS
 from nnunet_filternet.phantom.anatomy import MUSCLE, render_section, section
 from nnunet_filternet.phantom.fat import compartment_fat_fraction, infiltration, probit_offsets
 from nnunet_filternet.phantom.fields import FieldBox, smooth_field
@@ -34,6 +35,8 @@ from nnunet_filternet.phantom.vessels import draw_vessels, render_vessels
 DEFAULT_SHAPE = (512, 512, 30)
 DEFAULT_SPACING = (0.7, 0.7, 7.0)
 DEFAULT_SUBSLICES = 5
+#: Largest field of view (mm) along any axis: more than any MR scanner's; beyond it coordinates lose meaning.
+MAX_FOV_MM = 1000.0
 
 #: Relative standard deviation of the muscle texture, and of the texture of the other tissues.
 MUSCLE_TEXTURE, TISSUE_TEXTURE = 0.05, 0.02
@@ -101,7 +104,37 @@ def make_grid(shape, spacing) -> Grid:
         raise FilterNetError(f"shape must be three integers >= 2 (x, y, z), got {shape}")
     if len(spacing) != 3 or any(not (math.isfinite(d) and d > 0) for d in spacing):
         raise FilterNetError(f"spacing must be three positive, finite numbers in mm (x, y, z), got {spacing}")
+    fov = [n * d for n, d in zip(shape, spacing)]
+    if max(fov) > MAX_FOV_MM:
+        axis = "xyz"[fov.index(max(fov))]
+        raise FilterNetError(
+            f"shape x spacing gives a field of view of {max(fov):.3g} mm along {axis}; a calf phantom needs at most "
+            f"{MAX_FOV_MM:.0f} mm per axis (a scanner's field of view): use a smaller --spacing or --shape"
+        )
     return Grid(tuple(int(n) for n in shape), tuple(float(d) for d in spacing))
+
+
+def check_legs(spec: SubjectSpec, grid: Grid) -> None:
+    """Refuse a grid on which the subject's legs cannot be drawn: both legs must fit the field of view, and
+    every compartment of each leg must hold voxels in the stack's middle slice (so no label map is empty).
+
+    Raises:
+        FilterNetError: saying what is needed (a larger field of view, or a finer in-plane spacing).
+    """
+    z = float(grid.axis(2)[grid.shape[2] // 2])
+    for leg, side in zip(place_legs(spec, grid), ("right", "left")):
+        ys, xs = _leg_box(leg, grid)
+        gy, gx = np.meshgrid(grid.axis(1)[ys], grid.axis(0)[xs], indexing="ij")
+        u, v = leg.to_leg(gx, gy, z)
+        _, label = render_section(section(leg.anatomy, leg.s(z)), u, v)
+        missing = [name for name, value in LABELS.items() if value > 0 and not (label == value).any()]
+        if missing:
+            raise FilterNetError(
+                f"{spec.name}: at an in-plane spacing of {grid.spacing[0]:g} x {grid.spacing[1]:g} mm the {side} "
+                f"leg's {', '.join(missing)} get no voxel; the phantom needs every compartment resolved: use a finer "
+                f"--spacing in x and y (the default is {DEFAULT_SPACING[0]} mm) with a --shape that keeps the field "
+                "of view"
+            )
 
 
 def _leg_box(leg: LegPlacement, grid: Grid) -> tuple[slice, slice]:

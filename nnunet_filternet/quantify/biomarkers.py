@@ -20,10 +20,11 @@ Columns: ``subject, side, compartment, n_voxels, volume_ml, mean_t1, mean_t1_nor
 (why intensity biomarkers are empty: a leg whose labelled muscle shows no muscle / fat contrast, e.g. a poor
 segmentation, keeps its volumes, gets NaN intensity biomarkers and a note, and a warning is printed), then
 the columns of ``--subjects-csv``. An absent compartment has ``n_voxels`` 0 and NaN intensities.
-A rerun reuses a subject's rows only when the program version, the columns and every file of the subject
-(path, size, modification and status-change time, inode; the ``legs.json`` its sides came from included) are
-those recorded beside the CSV
-(:mod:`nnunet_filternet.utils.cache`); ``fresh=True`` recomputes everything.
+A rerun reuses a subject's rows only when the program version, the columns and the content of every file of
+the subject (path, size, SHA-256, taken before they are read; the ``legs.json`` its sides came from included)
+are those recorded beside the CSV
+(:mod:`nnunet_filternet.utils.cache`); ``fresh=True`` recomputes everything. A subject whose file changed
+during the run is not recorded (it is computed again next time).
 """
 
 from __future__ import annotations
@@ -378,9 +379,9 @@ def _options(columns: list[str]) -> dict:
     return {"rows": "filternet quantify", "columns": columns}
 
 
-def _cached_rows(out_csv: Path, subjects: dict[str, list[CaseFiles]], columns: list[str]) -> dict[str, list[dict]]:
-    """Rows of ``out_csv`` for subjects whose files and options are exactly those recorded beside it."""
-    from nnunet_filternet.utils.cache import inputs_identity, reusable_keys
+def _cached_rows(out_csv: Path, subjects: dict[str, list[CaseFiles]], columns: list[str], snaps: dict) -> dict:
+    """Rows of ``out_csv`` for subjects whose content identity (``snaps``) and options are those recorded."""
+    from nnunet_filternet.utils.cache import reusable_keys
 
     recorded = reusable_keys(out_csv, _options(columns))
     if not recorded:
@@ -394,11 +395,20 @@ def _cached_rows(out_csv: Path, subjects: dict[str, list[CaseFiles]], columns: l
     except (OSError, UnicodeDecodeError, csv.Error):
         return {}
     out = {}
-    for subject, cases in subjects.items():
+    for subject in subjects:
         rows = [{c: r[c] for c in columns} for r in old if r["subject"] == subject]
-        if rows and recorded.get(subject) == inputs_identity(p for c in cases for p in c.paths()):
+        if rows and recorded.get(subject) == snaps[subject].key:
             out[subject] = rows
     return out
+
+
+def output_files(out_csv: str | os.PathLike) -> list[Path]:
+    """Every file :func:`quantify_folder` writes: the CSV, its cache sidecar and the colour tables beside it."""
+    from nnunet_filternet.quantify.colour_table import ITKSNAP_FILE, SLICER_FILE
+    from nnunet_filternet.utils.cache import sidecar_path
+
+    out_csv = Path(out_csv)
+    return [out_csv, sidecar_path(out_csv), out_csv.parent / SLICER_FILE, out_csv.parent / ITKSNAP_FILE]
 
 
 def quantify_folder(
@@ -411,6 +421,7 @@ def quantify_folder(
     jobs: int | None = None,
     fresh: bool = False,
     records: str | os.PathLike | None = None,
+    failed: dict[str, str] | None = None,
 ) -> Path:
     """Write the biomarker CSV (and the Slicer / ITK-SNAP colour tables beside it).
 
@@ -425,29 +436,41 @@ def quantify_folder(
         fresh: recompute every subject (otherwise unchanged subjects of the last run into ``out_csv`` are reused).
         records: ``legs.json`` giving the side and subject of leg images (default: the one in ``images_dir`` or
             its parent, if any); cases it does not list are scans, sided by their geometry.
+        failed: if given, subjects that cannot be quantified are put here (subject -> reason) and left out of the
+            CSV, instead of stopping the run (``filternet predict``: one bad scan does not stop the others).
 
     Returns:
         ``out_csv``.
 
     Raises:
-        FilterNetError: unmatched cases, bad files or subjects (all listed), an output that cannot be written.
+        FilterNetError: unmatched cases, bad files or subjects (all listed), an output that cannot be written or
+            is an input.
     """
     from nnunet_filternet.utils.atomic import check_writable
-    from nnunet_filternet.utils.cache import inputs_identity, record_inputs
+    from nnunet_filternet.utils.cache import record_inputs, snapshot, warn_changed
+    from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
     from nnunet_filternet.utils.parallel import check_jobs
 
     check_jobs(jobs)
     out_csv = check_writable(out_csv, "biomarker table")
+    refuse_inputs_as_outputs(
+        {images_dir: "images (--images)", labels_dir: "label maps (--labels)", fat_dir: "Dixon fat images (--fat)",
+         water_dir: "Dixon water images (--water)", subjects_csv: "subjects table (--subjects-csv)"},
+        files=output_files(out_csv),
+    )  # fmt: skip
     subjects = match_case_files(images_dir, labels_dir, fat_dir, water_dir, records)
     extra_columns, extra = read_subjects_csv(subjects_csv, list(subjects)) if subjects_csv else ([], {})
     columns = list(BASE_COLUMNS) + ([DIXON_COLUMN] if fat_dir is not None else []) + list(MODE_COLUMNS)
-    cached = {} if fresh else _cached_rows(out_csv, subjects, columns)
+    snaps = {s: snapshot(p for c in cases for p in c.paths()) for s, cases in subjects.items()}
+    cached = {} if fresh else _cached_rows(out_csv, subjects, columns, snaps)
     todo = [(s, c) for s, c in subjects.items() if s not in cached]
     results = parallel_map(_quantify_or_error, todo, jobs, desc="quantify", unit="subject")
-    errors = [str(r) for r in results if isinstance(r, FilterNetError)]
-    if errors:
-        raise FilterNetError(f"{len(errors)} subject(s) could not be quantified: " + " | ".join(errors))
-    computed = {s: rows for (s, _), rows in zip(todo, results)}
+    errors = {s: str(r) for (s, _), r in zip(todo, results) if isinstance(r, FilterNetError)}
+    if errors and failed is None:
+        raise FilterNetError(f"{len(errors)} subject(s) could not be quantified: " + " | ".join(errors.values()))
+    if failed is not None:
+        failed.update(errors)
+    computed = {s: rows for (s, _), rows in zip(todo, results) if s not in errors}
     noted = sorted(
         {f"{r['subject']} {r['side']}: {r['note']}" for rows in computed.values() for r in rows if r["note"]}
     )
@@ -456,11 +479,13 @@ def quantify_folder(
     with atomic_path(out_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(columns + extra_columns)
-        for subject in subjects:
+        for subject in (s for s in subjects if s not in errors):
             for row in cached.get(subject) or computed[subject]:
                 values = [repr(v) if isinstance(v, float) else v for v in (row[c] for c in columns)]
                 writer.writerow(values + [extra[subject][c] for c in extra_columns])
-    identities = {s: inputs_identity(p for c in cases for p in c.paths()) for s, cases in subjects.items()}
-    record_inputs(out_csv, _options(columns), identities)
+    for snap in snaps.values():
+        warn_changed("quantify", "its subject", snap)
+    keys = {s: snap.key for s, snap in snaps.items() if s not in errors and snap.holds()}
+    record_inputs(out_csv, _options(columns), keys)
     write_colour_tables(out_csv.parent)
     return out_csv

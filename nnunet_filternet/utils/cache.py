@@ -1,18 +1,28 @@
-"""Reusing rows of an earlier result CSV only when everything that produced them is the same.
+"""Reusing earlier work only when everything that produced it is the same: content identity taken when read.
 
-A verb that writes a CSV (``filternet evaluate``, ``quantify``, ``report``) may skip the work for a case
-whose rows the previous run already wrote. It may do so only when the program, its options, and each input
-file are the same; a file's modification time alone is not enough (a folder of other files that happen to
-be older than the CSV would pass). So every CSV gets a sidecar ``.<name>.inputs.json`` beside it, written
-after the CSV:
+Every verb that skips work an earlier run did (``filternet evaluate`` and ``quantify`` rows, ``convert``'s
+per-scan record, ``predict``'s leg predictions) keys that reuse on
+
+- the program and its version (:func:`program`), and the options that decide the result;
+- each input file's CONTENT: ``[absolute path, size, SHA-256]`` (:func:`snapshot`). A file edited in place
+  with its modification time restored, or replaced by an older copy, has another hash; a modification time
+  alone proves nothing;
+- for a model, its plans, dataset description and every checkpoint used (by content, in ``predict``).
+
+The identity is taken WHEN THE INPUT IS READ: :func:`snapshot` records each file's status (device, inode,
+size, modification and status-change time) before hashing it, and :meth:`Snapshot.holds`, called after the
+work, says whether every file is still that one. A file replaced or edited while a long run used it is
+therefore never recorded with a result computed from the other content: the caller records nothing for it
+(the next run computes it again) and says so.
+
+Result CSVs get a sidecar ``.<name>.inputs.json`` beside them, written after the CSV::
 
     {"schema": ..., "program": "nnunet-filternet 0.1.0", "options": {...}, "csv_sha256": ...,
-     "keys": {"<case or subject>": [[path, size, mtime_ns, ctime_ns, inode], ...]}}
+     "keys": {"<case or subject>": [[path, size, sha256], ...]}}
 
-A row is reused when the sidecar's program, options and the CSV's SHA-256 match, and the key's input list
-(absolute paths with size, modification time, status-change time and inode, which a copy or an edit always
-changes) is identical. Anything else recomputes. Delete the sidecar, or pass ``--fresh``, to recompute
-everything.
+A row is reused when the sidecar's program, options and the CSV's SHA-256 match and the key's content
+identity is the one taken in this run. Anything else recomputes. Delete the sidecar, or pass ``--fresh``,
+to recompute everything.
 """
 
 from __future__ import annotations
@@ -20,12 +30,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_filternet.errors import InputError
 from nnunet_filternet.utils.atomic import write_json
 
-SCHEMA = "filternet-result-inputs/1"
+SCHEMA = "filternet-result-inputs/2"
+
+_CHUNK = 1 << 22
 
 
 def program() -> str:
@@ -41,24 +56,120 @@ def sidecar_path(csv_path: str | os.PathLike) -> Path:
     return csv_path.with_name(f".{csv_path.name}.inputs.json")
 
 
-def file_identity(path: str | os.PathLike) -> list:
-    """``[absolute path, size, mtime_ns, ctime_ns, inode]`` of a file (JSON-ready)."""
+def member_files(path: str | os.PathLike) -> list[Path]:
+    """The files whose bytes make up the input ``path``: a folder's files (recursively, sorted), a MetaImage
+    header with its data file(s), or the file itself."""
     path = Path(path).absolute()
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    if path.name.lower().endswith(".mhd"):
+        return [path, *_metaimage_data_files(path)]
+    return [path]
+
+
+def _metaimage_data_files(header: Path) -> list[Path]:
+    """Data files named by a ``.mhd`` header's ``ElementDataFile`` (none for LOCAL or an unreadable header)."""
+    try:
+        with open(header, "rb") as f:
+            text = f.read(1 << 16).decode("latin-1")
+    except OSError:
+        return []
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "ElementDataFile":
+            value = value.strip()
+            if value.upper() == "LOCAL" or not value:
+                return []
+            if value.upper().startswith("LIST") or "%" in value:
+                return sorted(p for p in header.parent.iterdir() if p.is_file() and p != header)
+            return [header.parent / value]
+    return []
+
+
+def _status(path: Path) -> tuple[int, ...]:
     st = path.stat()
-    return [str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def inputs_identity(paths: Iterable[str | os.PathLike]) -> list[list]:
-    """:func:`file_identity` of each input, in order."""
-    return [file_identity(p) for p in paths]
+def sha256_of(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Content identity of some input files, taken before they were read.
+
+    Attributes:
+        key: ``[[absolute path, size, sha256], ...]``, JSON-ready: what a cache records and compares.
+        status: each file's (device, inode, size, mtime_ns, ctime_ns) when it was hashed.
+    """
+
+    key: list
+    status: tuple
+
+    def holds(self) -> bool:
+        """Whether every file is still the one hashed (same inode, size and times): call it after the work."""
+        try:
+            return all(_status(Path(k[0])) == s for k, s in zip(self.key, self.status))
+        except OSError:
+            return False
+
+    def changed(self) -> list[str]:
+        """The files that are no longer the ones hashed (replaced, edited, removed)."""
+        out = []
+        for k, s in zip(self.key, self.status):
+            try:
+                same = _status(Path(k[0])) == s
+            except OSError:
+                same = False
+            if not same:
+                out.append(k[0])
+        return out
+
+
+def snapshot(paths: Iterable[str | os.PathLike]) -> Snapshot:
+    """Content identity of the inputs ``paths`` (files, folders, MetaImage headers; in order), taken now.
+
+    Each file's status is taken before and after hashing it; a file that changes while it is hashed is an
+    error (someone is writing it).
+
+    Raises:
+        InputError: a file that cannot be read or that changed while it was being hashed.
+    """
+    key, status = [], []
+    for path in paths:
+        for f in member_files(path):
+            try:
+                before = _status(f)
+                digest = sha256_of(f)
+                after = _status(f)
+            except OSError as e:
+                raise InputError(f, f"cannot be read ({e.strerror or e})") from None
+            if before != after:
+                raise InputError(f, "changed while it was being read; wait until it is written completely")
+            key.append([str(f), before[2], digest])
+            status.append(before)
+    return Snapshot(key, tuple(status))
+
+
+def warn_changed(verb: str, what: str, snap: Snapshot) -> None:
+    """Print that inputs changed during the run, so that ``what`` is not kept for reuse."""
+    for path in snap.changed():
+        print(f"{verb}: warning: {path} changed while it was being used; {what} is recomputed next time",
+              file=sys.stderr)  # fmt: skip
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_of(path)
 
 
 def reusable_keys(csv_path: str | os.PathLike, options: dict) -> dict[str, list]:
-    """key -> recorded input identity, for an existing CSV made by this program with these options.
+    """key -> recorded content identity, for an existing CSV made by this program with these options.
 
     Empty when there is no CSV or sidecar, or when the program, the options or the CSV itself changed.
     """
@@ -79,7 +190,10 @@ def reusable_keys(csv_path: str | os.PathLike, options: dict) -> dict[str, list]
 
 
 def record_inputs(csv_path: str | os.PathLike, options: dict, keys: dict[str, list]) -> Path:
-    """Write the sidecar of a just-written CSV: its hash, the options and each key's input identity."""
+    """Write the sidecar of a just-written CSV: its hash, the options and each key's content identity.
+
+    ``keys`` should hold only the keys whose :class:`Snapshot` still :meth:`~Snapshot.holds` after the work.
+    """
     csv_path = Path(csv_path)
     sidecar = sidecar_path(csv_path)
     write_json(
