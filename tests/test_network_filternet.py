@@ -151,15 +151,17 @@ def silence(module: nn.Module) -> None:
                     m.bias.zero_()
 
 
-def block_b_stage(input_channels: int, output_channels: int, stride: list[int]) -> BlockBStage:
+def block_b_stage(
+    input_channels: int, output_channels: int, stride: list[int], n_convs: int = 2, zeta: list[int] | None = (1, 5, 5)
+) -> BlockBStage:
     return BlockBStage(
         conv_op=nn.Conv3d,
         input_channels=input_channels,
         output_channels=output_channels,
         kernel_size=[1, 3, 3],
         stride=stride,
-        n_convs=2,
-        block_b_kernel_size=[1, 5, 5],
+        n_convs=n_convs,
+        block_b_kernel_size=None if zeta is None else list(zeta),
         conv_bias=True,
         norm_op=nn.InstanceNorm3d,
         norm_op_kwargs={"eps": 1e-5, "affine": True},
@@ -168,15 +170,44 @@ def block_b_stage(input_channels: int, output_channels: int, stride: list[int]) 
     )
 
 
-def test_block_b_residual_adds_the_input_before_the_last_nonlinearity():
-    """With its convs silenced a stage outputs nonlin(skip(x)): x itself, or ResNet-D's pool + 1x1 conv + norm."""
+def pointwise_convs(module: nn.Module) -> int:
+    return sum(isinstance(m, nn.Conv3d) and max(m.kernel_size) == 1 for m in module.modules())
+
+
+@pytest.mark.parametrize(
+    ("input_channels", "output_channels", "stride", "zeta"),
+    [(1, 4, [1, 1, 1], (1, 7, 7)), (4, 6, [1, 2, 2], (1, 5, 5)), (4, 6, [2, 2, 2], None), (4, 4, [1, 2, 2], None)],
+    ids=["stage0_zeta_first", "strided_zeta_second", "strided_no_zeta", "strided_same_width"],
+)
+def test_block_b_identity_spans_the_convs_after_the_first(input_channels, output_channels, stride, zeta):
+    """Paper: "a short skip connection of addition to achieve identity mapping". The first conv changes the width
+    (and resolution); the identity adds its output h to the rest: silence the rest and the stage gives nonlin(h)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, input_channels, 3, 9, 9)
+    stage = block_b_stage(input_channels, output_channels, stride, zeta=zeta)
+    assert stage.residual_from == 1 and isinstance(stage.skip, nn.Identity) and pointwise_convs(stage) == 0
+    silence(stage.convs[1:])
+    with torch.no_grad():
+        h = stage.convs[0](x)
+        torch.testing.assert_close(stage(x), F.leaky_relu(h, 0.01))  # identity; nonlin after the addition
+        assert h.abs().max() > 0.1
+
+
+def test_block_b_identity_spans_a_stage_that_keeps_the_shape():
     torch.manual_seed(0)
     x = torch.randn(2, 4, 3, 9, 9)
     same = block_b_stage(4, 4, [1, 1, 1])
+    assert same.residual_from == 0 and isinstance(same.skip, nn.Identity)
     silence(same.convs)
-    torch.testing.assert_close(same(x), F.leaky_relu(x, 0.01))  # identity mapping; nonlin after the addition
+    torch.testing.assert_close(same(x), F.leaky_relu(x, 0.01))
 
-    down = block_b_stage(4, 6, [1, 2, 2])
+
+def test_block_b_projects_only_a_single_conv_that_changes_the_shape():
+    """Nothing left to span: the skip spans the stage, ResNet-D's pool + 1x1 conv + norm (``BasicBlockD``)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 3, 9, 9)
+    down = block_b_stage(4, 6, [1, 2, 2], n_convs=1, zeta=None)
+    assert down.residual_from == 0 and pointwise_convs(down) == 1
     silence(down.convs)
     projection = down.skip[-1]
     with torch.no_grad():
@@ -187,14 +218,15 @@ def test_block_b_residual_adds_the_input_before_the_last_nonlinearity():
             F.conv3d(pooled, projection.conv.weight), weight=projection.norm.weight, bias=projection.norm.bias
         )
         torch.testing.assert_close(down(x), F.leaky_relu(expected, 0.01))
+    assert down.compute_conv_feature_map_size((4, 16, 16)) == 2 * 6 * 4 * 8 * 8  # conv + projection
 
 
-def test_the_image_reaches_the_output_through_the_residuals_alone():
-    """Silence every conv of the Block B stages: the encoder's skips still carry the image to the decoder."""
+def test_the_image_reaches_the_output_through_the_identities():
+    """Silence every conv inside the Block B identities: the first convs and the identities carry the image."""
     torch.manual_seed(0)
     network = build(FILTERNET, filternet_arch_kwargs(tiny(PLANS_3D, [4, 8, 8, 16])), num_classes=3).eval()
     for stage in network.encoder.stages:
-        silence(stage.convs)
+        silence(stage.convs[stage.residual_from :])
     with torch.no_grad():
         outputs = [network(torch.rand(1, 1, 4, 32, 32)) for _ in range(2)]
     assert (outputs[0] - outputs[1]).abs().max() > 1e-3
