@@ -105,7 +105,7 @@ def test_filternet_preset_is_planned_for_filternet_and_shares_data(tiny_nnunet, 
     assert kwargs["block_b_kernel_sizes"][:3] == [[1, 7, 7], [1, 5, 5], [1, 3, 3]]
     _, default = _config(tiny_nnunet, "nnUNetPlans")
     assert config.data_identifier == default.data_identifier  # same spacing: nnU-Net's data are reused
-    assert kwargs["halve_decoder_features"] is False  # the paper's decoder widths, recorded in the plans
+    assert kwargs["halve_downsampled_features"] is True and "halve_decoder_features" not in kwargs
 
     # nnU-Net's planner shrank the patch until FilterNet's feature maps fit the (tiny) memory target
     assert np.prod(config.patch_size) < np.prod(default.patch_size)
