@@ -337,6 +337,12 @@ def test_conv_feature_map_size_counts_every_conv_output(deep_supervision):
         network.compute_conv_feature_map_size((1, 1, 4, 32, 32))
 
 
+def test_conv_feature_map_size_in_2d_with_irregular_widths():
+    """The decoder's transposed convs write the plans' widths, not the narrower skips' (``BlockADecoder``'s view)."""
+    network = build(FILTERNET, filternet_arch_kwargs(tiny(PLANS_2D, [6, 10, 14])), deep_supervision=True).eval()
+    assert network.compute_conv_feature_map_size((24, 20)) == conv_outputs(network, torch.rand(1, 1, 24, 20))
+
+
 def test_bad_block_b_kernel_sizes_raise():
     arch = {**filternet_arch_kwargs(tiny(PLANS_2D, [4, 8])), "block_b_kernel_sizes": [[4, 4], None]}
     with pytest.raises(FilterNetError, match=r"block_b_kernel_sizes\[0\]"):
