@@ -93,7 +93,7 @@ def test_filternet_inductor_matches_eager(build_network, one_thread):
     In float64: a LeakyReLU's slope jumps from 1 to 0.01 at 0, so in float32 a voxel whose pre-activation lies
     within rounding error of 0 takes either slope depending on the order of a sum, and that one voxel moves a
     gradient by up to 1e-3 of the largest (measured on this version's FilterNet at this seed: eager float32
-    against eager float64 differs by 7e-4 at this seed, inductor float32 against float64 by < 1e-4). In float64
+    against eager float64 differs by 7e-4, inductor float32 against float64 by < 1e-4). In float64
     no pre-activation comes that close, so the comparison tests the compiled kernels, not the rounding.
     """
     network = build_network("nnUNetTrainerFilterNet", False).double()
