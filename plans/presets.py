@@ -9,10 +9,11 @@ tiny        ``nnUNetPlans_tiny``        ``3d_fullres`` and ``2d``: in-plane spac
                                         see :func:`tiny_spacing`), patch <= 8 x 48 x 48 (2d: 48 x 48, batch
                                         16), features 8-16-32-64, batch 2; needs its own preprocessing
                                         (``nnUNetPlans_tiny_3d_fullres``, ``nnUNetPlans_tiny_2d``)
-paper       ``nnUNetPlans_paper``       ``3d_fullres`` only: the paper's network and patch: Block A of 3x3x3
-                                        convs at every stage (so zeta 7, 5, 3 on every axis), patch
-                                        28 x 120 x 120, batch 2, BatchNorm; same spacing, so it shares
-                                        nnU-Net's preprocessed data
+paper       ``nnUNetPlans_paper``       ``3d_fullres`` only: the paper's network, size and patch: Block A of
+                                        3x3x3 convs at every stage (so zeta 7, 5, 3 on every axis), BatchNorm,
+                                        ReLU, widths b, 2b, 4b, ... with b such that the U-Net has Table II's
+                                        1.97 M parameters (:func:`paper_widths`), patch 28 x 120 x 120,
+                                        batch 2; same spacing, so it shares nnU-Net's preprocessed data
 ==========  ==========================  ========================================================================
 
 Presets keep the source plans' network class (plain U-Net or FilterNet, whose Block B kernels are derived
@@ -49,6 +50,14 @@ SUGGESTED_TRAINER: dict[str, str] = {
 
 #: The paper's Block A conv kernel along every axis.
 PAPER_KERNEL_SIZE = 3
+#: Table II: parameters of the paper's U-Net.
+PAPER_UNET_PARAMETERS = 1.97e6
+#: The paper's blocks: Conv, BN, ReLU (nnU-Net's plans name LeakyReLU).
+PAPER_NONLIN = "torch.nn.ReLU"
+#: nnU-Net's widest 3D stage (``ExperimentPlanner.UNet_max_features_3d``).
+MAX_FEATURES_3D = 320
+#: Input channels and classes the paper's count refers to (one T1 image; background and five compartments).
+PAPER_CHANNELS_AND_CLASSES = (1, 6)
 TINY_PATCH_SIZE = (8, 48, 48)
 TINY_FEATURES = (8, 16, 32, 64)
 TINY_INPLANE_FACTOR = 2.0
@@ -263,28 +272,71 @@ def _as_2d_op(op: str) -> str:
     return op[:-2] + "2d"
 
 
-def paper_plans(source: dict, plans_name: str = PLANS_NAMES["paper"], source_name: str = "source plans") -> dict:
-    """``nnUNetPlans_paper``: the paper's network, patch, batch and BatchNorm on nnU-Net's spacing.
+def unet_parameters(arch_kwargs: dict, channels_and_classes: tuple[int, int] = PAPER_CHANNELS_AND_CLASSES) -> int:
+    """Parameters of the ``PlainConvUNet`` that nnU-Net builds from plans arch_kwargs (ops as strings), on no device."""
+    import torch
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-    The paper's Block A is two 3x3x3 convs at every scale, and zeta is 7, 5, 3 along every axis (its
-    receptive-field gain of 22 voxels is "along each dimension", along z "limited by padding"). So every
-    stage gets 3x3x3 kernels, where nnU-Net would convolve thick-slice data in-plane first (1x3x3); the
+    from nnunet_filternet.network import count_parameters
+    from nnunet_filternet.training.networks import PLAIN_UNET, plain_arch_kwargs
+
+    required = ("conv_op", "norm_op", "dropout_op", "nonlin")
+    with torch.device("meta"):
+        network = get_network_from_plans(
+            PLAIN_UNET, plain_arch_kwargs(arch_kwargs), required, *channels_and_classes, allow_init=False
+        )
+    return count_parameters(network)
+
+
+def paper_widths(arch_kwargs: dict, target: float = PAPER_UNET_PARAMETERS) -> list[int]:
+    """Stage widths b, 2b, 4b, ... (at most 320) whose ``PlainConvUNet`` has about ``target`` parameters.
+
+    nnU-Net's width rule (a base width doubled at every stage, capped at 320) with the base b, an integer, whose
+    U-Net (the kwargs' topology, kernels and norm; 1 input channel, 6 classes, as the paper) has the parameter
+    count closest to ``target``. The paper gives the count (Table II: 1.97 M) but not the widths (only its
+    Fig. 3 shows them). Counts grow about as b^2, so from b = 10 on consecutive bases differ by less than the
+    +-10 % band around ``target``; the paper's patch gives 4-5 stages and b = 10-19.
+
+    Args:
+        arch_kwargs: PlainConvUNet arch_kwargs (ops as strings); ``features_per_stage`` is ignored.
+        target: the parameter count aimed at.
+
+    Returns:
+        One width per stage, e.g. [10, 20, 40, 80, 160] for the paper's patch at 7 x 0.7 x 0.7 mm.
+    """
+    n = int(arch_kwargs["n_stages"])
+    best: tuple[float, list[int]] | None = None
+    for base in range(1, MAX_FEATURES_3D + 1):
+        widths = [min(MAX_FEATURES_3D, base * 2**s) for s in range(n)]
+        count = unet_parameters({**arch_kwargs, "features_per_stage": widths})
+        if best is None or abs(count - target) < best[0]:
+            best = (abs(count - target), widths)
+        if count > target:  # counts grow with the base: no closer one follows
+            break
+    return best[1]
+
+
+def paper_plans(source: dict, plans_name: str = PLANS_NAMES["paper"], source_name: str = "source plans") -> dict:
+    """``nnUNetPlans_paper``: the paper's network, size, patch, batch, BatchNorm and ReLU on nnU-Net's spacing.
+
+    The paper's Block A is two 3x3x3 convs (Conv, BN, ReLU) at every scale, and zeta is 7, 5, 3 along every
+    axis (its receptive-field gain of 22 voxels is "along each dimension", along z "limited by padding"). So
+    every stage gets 3x3x3 kernels, where nnU-Net would convolve thick-slice data in-plane first (1x3x3); the
     FilterNet trainers derive zeta from these kernels (:func:`_architecture`). Strides and the number of
-    stages stay nnU-Net's deepest topology that keeps the paper's patch unpadded (the paper does not give
-    its pooling).
+    stages stay nnU-Net's deepest topology that keeps the paper's patch unpadded (the paper does not give its
+    pooling). Widths: :func:`paper_widths`, so the stock U-Net of these plans has Table II's 1.97 M parameters
+    (+-10 %), as the paper's U-Net.
     """
     from nnunet_filternet.training.paper_protocol import PAPER_BATCH_SIZE, PAPER_PATCH_SIZE
 
     config = copy.deepcopy(_fullres(source, source_name))
     topology = nnunet_topology(config["spacing"], PAPER_PATCH_SIZE, exact=True)
     topology["kernel_sizes"] = [[PAPER_KERNEL_SIZE] * len(kernel) for kernel in topology["kernel_sizes"]]
-    widths = list(config["architecture"]["arch_kwargs"]["features_per_stage"])
-    widths += [widths[-1]] * (topology["n_stages"] - len(widths))
-    config.update(
-        batch_size=PAPER_BATCH_SIZE,
-        patch_size=topology["patch_size"],
-        architecture=_architecture(config, topology, widths, batch_norm=True),
-    )
+    draft = _architecture(config, topology, [1] * topology["n_stages"], batch_norm=True)
+    widths = paper_widths(draft["arch_kwargs"])
+    architecture = _architecture(config, topology, widths, batch_norm=True)
+    architecture["arch_kwargs"].update(nonlin=PAPER_NONLIN, nonlin_kwargs={"inplace": True})
+    config.update(batch_size=PAPER_BATCH_SIZE, patch_size=topology["patch_size"], architecture=architecture)
     return _with_configuration(source, plans_name, config)
 
 

@@ -140,3 +140,25 @@ def test_trainers_gate_follows_nnunets_first_kernel(spacing):
     first_kernel = get_pool_and_conv_props(list(spacing), [32, 160, 160], 4, 999999)[2][0]
     gate = build_edge_gate(SimpleNamespace(spacing=list(spacing)))
     assert gate.axes == tuple(axis for axis, k in enumerate(first_kernel) if k == 3)
+
+
+def test_direct_sigma_is_sigma_itself_with_the_same_kernel_and_gradient():
+    """``parametrisation="direct"``: the parameter is sigma (weight decay acts on it); same forward and dF/dsigma."""
+    x = torch.rand(2, 3, 4, 12, 12, dtype=torch.float64)
+    direct = EdgeGate(3, (1, 2), sigma_init=0.8, parametrisation="direct").double()
+    log = EdgeGate(3, (1, 2), sigma_init=0.8).double()
+    with torch.no_grad():
+        log.log_sigma.copy_(direct.direct_sigma.log())  # the same sigma in float64 (0.8 is not exact in float32)
+    assert list(direct.state_dict()) == ["direct_sigma"] and [p for p in direct.parameters()] == [direct.direct_sigma]
+    assert direct.sigma.item() == pytest.approx(0.8) and direct.direct_sigma.item() == pytest.approx(0.8)
+    torch.testing.assert_close(direct(x), log(x))
+    (d_direct,) = torch.autograd.grad(direct(x).square().sum(), direct.direct_sigma)
+    (d_log,) = torch.autograd.grad(log(x).square().sum(), log.log_sigma)
+    assert d_direct.item() == pytest.approx(d_log.item() / log.sigma.item(), rel=1e-9)  # dF/dsigma, not dF/dlog
+    with torch.no_grad():
+        direct.direct_sigma.fill_(-1.0)  # an overshoot below 0 keeps the kernel defined
+    assert direct.sigma.item() == pytest.approx(0.05) and torch.isfinite(direct(x)).all()
+    fixed = EdgeGate(3, (1, 2), train_sigma=False, parametrisation="direct")
+    assert list(fixed.parameters()) == [] and list(fixed.state_dict()) == ["log_sigma"]
+    with pytest.raises(FilterNetError, match="sigma parametrisation"):
+        EdgeGate(3, (1, 2), parametrisation="exp")

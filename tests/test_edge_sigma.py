@@ -109,6 +109,45 @@ def test_sigma_gradient_follows_the_derivation(normalisation, sigma):
     assert gradient == pytest.approx(oracle_gradient(sigma, normalisation), rel=1e-5, abs=1e-9)
 
 
+def numpy_constant_target_loss(sigma_target: float, sigma: float, scale: float = 1.0) -> float:
+    """Le with the labels' edge map filtered at ``sigma_target`` and the prediction's at ``sigma`` (kernel x scale)."""
+    laplacian = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=float)
+    labels, logits = fixed_case()
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=0)
+    loss = 0.0
+    for n, w in enumerate(WEIGHTS):
+        filtered = []
+        for mask, s, c in (((labels == n) * 1.0, sigma_target, 1.0), (probabilities[n], sigma, scale)):
+            edges = np.clip(ndimage.convolve(mask, laplacian, mode="nearest"), 0, 1)
+            taps = numpy_taps(s, "tau_differentiated")
+            filtered.append(ndimage.convolve(edges, c * np.outer(taps, taps), mode="nearest"))
+        loss += w * np.abs(filtered[0] - filtered[1]).mean()
+    return loss
+
+
+@pytest.mark.parametrize("normalisation", ["tau_constant", "tau_differentiated"])
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 1.6])
+def test_constant_target_gradient_comes_from_the_prediction_only(normalisation, sigma):
+    """F(Y_n | sigma) held constant: dLe/dsigma is the derivative through the prediction's filtering alone (plus,
+    for tau held constant, 2 delta x the derivative along the prediction's kernel scale); Le is unchanged."""
+    labels, logits = fixed_case()
+    gate = EdgeGate(2, None, sigma_init=sigma, normalisation=normalisation).double()
+    loss = EdgeLoss(gate, WEIGHTS, constant_target=True)
+    value = loss(torch.from_numpy(logits[None]), torch.from_numpy(labels[None, None]).double())
+    (d_log_sigma,) = torch.autograd.grad(value, gate.log_sigma)
+    sigma = gate.sigma.item()
+    h = 1e-6
+    exact = (numpy_constant_target_loss(sigma, sigma + h) - numpy_constant_target_loss(sigma, sigma - h)) / (2 * h)
+    along_scale = (
+        numpy_constant_target_loss(sigma, sigma, 1 + h) - numpy_constant_target_loss(sigma, sigma, 1 - h)
+    ) / (2 * h)
+    t = numpy_taps(sigma, "tau_differentiated")
+    delta = (t * R**2).sum() / sigma**3 - 1 / sigma if normalisation == "tau_constant" else 0.0
+    assert value.item() == pytest.approx(numpy_edge_loss(labels, logits, sigma, "tau_differentiated"), rel=1e-10)
+    assert d_log_sigma.item() / sigma == pytest.approx(exact + 2 * delta * along_scale, rel=1e-5, abs=1e-9)
+    assert d_log_sigma.item() / sigma != pytest.approx(edge_loss_gradient(sigma, normalisation)[2], rel=0.05)
+
+
 @pytest.mark.parametrize("sigma", [0.6, 1.0, 1.7])
 def test_taps_derivative_per_reading(sigma):
     """d taps / d sigma of each reading against its closed form (t = the sum-1 taps, <r^2> = sum t r^2)."""

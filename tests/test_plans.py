@@ -68,7 +68,8 @@ def test_tiny_preset_is_small_coarse_and_preprocessed(tiny_nnunet):  # noqa: F81
 
 
 def test_paper_preset_cli(tiny_nnunet, tmp_path):  # noqa: F811
-    from nnunet_filternet.training.trainers import nnUNetTrainerFilterNetPaper
+    from nnunet_filternet.network import count_parameters
+    from nnunet_filternet.training.trainers import nnUNetTrainerFilterNetPaper, nnUNetTrainerUNetPaper
 
     out = _cli(tiny_nnunet, tmp_path, tiny_nnunet.dataset_name, "--preset", "paper").stdout
     plans_file = tiny_nnunet.dataset_folder / "nnUNetPlans_paper.json"
@@ -88,6 +89,9 @@ def test_paper_preset_cli(tiny_nnunet, tmp_path):  # noqa: F811
     assert others == {(3, 3, 3)}  # every other conv of encoder and decoder: Block A
     plans_widths = config.network_arch_init_kwargs["features_per_stage"]
     assert _widths(network) == ([plans_widths[0]] + [w // 2 for w in plans_widths[1:]], plans_widths[-2::-1])
+    assert {type(m) for m in network.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))} == {torch.nn.ReLU}
+    unet = nnUNetTrainerUNetPaper.build_network_architecture(manager, config, 1, 6, False)
+    assert 0.9 * 1.97e6 <= count_parameters(unet) <= 1.1 * 1.97e6  # Table II's U-Net, +-10 %
 
 
 def test_filternet_preset_is_planned_for_filternet_and_shares_data(tiny_nnunet, tmp_path):  # noqa: F811
@@ -105,7 +109,7 @@ def test_filternet_preset_is_planned_for_filternet_and_shares_data(tiny_nnunet, 
     assert kwargs["block_b_kernel_sizes"][:3] == [[1, 7, 7], [1, 5, 5], [1, 3, 3]]
     _, default = _config(tiny_nnunet, "nnUNetPlans")
     assert config.data_identifier == default.data_identifier  # same spacing: nnU-Net's data are reused
-    assert kwargs["halve_decoder_features"] is False  # the paper's decoder widths, recorded in the plans
+    assert kwargs["halve_downsampled_features"] is True and "halve_decoder_features" not in kwargs
 
     # nnU-Net's planner shrank the patch until FilterNet's feature maps fit the (tiny) memory target
     assert np.prod(config.patch_size) < np.prod(default.patch_size)
@@ -207,6 +211,31 @@ def test_paper_plans_are_isotropic_3x3x3_whatever_the_spacing():
     assert zeta == [[7, 7, 7], [5, 5, 5], [3, 3, 3]] + [None] * (kwargs["n_stages"] - 3)
     assert receptive_field_gain(zeta, kwargs["strides"]) == (12, 22, 22)  # z: 6 + 4 + 2, strides 1 along z
     assert source["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["kernel_sizes"][0] == [1, 3, 3]
+
+
+@pytest.mark.parametrize(
+    ("spacing", "widths"),
+    [
+        ((7.0, 0.7, 0.7), [10, 20, 40, 80, 160]),  # 2.11 M
+        ((1.0, 1.0, 1.0), [19, 38, 76, 152]),  # 1.93 M (b = 20 would give 2.14 M)
+        ((3.0, 0.9, 0.9), [19, 38, 76, 152]),  # 1.97 M
+        ((0.8, 0.8, 4.0), [10, 20, 40, 80, 160]),
+    ],
+    ids=["phantom", "isotropic", "3mm_slices", "slices_last"],
+)
+def test_paper_preset_unet_has_table_ii_size_with_relu(spacing, widths):
+    """Table II: the paper's U-Net has 1.97 M parameters; the preset's stock U-Net lands within +-10 %, any spacing."""
+    from plans.presets import paper_plans, unet_parameters
+
+    source = _source_plans(spacing, patch=(32, 192, 224))
+    kwargs = paper_plans(source)["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
+    features = kwargs["features_per_stage"]
+    assert features == widths  # nnU-Net's rule (doubled per stage), the base closest to 1.97 M
+    assert 0.9 * 1.97e6 <= unet_parameters(kwargs) <= 1.1 * 1.97e6
+    assert (kwargs["nonlin"], kwargs["nonlin_kwargs"]) == ("torch.nn.ReLU", {"inplace": True})
+    assert kwargs["norm_op"].endswith("BatchNorm3d") and kwargs["kernel_sizes"] == [[3, 3, 3]] * kwargs["n_stages"]
+    nonlin = source["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["nonlin"]
+    assert nonlin == "torch.nn.modules.activation.LeakyReLU"  # the source is not modified
 
 
 def test_exact_topology_keeps_the_paper_patch():

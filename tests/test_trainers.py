@@ -233,6 +233,50 @@ def test_unit_energy_trainer_trains_sigma_with_the_unit_energy_gaussian(make_tra
 
 
 @pytest.mark.parametrize("paper", [False, True])
+def test_sigma_decay_trainer_decays_sigma_itself_in_its_own_group(make_trainer, paper):
+    """Hypothesis 1 of docs/training.md "Sigma": sigma trained as itself, weight decay 5e-4 in its own group only."""
+    from nnunet_filternet.training import trainers
+    from nnunet_filternet.training.edge_gate_owner import EDGE_GATE_GROUP
+
+    cls = trainers.nnUNetTrainerFilterNetSigmaDecayPaper if paper else trainers.nnUNetTrainerFilterNetSigmaDecay
+    trainer = make_trainer(cls)
+    network_group, gate_group = trainer.optimizer.param_groups
+    assert gate_group["name"] == EDGE_GATE_GROUP and gate_group["params"] == [trainer.edge_gate.direct_sigma]
+    assert gate_group["weight_decay"] == trainers.SIGMA_WEIGHT_DECAY == 5e-4
+    assert network_group["weight_decay"] == trainer.weight_decay  # the network's own (paper: 0, nnU-Net: 3e-5)
+    sigma = trainer.edge_gate.direct_sigma
+    with torch.no_grad():
+        sigma.fill_(0.9)
+    sigma.grad = torch.zeros_like(sigma)  # no edge-loss gradient: the step is the weight decay alone
+    trainer.optimizer.step()
+    nesterov = 1 + gate_group["momentum"] if gate_group["nesterov"] else 1  # nnU-Net: Nesterov 0.99; paper: plain
+    expected = 0.9 * (1 - gate_group["lr"] * 5e-4 * nesterov)  # SGD's first step: sigma - lr (grad + wd sigma)
+    assert trainer.edge_gate.sigma.item() == pytest.approx(expected, rel=1e-7) and expected < 0.9
+    trainer.num_epochs, trainer.current_epoch = 3, 2  # lambda 0.1
+    trainer.on_train_epoch_start()
+    trainer.train_step(synthetic_batch(trainer))
+    assert torch.isfinite(sigma.grad) and sigma.grad.abs().item() > 0
+
+
+@pytest.mark.parametrize("paper", [False, True])
+def test_constant_target_trainer_holds_the_labels_edge_map_constant(make_trainer, paper):
+    from nnunet_filternet.training import trainers
+
+    base = trainers.nnUNetTrainerFilterNetPaper if paper else trainers.nnUNetTrainerFilterNet
+    cls = trainers.nnUNetTrainerFilterNetConstantTargetPaper if paper else trainers.nnUNetTrainerFilterNetConstantTarget
+    grads = []
+    for trainer_class in (base, cls):
+        torch.manual_seed(0)
+        trainer = make_trainer(trainer_class)
+        assert trainer.loss.edge_loss.constant_target is (trainer_class is cls)
+        trainer.num_epochs, trainer.current_epoch = 3, 2  # lambda 0.1
+        trainer.on_train_epoch_start()
+        trainer.train_step(synthetic_batch(trainer))
+        grads.append(gate_param(trainer).grad.item())
+    assert grads[0] != pytest.approx(grads[1], rel=1e-3)  # same network, batch and loss value; sigma's gradient differs
+
+
+@pytest.mark.parametrize("paper", [False, True])
 def test_fixed_sigma_trainer_keeps_sigma_at_one(make_trainer, tmp_path, paper):
     from nnunet_filternet.edge.gate import EdgeGate
     from nnunet_filternet.training import trainers

@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python docs/sigma_study/static_gradients.py``. Labels: 4 slices of 96 x 96 with five random
 elliptic compartments (seed 0); predictions: softmax of the logits named in the table; W = (0, 0.2, 0.2, 0.15,
-0.15, 0.3); the gate in-plane, as in training. Prints Le and dLe/dsigma per prediction, sigma and reading.
+0.15, 0.3); the gate in-plane, as in training. Prints Le and dLe/dsigma per prediction, sigma and reading, and
+for the labels' edge map held as a constant target (``EdgeLoss(constant_target=True)``).
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ def labels_and_predictions(size: int = 96, seed: int = 0) -> tuple[torch.Tensor,
     return torch.from_numpy(labels[None, None]).double(), as_tensor
 
 
-def gradient(labels: torch.Tensor, logits: torch.Tensor, sigma: float, normalisation: str) -> tuple[float, float]:
-    """(Le, dLe/dsigma) at ``sigma`` in float64."""
+def gradient(
+    labels: torch.Tensor, logits: torch.Tensor, sigma: float, normalisation: str, constant_target: bool = False
+) -> tuple[float, float]:
+    """(Le, dLe/dsigma) at ``sigma`` in float64; ``constant_target``: the labels' edge map as a constant."""
     gate = EdgeGate(3, (1, 2), sigma_init=sigma, normalisation=normalisation).double()
-    loss = EdgeLoss(gate, PAPER_EDGE_WEIGHTS)(logits, labels)
+    loss = EdgeLoss(gate, PAPER_EDGE_WEIGHTS, constant_target=constant_target)(logits, labels)
     (d_log_sigma,) = torch.autograd.grad(loss, gate.log_sigma)
     return loss.item(), d_log_sigma.item() / gate.sigma.item()
 
@@ -59,12 +62,15 @@ def gradient(labels: torch.Tensor, logits: torch.Tensor, sigma: float, normalisa
 def main() -> None:
     torch.set_num_threads(1)
     labels, predictions = labels_and_predictions()
-    print("| prediction | sigma | Le (sum-1 kG) | " + " | ".join(GAUSSIAN_NORMALISATIONS) + " |")
-    print("|---|---|---|" + "---|" * len(GAUSSIAN_NORMALISATIONS))
+    columns = [*GAUSSIAN_NORMALISATIONS, "tau_constant, constant target", "tau_differentiated, constant target"]
+    print("| prediction | sigma | Le (sum-1 kG) | " + " | ".join(columns) + " |")
+    print("|---|---|---|" + "---|" * len(columns))
     for name, logits in predictions.items():
         for sigma in SIGMAS:
             loss = gradient(labels, logits, sigma, "tau_differentiated")[0]
             cells = [f"{gradient(labels, logits, sigma, n)[1]:+.5f}" for n in GAUSSIAN_NORMALISATIONS]
+            for normalisation in ("tau_constant", "tau_differentiated"):
+                cells.append(f"{gradient(labels, logits, sigma, normalisation, constant_target=True)[1]:+.5f}")
             print(f"| {name} | {sigma:g} | {loss:.4f} | " + " | ".join(cells) + " |")
 
 

@@ -1,7 +1,8 @@
 """The edge gates of the paper's Table III and the choice of their axes from a configuration's spacing.
 
 - :class:`EdgeGate`: F(x | sigma) = G(sigma) * rho(L * x) (eq. 2), sigma trainable (FilterNet) or fixed at
-  its initial value (Table III's "F_LrhoG(sigma = 1)").
+  its initial value (Table III's "F_LrhoG(sigma = 1)"), trained as log sigma (default) or as sigma itself
+  (:data:`SIGMA_PARAMETRISATIONS`).
 - :class:`LaplacianGate`: F_L(x) = L * x (Table III's "F_L": the Laplacian only, no rho, no Gaussian).
 
 Both split the operator into ``edges`` (non-linear, per input) and ``smooth`` (linear), so that
@@ -19,6 +20,14 @@ from torch import nn
 from nnunet_filternet.edge.filter import gaussian_filter, laplacian_filter, resolve_axes, rho
 from nnunet_filternet.edge.kernels import DEFAULT_NORMALISATION, check_normalisation
 from nnunet_filternet.errors import FilterNetError
+
+#: How a trained sigma is stored: ``log`` (the parameter ``log_sigma``, sigma = exp(log_sigma): positive, the
+#: default) or ``direct`` (the parameter ``direct_sigma`` is sigma itself, so an optimizer's weight decay pulls
+#: sigma towards 0, as a plain PyTorch parameter sigma would have been; docs/training.md, "Sigma").
+SIGMA_PARAMETRISATIONS: tuple[str, ...] = ("log", "direct")
+
+#: Floor of a ``direct`` sigma in the kernel (voxels): keeps the Gaussian defined if a step overshoots 0.
+MIN_DIRECT_SIGMA = 0.05
 
 #: nnU-Net's planner convolves an axis at the first stage when its spacing is below this multiple of the
 #: finest spacing (``get_pool_and_conv_props``: ``current_spacing[d] / min(current_spacing) < 2``).
@@ -65,7 +74,9 @@ class EdgeGate(nn.Module):
 
     sigma is parametrised as ``exp(log_sigma)``, so it stays positive and the gradient reaches it through
     the Gaussian kernel only (paper eq. 11-12). The state dict holds one entry, ``log_sigma``: a parameter
-    when sigma is trained, a buffer when it is fixed (then the gate has no parameters).
+    when sigma is trained, a buffer when it is fixed (then the gate has no parameters). With
+    ``parametrisation="direct"`` the one trained entry is ``direct_sigma``, sigma itself (used in the kernel
+    as ``max(direct_sigma, MIN_DIRECT_SIGMA)``), so that weight decay acts on sigma.
 
     Args:
         n_spatial_dims: number of spatial axes of the data, 2 or 3.
@@ -74,6 +85,7 @@ class EdgeGate(nn.Module):
         sigma_init: initial sigma in voxels (paper: 1).
         train_sigma: False keeps sigma at ``sigma_init`` (Table III's fixed-sigma gate).
         normalisation: how tau enters kG and sigma's gradient (``kernels.GAUSSIAN_NORMALISATIONS``).
+        parametrisation: ``log`` or ``direct`` (:data:`SIGMA_PARAMETRISATIONS`), for a trained sigma.
     """
 
     def __init__(
@@ -83,13 +95,21 @@ class EdgeGate(nn.Module):
         sigma_init: float = 1.0,
         train_sigma: bool = True,
         normalisation: str = DEFAULT_NORMALISATION,
+        parametrisation: str = "log",
     ):
         super().__init__()
         if not sigma_init > 0:
             raise FilterNetError(f"EdgeGate: expected sigma_init > 0, found {sigma_init}")
+        if parametrisation not in SIGMA_PARAMETRISATIONS:
+            raise FilterNetError(
+                f"EdgeGate: expected a sigma parametrisation in {SIGMA_PARAMETRISATIONS}, found {parametrisation!r}"
+            )
         self.n_spatial_dims = n_spatial_dims
         self.axes = resolve_axes(n_spatial_dims, in_plane_axes)
         self.normalisation = check_normalisation(normalisation)
+        if train_sigma and parametrisation == "direct":
+            self.direct_sigma = nn.Parameter(torch.tensor(float(sigma_init), dtype=torch.float32))
+            return
         log_sigma = torch.tensor(math.log(sigma_init), dtype=torch.float32)
         if train_sigma:
             self.log_sigma = nn.Parameter(log_sigma)
@@ -99,6 +119,8 @@ class EdgeGate(nn.Module):
     @property
     def sigma(self) -> torch.Tensor:
         """Positive scalar tensor, the Gaussian standard deviation in voxels (carries gradients if trained)."""
+        if "direct_sigma" in self._parameters:
+            return self.direct_sigma.clamp_min(MIN_DIRECT_SIGMA)
         return self.log_sigma.exp()
 
     def edges(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,8 +145,12 @@ class EdgeGate(nn.Module):
         return self.smooth(self.edges(x))
 
     def extra_repr(self) -> str:
-        trained = isinstance(self.log_sigma, nn.Parameter)
-        return f"n_spatial_dims={self.n_spatial_dims}, axes={self.axes}, train_sigma={trained}, {self.normalisation}"
+        trained = len(self._parameters) > 0
+        direct = ", direct sigma" if "direct_sigma" in self._parameters else ""
+        return (
+            f"n_spatial_dims={self.n_spatial_dims}, axes={self.axes}, train_sigma={trained}, {self.normalisation}"
+            f"{direct}"
+        )
 
 
 class LaplacianGate(nn.Module):

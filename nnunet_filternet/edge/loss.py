@@ -21,14 +21,21 @@ class EdgeLoss(nn.Module):
     pass instead of two. Classes with weight 0 (the background in the paper's W) are not filtered at all, and
     the labels' edges are computed without gradient.
 
+    ``constant_target`` (a reading of the paper, docs/training.md "Sigma"): the labels' edge map F(Y_n | sigma)
+    is filtered with the current sigma but treated as a constant target, so sigma's gradient comes from the
+    prediction's side only: Le = sum_n w_n mean |stopgrad(G * rho(L * Y_n)) - G * rho(L * Y_hat_n)|. The value
+    is the same; two Gaussian passes instead of one.
+
     Args:
         gate: an ``EdgeGate`` (trainable or fixed sigma) or a ``LaplacianGate``; it is a submodule of this
             loss, but its owner (the trainer) must give its parameter to the optimizer and checkpoint.
         weights: class weights w_n, one per output channel (paper: 0, 0.2, 0.2, 0.15, 0.15, 0.3).
+        constant_target: no gradient through the labels' filtered edge map (see above).
     """
 
-    def __init__(self, gate: EdgeGate | LaplacianGate, weights: Sequence[float]):
+    def __init__(self, gate: EdgeGate | LaplacianGate, weights: Sequence[float], constant_target: bool = False):
         super().__init__()
+        self.constant_target = bool(constant_target)
         weights = [float(w) for w in weights]
         if not weights or any(w < 0 for w in weights):
             raise FilterNetError(f"EdgeLoss: expected non-negative class weights, found {weights}")
@@ -63,6 +70,11 @@ class EdgeLoss(nn.Module):
                 view = (1, -1) + (1,) * (target.ndim - 2)
                 one_hot = (target.long() == used.view(view)).to(probabilities.dtype)
                 label_edges = self.gate.edges(one_hot)
-            difference = self.gate.smooth(label_edges - self.gate.edges(probabilities))
+                if self.constant_target:
+                    label_edges = self.gate.smooth(label_edges)
+            if self.constant_target:
+                difference = label_edges - self.gate.smooth(self.gate.edges(probabilities))
+            else:
+                difference = self.gate.smooth(label_edges - self.gate.edges(probabilities))
             per_class = difference.abs().transpose(0, 1).flatten(1).mean(dim=1)
             return (per_class * self.weights.to(per_class).index_select(0, used)).sum()

@@ -1,15 +1,26 @@
-"""One Block B stage: the stage's convs with an extra conv of kernel zeta, and a residual addition around them.
+"""One Block B stage: the stage's convs with an extra conv of kernel zeta, and a short identity skip.
 
 Layout of a stage with n plans convs of kernel K, stride S and zeta Z (paper: Block B)::
 
-    x -> [conv K, stride S] -> [conv Z] -> [conv K] ... -> [conv K, no nonlin] -> (+) -> nonlin -> out
-    x -> [avg pool S] -> [conv 1x1 + norm]  (only where the stride or the width changes) ------^
+    x -> [conv K, stride S] -> h -> [conv Z] -> [conv K] ... -> [conv K, no nonlin] -> (+) -> nonlin -> out
+                               h ---------------------- identity ----------------------^
+
+    stage 0 (no stride):  x -> [conv Z] -> h -> [conv K] -> [conv K, no nonlin] -> (+ h) -> nonlin -> out
 
 The zeta conv is the first conv at the stage's own resolution: the first conv of a stage without stride
 (stage 0), the second one behind nnU-Net's strided conv otherwise (nnU-Net down-samples with a strided conv
 where the paper max-pools before the block). So each zeta conv widens the receptive field by exactly
-(Z - 1) x (cumulative stride). The skip follows dynamic_network_architectures' ``BasicBlockD`` (ResNet-D):
-average pooling by the stride, then a 1x1 conv with norm where the width changes.
+(Z - 1) x (cumulative stride).
+
+The paper's short skip is "an addition to achieve identity mapping": the identity spans every conv whose input
+already has the stage's output width and resolution, i.e. all convs after the first one, which changes the width
+(and the resolution below full scale). At stage 0 that is the paper's block exactly (zeta conv from the image
+channels, identity around Block A's two convs); below, nnU-Net's strided conv changes width and resolution where
+the paper's pooling and zeta conv did, and the identity spans the zeta conv and the plans' second conv. Where the
+first conv changes nothing (same width, no stride) the identity spans the whole stage. Only a stage of a single
+conv that changes the shape has nothing to span: its skip is a projection over the whole stage, as
+dynamic_network_architectures' ``BasicBlockD`` (ResNet-D: average pooling by the stride, then a 1x1 conv + norm
+where the width changes).
 """
 
 from __future__ import annotations
@@ -88,11 +99,21 @@ class BlockBStage(nn.Module):
                 )
             )
         self.convs = nn.Sequential(*convs)
-        self.skip = self._make_skip(conv_op, input_channels, output_channels, has_stride, norm_op, norm_op_kwargs)
+        first_keeps_shape = input_channels == output_channels and not has_stride
+        #: index of the first conv inside the residual: 0 (the whole stage) or 1 (after the shape-changing conv)
+        self.residual_from = 0 if first_keeps_shape or len(convs) == 1 else 1
+        needs_projection = self.residual_from == 0 and not first_keeps_shape
+        self.skip = (
+            self._make_projection(conv_op, input_channels, output_channels, has_stride, norm_op, norm_op_kwargs)
+            if needs_projection
+            else nn.Identity()
+        )
         self.nonlin = nonlin(**(nonlin_kwargs or {})) if nonlin is not None else nn.Identity()
 
-    def _make_skip(self, conv_op, input_channels, output_channels, has_stride, norm_op, norm_op_kwargs) -> nn.Module:
-        """Identity, or average pooling by the stride and/or a 1x1 conv + norm (as ``BasicBlockD``)."""
+    def _make_projection(
+        self, conv_op, input_channels, output_channels, has_stride, norm_op, norm_op_kwargs
+    ) -> nn.Module:
+        """Average pooling by the stride and/or a 1x1 conv + norm where the width changes (as ``BasicBlockD``)."""
         ops = []
         if has_stride:
             pool = get_matching_pool_op(conv_op=conv_op, adaptive=False, pool_type="avg")
@@ -110,11 +131,15 @@ class BlockBStage(nn.Module):
                     norm_op_kwargs=norm_op_kwargs,
                 )
             )
-        return nn.Sequential(*ops) if ops else nn.Identity()
+        return nn.Sequential(*ops)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: B C_in *spatial -> B C_out *(spatial / stride)."""
-        return self.nonlin(self.convs(x) + self.skip(x))
+        for index, conv in enumerate(self.convs):
+            if index == self.residual_from:
+                shortcut = self.skip(x)
+            x = conv(x)
+        return self.nonlin(x + shortcut)
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> np.int64:
         """Number of conv output elements (batch 1) for an input of spatial size ``input_size``."""
@@ -122,6 +147,6 @@ class BlockBStage(nn.Module):
         size_after_stride = [i // s for i, s in zip(input_size, self.stride)]
         for conv in self.convs[1:]:
             output += conv.compute_conv_feature_map_size(size_after_stride)
-        if self.input_channels != self.output_channels:
+        if any(isinstance(m, ConvDropoutNormReLU) for m in self.skip.modules()):
             output += np.prod([self.output_channels, *size_after_stride], dtype=np.int64)
         return output

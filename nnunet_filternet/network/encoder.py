@@ -1,11 +1,8 @@
-"""The Block B encoder E_B: one ``BlockBStage`` per resolution, returning the skips for nnU-Net's decoder.
+"""The Block B encoder E_B: one ``BlockBStage`` per resolution, returning the skips for the decoder.
 
 The paper's FilterNet is Y = D_A(E_B(I)): Block B stages at half the U-Net's width below full resolution, and
-the U-Net's own decoder D_A (Block A, the plans' widths). nnU-Net's ``UNetDecoder`` builds every decoder stage
-at the width its encoder reports in ``output_channels``. So the encoder reports the decoder's widths
-(``decoder_features_per_stage``) and hands each narrower skip over through a 1x1 conv to that width (linear,
-no bias, no norm: the decoder's next conv sees the same information, widened), and ``UNetDecoder`` is reused
-unchanged at the plans' widths.
+the U-Net's own decoder D_A (Block A, the plans' widths). The skips leave the encoder at the stages' own widths
+(``output_channels``); ``decoder.BlockADecoder`` concatenates them as they are.
 """
 
 from __future__ import annotations
@@ -61,8 +58,6 @@ class BlockBEncoder(nn.Module):
         conv_bias, norm_op, norm_op_kwargs, dropout_op, dropout_op_kwargs, nonlin, nonlin_kwargs, nonlin_first:
             as in ``PlainConvEncoder``.
         return_skips: forward returns every stage's output (True) or only the last.
-        decoder_features_per_stage: width at which each stage's output is handed to the decoder (reported as
-            ``output_channels``); a stage whose width differs gets a 1x1 conv to it. None: the stages' own widths.
     """
 
     def __init__(
@@ -84,13 +79,9 @@ class BlockBEncoder(nn.Module):
         nonlin_kwargs: dict | None = None,
         return_skips: bool = True,
         nonlin_first: bool = False,
-        decoder_features_per_stage: Sequence[int] | int | None = None,
     ):
         super().__init__()
         features_per_stage = per_stage("features_per_stage", features_per_stage, n_stages)
-        if decoder_features_per_stage is None:
-            decoder_features_per_stage = features_per_stage
-        decoder_features_per_stage = per_stage("decoder_features_per_stage", decoder_features_per_stage, n_stages)
         kernel_sizes = [
             maybe_convert_scalar_to_list(conv_op, k) for k in per_stage("kernel_sizes", kernel_sizes, n_stages)
         ]
@@ -125,15 +116,11 @@ class BlockBEncoder(nn.Module):
                 )
             )
         self.stages = nn.Sequential(*stages)
-        self.widen_skips = nn.ModuleList(
-            nn.Identity() if width == target else conv_op(width, target, kernel_size=1, bias=False)
-            for width, target in zip(features_per_stage, decoder_features_per_stage)
-        )
         self.return_skips = return_skips
         self.block_b_kernel_sizes = block_b_kernel_sizes
         self.features_per_stage = features_per_stage
         # what UNetDecoder reads from its encoder
-        self.output_channels = decoder_features_per_stage
+        self.output_channels = features_per_stage
         self.strides = strides
         self.kernel_sizes = kernel_sizes
         self.conv_op = conv_op
@@ -146,23 +133,20 @@ class BlockBEncoder(nn.Module):
         self.nonlin_kwargs = nonlin_kwargs
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor] | torch.Tensor:
-        """x: B C *spatial -> stage outputs at the decoder's widths (highest resolution first), or the last one.
+        """x: B C *spatial -> every stage's output (highest resolution first), or the last one.
 
-        Output s has ``output_channels[s]`` channels and the spatial size after the strides of stages 0..s; the
-        next stage reads the stage's own (Block B width) output, not the widened one.
+        Output s has ``output_channels[s]`` channels and the spatial size after the strides of stages 0..s.
         """
         skips = []
-        for stage, widen in zip(self.stages, self.widen_skips):
+        for stage in self.stages:
             x = stage(x)
-            skips.append(widen(x))
+            skips.append(x)
         return skips if self.return_skips else skips[-1]
 
     def compute_conv_feature_map_size(self, input_size: Sequence[int]) -> np.int64:
         """Number of conv output elements (batch 1) for an input of spatial size ``input_size``."""
         output = np.int64(0)
-        for stage, widen in zip(self.stages, self.widen_skips):
+        for stage in self.stages:
             output += stage.compute_conv_feature_map_size(input_size)
             input_size = [i // s for i, s in zip(input_size, stage.stride)]
-            if not isinstance(widen, nn.Identity):
-                output += np.prod([widen.out_channels, *input_size], dtype=np.int64)
         return output

@@ -1,9 +1,9 @@
-"""FilterNet: the Block B encoder E_B with nnU-Net's decoder (Block A, deep supervision), Y_hat = D_A(E_B(I)).
+"""FilterNet: the Block B encoder E_B with the U-Net's decoder D_A (Block A, deep supervision), Y_hat = D_A(E_B(I)).
 
 Widths (paper: "FilterNet reduces feature channels in block B at down-sampled scales by a factor of 2 compared
 with block A used in UNet"; D_A "consists of block A's"): the encoder's stages below full resolution have half
-the plans' width, the decoder keeps the plans' widths (the stock U-Net's decoder). ``halve_decoder_features``
-builds the compact variant instead, whose decoder follows the halved encoder (docs/architecture.md).
+the plans' width, the decoder keeps the plans' widths and takes the narrower skips as they are
+(``decoder.BlockADecoder``; docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from dynamic_network_architectures.building_blocks.helper import convert_conv_op_to_dim
-from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 from dynamic_network_architectures.initialization.weight_init import InitWeights_He
 from torch import nn
 
 from nnunet_filternet.errors import FilterNetError
+from nnunet_filternet.network.decoder import BlockADecoder
 from nnunet_filternet.network.encoder import BlockBEncoder, block_b_features, per_stage
 from nnunet_filternet.network.from_plans import derive_block_b_kernel_sizes
 
@@ -30,10 +30,7 @@ class FilterNet(nn.Module):
             the kernels with ``from_plans.derive_block_b_kernel_sizes`` (7, 5, 3 in-plane, 1 where the plans'
             kernel is 1, no extra conv below the third stage).
         halve_downsampled_features: Block B stages at down-sampled scales get half the plans' width (stage 0
-            keeps it).
-        halve_decoder_features: False (the paper's FilterNet): the decoder keeps the plans' widths, each narrower
-            skip is widened by a 1x1 conv (``BlockBEncoder.decoder_features_per_stage``). True (compact variant):
-            the decoder takes the encoder's widths, halved too.
+            keeps it). The decoder always has the plans' widths.
 
     ``forward(x)`` returns the logits B num_classes *spatial, or with deep supervision a list of them, highest
     resolution first, exactly like ``PlainConvUNet``.
@@ -61,7 +58,6 @@ class FilterNet(nn.Module):
         block_b_kernel_sizes: Sequence[Sequence[int] | None] | None = None,
         halve_downsampled_features: bool = True,
         nonlin_first: bool = False,
-        halve_decoder_features: bool = False,
     ):
         super().__init__()
         if n_stages < 1:
@@ -93,10 +89,9 @@ class FilterNet(nn.Module):
             nonlin_kwargs=nonlin_kwargs,
             return_skips=True,
             nonlin_first=nonlin_first,
-            decoder_features_per_stage=features if halve_decoder_features else plans_features,
         )
-        self.decoder = UNetDecoder(
-            self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision, nonlin_first=nonlin_first
+        self.decoder = BlockADecoder(
+            self.encoder, num_classes, n_conv_per_stage_decoder, deep_supervision, plans_features, nonlin_first
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:

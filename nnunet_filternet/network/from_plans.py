@@ -46,9 +46,9 @@ def filternet_arch_kwargs(plain_arch_kwargs: dict, spacing: Sequence[float] | No
     """FilterNet arch_kwargs from a plans configuration's PlainConvUNet arch_kwargs.
 
     The result is JSON-serialisable like the input (ops stay strings) and adds ``block_b_kernel_sizes``
-    (explicit lists, null for stages without an extra conv), ``halve_downsampled_features`` (true: the
-    encoder's halved widths) and ``halve_decoder_features`` (false: the decoder keeps the plans' widths), so
-    the plans record exactly what was built. The input is not modified.
+    (explicit lists, null for stages without an extra conv) and ``halve_downsampled_features`` (true: the
+    encoder's halved widths; the decoder keeps the plans' ``features_per_stage``), so the plans record exactly
+    what was built. The input is not modified.
 
     Args:
         plain_arch_kwargs: ``architecture.arch_kwargs`` of a configuration in nnUNetPlans.json.
@@ -76,5 +76,25 @@ def filternet_arch_kwargs(plain_arch_kwargs: dict, spacing: Sequence[float] | No
             )
     kwargs["block_b_kernel_sizes"] = derive_block_b_kernel_sizes(kernel_sizes)
     kwargs["halve_downsampled_features"] = True
-    kwargs["halve_decoder_features"] = False
+    return kwargs
+
+
+#: arch_kwargs key of FilterNet plans written before the decoder took the narrow skips as they are.
+LEGACY_DECODER_KEY = "halve_decoder_features"
+
+
+def without_legacy_keys(filternet_kwargs: dict) -> dict:
+    """FilterNet arch_kwargs of plans from any version of this package, as ``FilterNet`` takes them now.
+
+    Earlier plans carry ``halve_decoder_features``: false (the decoder at the plans' widths, which is the only
+    decoder now) is dropped; true (a compact decoder at the encoder's widths, no longer built) is an error.
+    The input is not modified.
+    """
+    kwargs = copy.deepcopy(filternet_kwargs)
+    if kwargs.pop(LEGACY_DECODER_KEY, False):
+        raise FilterNetError(
+            f"FilterNet plans: expected no {LEGACY_DECODER_KEY!r} (the decoder always has the plans' widths), "
+            f"found {LEGACY_DECODER_KEY}: true (the compact variant, no longer built); write the plans again with "
+            "`filternet plans DATASET --preset ...` or train from nnU-Net's plans"
+        )
     return kwargs

@@ -6,18 +6,19 @@ nnU-Net's base trainer builds the optimizer before the loss, clips and checkpoin
 mixin gives it an explicit owner, each duty through one of nnU-Net's hooks, always wrapping ``super()``:
 
 - ``initialize``: builds the gate (:func:`build_edge_gate`, its kind from the class attributes
-  ``edge_gate_laplacian_only``, ``edge_gate_train_sigma`` and ``edge_gate_normalisation``) from the
-  configuration's spacing before nnU-Net builds the optimizer.
-- ``configure_optimizers``: when the gate has a trainable sigma, adds its own parameter group (no weight
-  decay) to whatever optimizer ``super()`` returns; nnU-Net's LR schedulers set the learning rate of every
-  group, so sigma follows the network's schedule. A step pre-hook on the optimizer clips sigma's gradient norm at
-  :data:`GRAD_CLIP` (nnU-Net clips ``network.parameters()`` at 12 in ``train_step``; the gate is clipped
-  separately, at the same bound, after GradScaler's unscale, just before the step).
+  ``edge_gate_laplacian_only``, ``edge_gate_train_sigma``, ``edge_gate_normalisation`` and
+  ``edge_gate_sigma_parametrisation``) from the configuration's spacing before nnU-Net builds the optimizer.
+- ``configure_optimizers``: when the gate has a trainable sigma, adds its own parameter group (weight decay
+  ``edge_gate_sigma_weight_decay``, 0 by default) to whatever optimizer ``super()`` returns; nnU-Net's LR schedulers
+  set the learning rate of every group, so sigma follows the network's schedule. A step pre-hook on the optimizer
+  clips sigma's gradient norm at :data:`GRAD_CLIP` (nnU-Net clips ``network.parameters()`` at 12 in ``train_step``;
+  the gate is clipped separately, at the same bound, after GradScaler's unscale, just before the step).
 - DDP: a post-accumulate-grad hook averages sigma's gradient over the ranks (its own process group, so
   the collective never interleaves with DDP's buckets) and ``on_train_start`` broadcasts sigma from rank 0.
 - ``save_checkpoint`` / ``load_checkpoint``: the gate's state dict under :data:`EDGE_GATE_KEY` in the optimizer's
   state dict of every checkpoint (nnU-Net writes it once); ``nnUNetv2_train --c`` and ``--val`` restore it.
-- ``_build_loss``: wraps ``super()``'s region loss into :class:`RegionEdgeLoss`, with W from dataset.json.
+- ``_build_loss``: wraps ``super()``'s region loss into :class:`RegionEdgeLoss`, with W from dataset.json (and the
+  labels' edge map as a constant target where ``edge_loss_constant_target`` says so).
 - per epoch: lambda from :func:`edge_lambda`, the line ``edge gate: lambda 0.001 sigma 1.000`` (see
   :func:`edge_gate_log_line`) in the training log, and both values in the logger and the progress plot.
 """
@@ -45,7 +46,11 @@ GRAD_CLIP = 12.0
 
 
 def build_edge_gate(
-    configuration_manager, laplacian_only: bool = False, train_sigma: bool = True, normalisation: str | None = None
+    configuration_manager,
+    laplacian_only: bool = False,
+    train_sigma: bool = True,
+    normalisation: str | None = None,
+    parametrisation: str = "log",
 ) -> nn.Module:
     """The edge gate for a plans configuration, on the axes nnU-Net convolves at its first stage; sigma = 1.
 
@@ -55,6 +60,7 @@ def build_edge_gate(
         train_sigma: whether the ``EdgeGate``'s sigma is trained (False: fixed at 1).
         normalisation: the ``EdgeGate``'s reading of tau (``edge.kernels.GAUSSIAN_NORMALISATIONS``; None: the
             default).
+        parametrisation: how a trained sigma is stored (``edge.gate.SIGMA_PARAMETRISATIONS``: log or direct).
     """
     from nnunet_filternet.edge.gate import EdgeGate, LaplacianGate, in_plane_axes_from_spacing
     from nnunet_filternet.edge.kernels import DEFAULT_NORMALISATION
@@ -68,12 +74,13 @@ def build_edge_gate(
         in_plane_axes=axes,
         train_sigma=train_sigma,
         normalisation=DEFAULT_NORMALISATION if normalisation is None else normalisation,
+        parametrisation=parametrisation,
     )
 
 
-def add_gate_param_group(optimizer: torch.optim.Optimizer, gate: nn.Module) -> dict:
-    """Give ``gate``'s parameters their own group (no weight decay, current LR of group 0); return it."""
-    group = {"params": list(gate.parameters()), "weight_decay": 0.0, "name": EDGE_GATE_GROUP}
+def add_gate_param_group(optimizer: torch.optim.Optimizer, gate: nn.Module, weight_decay: float = 0.0) -> dict:
+    """Give ``gate``'s parameters their own group (``weight_decay``, current LR of group 0); return it."""
+    group = {"params": list(gate.parameters()), "weight_decay": float(weight_decay), "name": EDGE_GATE_GROUP}
     if "lr" in optimizer.param_groups[0]:
         group["lr"] = optimizer.param_groups[0]["lr"]
     optimizer.add_param_group(group)
@@ -173,7 +180,8 @@ class EdgeGateOwnerMixin:
 
     Put it before the trainer classes in the bases; it only wraps ``super()``'s hooks. ``self.edge_gate``
     is the gate (None before ``initialize``); ``self.edge_lambda`` is the current lambda. Subclasses choose
-    the gate with the three class attributes below (Table III's variants; docs/training.md, "Sigma").
+    the gate and its loss with the class attributes below (Table III's variants and the readings of sigma;
+    docs/training.md, "Sigma").
     """
 
     #: Table III's "F_L": the Laplacian-only gate, no rho, no Gaussian, no sigma.
@@ -182,6 +190,12 @@ class EdgeGateOwnerMixin:
     edge_gate_train_sigma: bool = True
     #: How tau enters kG and sigma's gradient (``edge.kernels.GAUSSIAN_NORMALISATIONS``; None: the default).
     edge_gate_normalisation: str | None = None
+    #: How sigma is trained: ``log`` (log sigma, the default) or ``direct`` (sigma itself).
+    edge_gate_sigma_parametrisation: str = "log"
+    #: Weight decay of sigma's own optimizer group (0: none, the default).
+    edge_gate_sigma_weight_decay: float = 0.0
+    #: The labels' edge map F(Y_n | sigma) as a constant target (no gradient into sigma through it).
+    edge_loss_constant_target: bool = False
 
     def __init__(
         self, plans: dict, configuration: str, fold: int, dataset_json: dict, device: torch.device = DEFAULT_DEVICE
@@ -202,6 +216,7 @@ class EdgeGateOwnerMixin:
                 laplacian_only=self.edge_gate_laplacian_only,
                 train_sigma=self.edge_gate_train_sigma,
                 normalisation=self.edge_gate_normalisation,
+                parametrisation=self.edge_gate_sigma_parametrisation,
             ).to(self.device)
             if self.is_ddp:
                 self._edge_gate_group = dist.new_group()
@@ -211,7 +226,7 @@ class EdgeGateOwnerMixin:
     def configure_optimizers(self):
         optimizer, lr_scheduler = super().configure_optimizers()
         if any(p.requires_grad for p in self.edge_gate.parameters()):
-            add_gate_param_group(optimizer, self.edge_gate)
+            add_gate_param_group(optimizer, self.edge_gate, self.edge_gate_sigma_weight_decay)
             clip_gate_grads_before_step(optimizer, self.edge_gate)
         return optimizer, lr_scheduler
 
@@ -236,7 +251,7 @@ class EdgeGateOwnerMixin:
             self.dataset_json, self.label_manager.num_segmentation_heads, source=source
         )
         with torch.device(self.device):  # its constants (class weights) made once on the device, not copied per step
-            edge_loss = EdgeLoss(self.edge_gate, weights)
+            edge_loss = EdgeLoss(self.edge_gate, weights, constant_target=self.edge_loss_constant_target)
         return RegionEdgeLoss(super()._build_loss(), edge_loss, self.edge_lambda)
 
     # --- schedule and logging ----------------------------------------------------------------------------

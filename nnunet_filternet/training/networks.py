@@ -75,6 +75,10 @@ def arch_kwargs_for(target_class_name: str, plans_class_name: str, plans_kwargs:
         kwargs derived with ``filternet_arch_kwargs`` from the plain U-Net part otherwise, and only the plain
         U-Net kwargs for the plain U-Net and the Boundary-Aware FCN.
     """
+    if target_class_name == plans_class_name == FILTERNET:
+        from nnunet_filternet.network.from_plans import without_legacy_keys
+
+        return without_legacy_keys(plans_kwargs)
     if target_class_name == plans_class_name:
         return copy.deepcopy(plans_kwargs)
     if plans_class_name not in (PLAIN_UNET, FILTERNET):

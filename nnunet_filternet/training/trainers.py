@@ -14,11 +14,16 @@ trainer                                   network                               
 ``nnUNetTrainerFilterNetLaplacian``       FilterNet                              as FilterNet, gate F_L = L * x
 ``nnUNetTrainerFilterNetFixedSigma``      FilterNet                              as FilterNet, sigma fixed at 1
 ``nnUNetTrainerFilterNetUnitEnergy``      FilterNet                              as FilterNet, unit-energy kG
+``nnUNetTrainerFilterNetSigmaDecay``      FilterNet                              as FilterNet, sigma trained
+                                                                                 directly, weight decay 5e-4
+``nnUNetTrainerFilterNetConstantTarget``  FilterNet                              as FilterNet, F(Y) a constant
 ========================================  =====================================  ==============================
 
 ``nnUNetTrainerFilterNetLaplacian`` and ``...FixedSigma`` are the edge gates of the paper's Table III ("F_L" and
 "F_LrhoG(sigma = 1)"). ``nnUNetTrainerFilterNet`` reads tau as the paper's eq. (12) writes it, under which sigma
-grows; ``...UnitEnergy`` is the scale-invariant option under which sigma settles (docs/training.md, "Sigma").
+grows; ``...UnitEnergy`` is the scale-invariant option under which sigma settles; ``...SigmaDecay`` and
+``...ConstantTarget`` are the two details the paper does not state that would explain its sigma below 1
+(docs/training.md, "Sigma").
 
 ``nnUNetTrainerUNet`` differs from the stock trainer only by our log lines (parameter count, peak memory)
 and by building a plain U-Net even from ``nnUNetPlans_FilterNet``. Each trainer ``X`` also exists as
@@ -84,6 +89,24 @@ class nnUNetTrainerFilterNetUnitEnergy(nnUNetTrainerFilterNet):
     edge_gate_normalisation = "unit_energy"
 
 
+#: Weight decay of sigma in ``...SigmaDecay``: the value of SGD recipes of the paper's time (e.g. FCN, Long et al.,
+#: momentum 0.9); the paper names none.
+SIGMA_WEIGHT_DECAY = 5e-4
+
+
+class nnUNetTrainerFilterNetSigmaDecay(nnUNetTrainerFilterNet):
+    """FilterNet with sigma trained as itself (not log sigma) under weight decay :data:`SIGMA_WEIGHT_DECAY`."""
+
+    edge_gate_sigma_parametrisation = "direct"
+    edge_gate_sigma_weight_decay = SIGMA_WEIGHT_DECAY
+
+
+class nnUNetTrainerFilterNetConstantTarget(nnUNetTrainerFilterNet):
+    """FilterNet whose edge loss holds the labels' edge map F(Y_n | sigma) as a constant target."""
+
+    edge_loss_constant_target = True
+
+
 # --- the paper's protocol ---------------------------------------------------------------------------------
 class nnUNetTrainerUNetPaper(TelemetryMixin, PaperProtocolMixin, PlansNetworkMixin, nnUNetTrainer):
     """UNet baseline, paper protocol."""
@@ -131,6 +154,19 @@ class nnUNetTrainerFilterNetUnitEnergyPaper(nnUNetTrainerFilterNetPaper):
     edge_gate_normalisation = "unit_energy"
 
 
+class nnUNetTrainerFilterNetSigmaDecayPaper(nnUNetTrainerFilterNetPaper):
+    """FilterNet with sigma trained directly under weight decay :data:`SIGMA_WEIGHT_DECAY`, paper protocol."""
+
+    edge_gate_sigma_parametrisation = "direct"
+    edge_gate_sigma_weight_decay = SIGMA_WEIGHT_DECAY
+
+
+class nnUNetTrainerFilterNetConstantTargetPaper(nnUNetTrainerFilterNetPaper):
+    """FilterNet with the labels' edge map as a constant target, paper protocol."""
+
+    edge_loss_constant_target = True
+
+
 #: The trainers above, in table order.
 BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerUNet,
@@ -141,6 +177,8 @@ BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerFilterNetLaplacian,
     nnUNetTrainerFilterNetFixedSigma,
     nnUNetTrainerFilterNetUnitEnergy,
+    nnUNetTrainerFilterNetSigmaDecay,
+    nnUNetTrainerFilterNetConstantTarget,
     nnUNetTrainerUNetPaper,
     nnUNetTrainerBUNetPaper,
     nnUNetTrainerFilterNetPaper,
@@ -149,6 +187,8 @@ BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerFilterNetLaplacianPaper,
     nnUNetTrainerFilterNetFixedSigmaPaper,
     nnUNetTrainerFilterNetUnitEnergyPaper,
+    nnUNetTrainerFilterNetSigmaDecayPaper,
+    nnUNetTrainerFilterNetConstantTargetPaper,
 )
 
 __all__ = [cls.__name__ for cls in BASE_TRAINERS]
