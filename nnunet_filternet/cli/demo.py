@@ -13,9 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=("auto", "cpu", "study", "gpu"),
         default="auto",
-        help="cpu: small cohort, tiny plans, fold 0, ~4 min training per trainer; study: the cpu cohort with "
-        "4 folds and 2 repeats, about an hour (docs/study.md); gpu: 40 subjects at full resolution, nnU-Net's "
-        "3d_fullres plans, 4 folds; auto: gpu when CUDA is available, else cpu (default)",
+        help="cpu: small cohort, tiny plans, fold 0, ~4 min training per trainer; study: 32 subjects in 8 folds, "
+        "the tiny plans' 2d configuration, FilterNet against stock nnU-Net with a verdict, at most 90 minutes "
+        "(docs/study.md); gpu: 40 subjects at full resolution, nnU-Net's 3d_fullres plans, 4 folds; auto: gpu "
+        "when CUDA is available, else cpu (default)",
     )
     parser.add_argument(
         "--subjects",
@@ -24,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--folds",
-        type=bounded(int, lambda v: 0 <= v <= 3, "a fold of 0 1 2 3"),
+        type=bounded(int, lambda v: 0 <= v <= 15, "a fold number 0-15"),
         nargs="+",
-        help="folds to train, of 0 1 2 3 (default: the preset's)",
+        help="folds to train, of the preset's folds (0 1 2 3; the study's 0-7) (default: all the preset's)",
     )
     parser.add_argument(
         "--trainers", nargs="+", help="nnU-Net trainers (default: nnUNetTrainerFilterNet nnUNetTrainer)"

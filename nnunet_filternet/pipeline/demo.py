@@ -3,19 +3,19 @@
 Stages (each resumable, see :mod:`nnunet_filternet.pipeline.stages`):
 
 1. phantom cohort (``filternet phantom``);
-2. conversion into an nnU-Net raw dataset with subject-grouped 4-fold splits (``filternet convert``);
+2. conversion into an nnU-Net raw dataset with the preset's subject-grouped folds (``filternet convert``);
 3. nnU-Net fingerprint, planning and preprocessing through nnU-Net's API (+ our plans preset);
 4. training of each trainer on the chosen folds through ``nnUNetv2_train``;
 5. each fold's held-out subjects as nnU-Net predicted them at the end of training (its validation outputs);
 6. ``filternet restore`` of the leg predictions onto the original scans;
 7. ``filternet evaluate``, ``filternet report`` and ``filternet quantify``.
 
-With ``repeats`` N > 1 (``--repeats``, the ``study`` preset), stages 4-6 run once per repeat: repeat 1 trains
-into ``nnUNet_results`` and writes ``outputs/<trainer>/``, repeat k >= 2 into ``nnUNet_results_r<k>`` and
-``outputs/r<k>/<trainer>/`` (so a finished one-repeat folder gains repeats without retraining); stage 7
-then adds to the report the comparison over all repeats of every other trainer with the first (FilterNet,
-the reference of the paper's tables), and writes ``filternet compare`` of every trainer with the last
-(stock nnU-Net by default) on the restored held-out scans into ``outputs/compare/``.
+With ``repeats`` N > 1 (``--repeats``), stages 4-6 run once per repeat: repeat 1 trains into ``nnUNet_results``
+and writes ``outputs/<trainer>/``, repeat k >= 2 into ``nnUNet_results_r<k>`` and ``outputs/r<k>/<trainer>/``
+(so a finished one-repeat folder gains repeats without retraining). With two or more folds trained (the
+``study`` preset), stage 7 writes ``filternet compare`` of every trainer with the last (the baseline, stock
+nnU-Net by default) over the folds and all repeats, on the restored held-out scans, into
+``outputs/compare/``: the paired t over folds is valid with one repeat.
 
 Each trainer ``T`` is trained as its budget variant ``T_<epochs>epochs_<iterations>iters_<val>val``
 (``training/budget.py``), a class the installed package provides: the demo's models are usable afterwards
@@ -177,21 +177,21 @@ class Demo:
                 [self.results_root(k) / self.dataset for k in repeats], names, names[0], self.out / "report",
                 plans=self.plans, configuration=self.preset.configuration,
             )  # fmt: skip
-        if self.preset.repeats > 1:
+        if len(self.preset.folds) >= 2:
             self.compare_restored()
         return str(report)
 
     def compare_restored(self) -> None:
-        """``filternet compare`` of every trainer with the reference (the last) on the restored held-out scans."""
+        """``filternet compare`` of every trainer with the baseline (the last) on the restored held-out scans."""
         from nnunet_filternet.compare.files import compare_files
 
         repeats = range(1, self.preset.repeats + 1)
-        *candidates, reference = self.preset.trainers
+        *candidates, baseline = self.preset.trainers
         for trainer in candidates:
             result = compare_files(
-                [self.trainer_out(reference, k) / "metrics.csv" for k in repeats],
+                [self.trainer_out(baseline, k) / "metrics.csv" for k in repeats],
                 [self.trainer_out(trainer, k) / "metrics.csv" for k in repeats],
-                self.out / "compare" / f"{trainer}_vs_{reference}.csv", names=(reference, trainer),
+                self.out / "compare" / f"{trainer}_vs_{baseline}.csv", names=(baseline, trainer),
             )  # fmt: skip
             print(result.table_markdown, "", *result.summary, sep="\n", flush=True)
 
