@@ -13,7 +13,7 @@ Stages (each resumable, see :mod:`nnunet_filternet.pipeline.stages`):
 With ``repeats`` N > 1 (``--repeats``), stages 4-6 run once per repeat: repeat 1 trains into ``nnUNet_results``
 and writes ``outputs/<trainer>/``, repeat k >= 2 into ``nnUNet_results_r<k>`` and ``outputs/r<k>/<trainer>/``
 (so a finished one-repeat folder gains repeats without retraining). With two or more folds trained (the
-``study`` preset), stage 7 writes ``filternet compare`` of every trainer with the last (the baseline, stock
+``study`` preset) or repeats, stage 7 writes ``filternet compare`` of every trainer with the last (the baseline, stock
 nnU-Net by default) over the folds and all repeats, on the restored held-out scans, into
 ``outputs/compare/``: the paired t over folds is valid with one repeat.
 
@@ -177,7 +177,7 @@ class Demo:
                 [self.results_root(k) / self.dataset for k in repeats], names, names[0], self.out / "report",
                 plans=self.plans, configuration=self.preset.configuration,
             )  # fmt: skip
-        if len(self.preset.folds) >= 2:
+        if len(self.preset.folds) >= 2 or self.preset.repeats > 1:
             self.compare_restored()
         return str(report)
 
