@@ -2,7 +2,9 @@
 
 Steps: :func:`dataset_conversion.convert.convert_inference` (bias correction, legs, mirroring) ->
 nnU-Net's ``nnUNetPredictor`` (an ensemble over the folds found) -> :func:`dataset_conversion.restore.
-restore_predictions` -> :func:`nnunet_filternet.quantify.biomarkers.quantify_folder`.
+restore_predictions` -> :func:`nnunet_filternet.quantify.biomarkers.quantify_folder` -> :func:`nnunet_filternet.qc.
+check.check_predictions` (``qc.csv``; nnU-Net's predictor is :class:`nnunet_filternet.qc.predictor.AgreementPredictor`,
+which also records the folds' agreement per leg).
 """
 
 from __future__ import annotations
@@ -133,15 +135,16 @@ def predict_scans(
     jobs: int | None = None,
     disable_tta: bool = False,
 ) -> Path:
-    """Segment every scan in ``images``; write ``out/<subject>.nii.gz`` and ``out/biomarkers.csv``.
+    """Segment every scan in ``images``; write ``out/<subject>.nii.gz``, ``out/biomarkers.csv`` and ``out/qc.csv``.
 
     Intermediate leg images and leg predictions are kept in ``out/.legs`` so that a rerun continues.
     """
     import torch
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     from dataset_conversion.convert import convert_inference
     from dataset_conversion.restore import restore_predictions
+    from nnunet_filternet.qc.check import check_predictions
+    from nnunet_filternet.qc.predictor import AgreementPredictor
     from nnunet_filternet.quantify.biomarkers import quantify_folder
 
     if device == "auto":
@@ -156,7 +159,8 @@ def predict_scans(
     print(f"[1/4] converting scans in {images} (bias correction, legs, mirroring)", flush=True)
     convert_inference(images, legs_in, jobs=jobs)
     print(f"[2/4] nnU-Net prediction with {model.name}, folds {use_folds}, on {device}", flush=True)
-    predictor = nnUNetPredictor(
+    predictor = AgreementPredictor(
+        out / ".legs" / "qc",
         tile_step_size=0.5, use_gaussian=True, use_mirroring=not disable_tta, device=torch.device(device),
         verbose=False, verbose_preprocessing=False, allow_tqdm=True,
     )  # fmt: skip
@@ -168,7 +172,12 @@ def predict_scans(
     )  # fmt: skip
     print(f"[3/4] restoring label maps onto the scans in {out}", flush=True)
     restore_predictions(legs_pred, legs_in / "legs.json", out, jobs=jobs)
-    print("[4/4] biomarkers", flush=True)
+    print("[4/4] biomarkers and quality check", flush=True)
     csv = quantify_folder(scans_as_nifti(images, out / ".legs" / "scans"), out, out / "biomarkers.csv")
-    print(f"label maps: {out}/<subject>.nii.gz\nbiomarkers: {csv}", flush=True)
+    qc = check_predictions(
+        legs_in / "legs.json", legs_pred, out / ".legs" / "scans", out, out / "qc.csv", model, out / ".legs" / "qc",
+        csv, jobs=jobs,
+    )  # fmt: skip
+    print(f"label maps: {out}/<subject>.nii.gz\nbiomarkers: {csv}\nquality: {qc.csv} ({qc.reference_note})", flush=True)
+    print(qc.summary, flush=True)
     return out
