@@ -54,8 +54,6 @@ DEGRADE_STREAM = 3
 #: Spawn key of the cohort-level draw of which subjects are degraded.
 _CHOICE_KEY = 1_000_003
 
-IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
-
 
 @dataclass(frozen=True)
 class Degradation:
@@ -184,39 +182,40 @@ def _gain(shape_zyx, a: float, b: float) -> np.ndarray:
 def degrade(subject, degradation: Degradation):
     """A new :class:`~nnunet_filternet.phantom.subject.PhantomSubject`: ``subject`` degraded as ``degradation`` says.
 
-    The image is acquired again from the subject's noise-free signal (:func:`acquire`) with the subject's
-    scale, field and noise unless the kind changes them; labels, fat fraction and field follow the image's
-    grid (``fov_cut``, ``missing_leg``). Random numbers come from the subject's degradation stream.
+    ``bias``, ``noise``, ``ghosting`` and ``fat_suppression`` acquire the image again from the subject's
+    noise-free signal (:func:`acquire`) with the subject's scale, field and noise unless the kind changes them.
+    ``fov_cut`` crops the clean image (and labels, fat fraction, field) to the smaller field of view,
+    ``orientation`` keeps its voxels and changes the header, ``missing_leg`` acquires the leg's side again
+    without the leg (air: noise only) and clears its labels. Random numbers come from the subject's
+    degradation stream.
     """
     spec, d = subject.spec, degradation
     rng = np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(spec.index, DEGRADE_STREAM, 1)))
     signal, field, sigma, ghost = subject.signal, subject.bias, spec.noise_sigma, None
-    arrays = {k: getattr(subject, k) for k in ("label", "bias", "fat_fraction", "tissue")}
-    direction = IDENTITY
+    arrays = {k: getattr(subject, k) for k in ("image", "label", "bias", "fat_fraction", "tissue")}
+    if d.kind == "orientation":
+        flipped = (1.0, -1.0, 1.0) if d.strength == 1 else (1.0, 1.0, -1.0)
+        return dataclasses.replace(subject, direction=tuple(float(v) for v in np.diag(flipped).ravel()))
+    if d.kind == "fov_cut":
+        keep = _kept_columns(subject, d.side, d.strength)
+        cropped = {k: np.ascontiguousarray(v[..., keep]) for k, v in {**arrays, "signal": signal}.items()}
+        return dataclasses.replace(subject, **cropped)
+    if d.kind == "missing_leg":
+        gone = leg_columns(subject, d.side)[None, None, :]
+        air = acquire(np.zeros_like(signal), field, sigma, spec.intensity_scale, rng)
+        cleared = {k: np.where(gone, 0, arrays[k]).astype(arrays[k].dtype) for k in ("label", "fat_fraction", "tissue")}
+        image = np.where(gone, air, subject.image).astype(np.float32)
+        return dataclasses.replace(subject, image=image, signal=np.where(gone, 0, signal).astype(np.float32), **cleared)
     if d.kind == "bias":
         field = field * _gain(signal.shape, d.strength, d.extra)
-        arrays["bias"] = field
     elif d.kind == "noise":
         sigma = d.strength
     elif d.kind == "ghosting":
         ghost = (d.strength, int(d.extra), subject.spacing[1])
     elif d.kind == "fat_suppression":
-        signal = np.clip(signal - d.strength * subject.fat_fraction, 0, None)
-    elif d.kind == "orientation":
-        direction = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0) if d.strength == 1 else (
-            1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0
-        )  # fmt: skip
-    elif d.kind == "missing_leg":
-        gone = leg_columns(subject, d.side)[None, None, :]
-        signal = np.where(gone, 0, signal).astype(np.float32)
-        arrays.update({k: np.where(gone, 0, arrays[k]).astype(arrays[k].dtype) for k in ("label", "fat_fraction")})
-        arrays["tissue"] = np.where(gone, 0, arrays["tissue"]).astype(arrays["tissue"].dtype)
-    elif d.kind == "fov_cut":
-        keep = _kept_columns(subject, d.side, d.strength)
-        signal, field = signal[..., keep], field[..., keep]
-        arrays = {k: np.ascontiguousarray(v[..., keep]) for k, v in arrays.items()}
+        signal = np.clip(signal - d.strength * subject.fat_fraction, 0, None).astype(np.float32)
     image = acquire(signal, field, sigma, spec.intensity_scale, rng, ghost)
-    return dataclasses.replace(subject, image=image, signal=np.ascontiguousarray(signal), direction=direction, **arrays)
+    return dataclasses.replace(subject, image=image, signal=signal, bias=field)
 
 
 def _kept_columns(subject, side: str, share: float) -> slice:
