@@ -85,8 +85,26 @@ def figure_slices(labels_lps: np.ndarray, value: int, n: int = 3) -> list[int]:
     return sorted({int(round(p)) for p in picks})
 
 
+def side_columns(labels_lps: np.ndarray, side: str) -> np.ndarray:
+    """bool (left-axis length,): the columns of ``side``'s leg, split at the widest unlabelled gap between the legs.
+
+    Patient-aligned arrays run towards the patient's left along axis 0, so the right leg has the lower indices.
+    Without a gap (one leg, or legs touching) the split is the middle of the labelled columns.
+    """
+    held = np.flatnonzero(labels_lps.any(axis=(1, 2)))
+    columns = np.zeros(labels_lps.shape[0], bool)
+    if held.size == 0:
+        return ~columns
+    gaps = np.diff(held)
+    cut = held[np.argmax(gaps)] + 1 if gaps.size and gaps.max() > 1 else (held[0] + held[-1] + 1) // 2
+    columns[cut:] = True
+    return columns if side == "L" else ~columns
+
+
 def write_figure(verdict: ScanVerdict, scan_path: Path, labels_path: Path, out_png: Path) -> Path:
     """Three axial slices with the predicted compartments, the suspect one outlined; title: scan, suspect, reasons."""
+    import textwrap
+
     from matplotlib.colors import ListedColormap
 
     from nnunet_filternet.labels import COLOURS, COMPARTMENTS
@@ -96,21 +114,22 @@ def write_figure(verdict: ScanVerdict, scan_path: Path, labels_path: Path, out_p
     scan, labels = _patient_arrays(scan_path, labels_path)
     side, name = verdict.suspect or ("", "")
     value = COMPARTMENTS.index(name) + 1 if name else 0
-    slices = figure_slices(labels, value)
+    suspect = (labels == value) & side_columns(labels, side)[:, None, None] if value else np.zeros(labels.shape, bool)
+    slices = figure_slices(np.where(suspect, value, labels), value)
     low, high = np.percentile(scan, [1, 99])
     colours = ListedColormap([(0, 0, 0, 0)] + [tuple(c / 255 for c in COLOURS[v]) + (0.45,) for v in range(1, 6)])
-    fig, axes = plt.subplots(1, len(slices), figsize=(4.2 * len(slices), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(slices), figsize=(4.2 * len(slices), 5.2), squeeze=False)
     for ax, k in zip(axes[0], slices):
         ax.imshow(scan[:, :, k].T, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
         ax.imshow(labels[:, :, k].T, cmap=colours, vmin=0, vmax=5, interpolation="nearest")
-        if value and (labels[:, :, k] == value).any():
-            ax.contour((labels[:, :, k] == value).T.astype(float), levels=[0.5], colors="white", linewidths=1.2)
+        if suspect[:, :, k].any():
+            ax.contour(suspect[:, :, k].T.astype(float), levels=[0.5], colors="white", linewidths=1.2)
         ax.set_title(f"slice {k}", fontsize=9)
         ax.set_axis_off()
-    suspect = f"suspect: {SIDE_WORDS.get(side, side)} {name} (outlined)" if name else ""
-    reasons = "\n".join(verdict.reasons[:4])
-    fig.suptitle(f"{verdict.subject}: review (score {verdict.score:.1f}) {suspect}\n{reasons}", fontsize=9)
-    fig.text(0.5, 0.01, "patient's right on the left (radiological); anterior up", ha="center", fontsize=8)
+    named = f", suspect: {SIDE_WORDS.get(side, side)} {name} (outlined)" if name else ""
+    fig.suptitle(f"{verdict.subject}: review (score {verdict.score:.1f}){named}", fontsize=10)
+    reasons = "\n".join(textwrap.shorten(r, 110) for r in verdict.reasons[:5])
+    fig.text(0.02, 0.0, reasons + "\n(patient's right on the left, anterior up)", ha="left", va="top", fontsize=8)
     save_png(fig, out_png)
     plt.close(fig)
     return out_png
