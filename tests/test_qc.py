@@ -26,7 +26,7 @@ from nnunet_filternet.qc.measures import measure_leg
 from nnunet_filternet.qc.reference import FILE_NAME, reference_for_model
 from nnunet_filternet.qc.report import COLUMNS, summary
 from nnunet_filternet.qc.rules import Thresholds, judge_scan
-from nnunet_filternet.qc.signals import LegSignals, ScanSignals, noise_snr
+from nnunet_filternet.qc.signals import LegSignals, ScanSignals, anatomy_ok, noise_snr
 from tests.scan_fixtures import ScanSpec, write_scans
 
 SCANS = {
@@ -210,6 +210,9 @@ def test_measure_leg_sizes_fragments_and_position():
     assert m.compartments["Gas"].components == 2 and m.compartments["Gas"].fragments == pytest.approx(1 / 9)
     assert ta.posterior_mm == pytest.approx(3.5) and m.compartments["Sol"].posterior_mm == pytest.approx(13.5)
     assert m.compartments["TP"].voxels == 0 and math.isnan(m.compartments["TP"].fragments)
+    assert anatomy_ok(m) is True
+    assert anatomy_ok(measure_leg(labels[:, ::-1], (7.0, 1.0, 1.0))) is False  # read upside down: TA behind Gas
+    assert anatomy_ok(measure_leg(np.where(labels == 4, 0, labels), (7.0, 1.0, 1.0))) is None  # no Gas to compare
 
 
 def test_fold_signals_dice_against_the_ensemble_and_entropy():
