@@ -24,7 +24,6 @@ Severities (``z`` a deviation in training SDs, :mod:`.reference`):
 | anatomy | 2 when TA lies behind Sol/Gas | ``left leg: TA behind Sol/Gas (orientation in the header?)`` |
 | legs found | 1.5 when one | ``one leg found (taken as left from its position)`` |
 | snr | 5 / SNR | ``SNR 3.1`` |
-| bias_gain | log(gain) / log(4) | ``strong bias field (N4 gain 12)`` |
 | slices | 1 + the share missing, when fewer than training's fewest | ``8 slices, fewer than any training scan (16)`` |
 | slice axis | 2 when the thickest axis is not superior-inferior | ``slices not axial in the header`` |
 """
@@ -52,7 +51,6 @@ class Thresholds:
     fragments: float = 0.10
     contrast: float = 0.30
     snr: float = 5.0
-    bias_gain: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -146,7 +144,7 @@ def leg_findings(leg: LegSignals, t: Thresholds) -> tuple[dict, list[Finding]]:
 
 
 def scan_findings(scan: ScanSignals, reference: dict | None, t: Thresholds) -> tuple[dict, list[Finding]]:
-    """(the scan's values, its findings): legs found, SNR, bias, slices, slice axis."""
+    """(the scan's values, its findings): legs found, SNR, slices, slice axis (``bias_gain`` is recorded only)."""
     values = {
         "legs_found": scan.legs_found, "snr": scan.snr, "bias_gain": scan.bias_gain, "slices": scan.slices,
         "slice_axis_ok": scan.slice_axis_ok,
@@ -157,9 +155,6 @@ def scan_findings(scan: ScanSignals, reference: dict | None, t: Thresholds) -> t
         found.append(Finding(1.5, f"one leg found (taken as {SIDE_WORDS[leg.side]}, {leg.side_from})"))
     if _finite(scan.snr) and scan.snr > 0:
         found.append(Finding(t.snr / scan.snr, f"SNR {scan.snr:.1f}"))
-    if _finite(scan.bias_gain) and scan.bias_gain > 1:
-        found.append(Finding(math.log(scan.bias_gain) / math.log(t.bias_gain),
-                             f"strong bias field (N4 gain {scan.bias_gain:.1f})"))  # fmt: skip
     fewest = ((reference or {}).get("slices") or {}).get("min")
     if fewest and scan.slices < fewest:
         severity = 1 + (fewest - scan.slices) / fewest

@@ -6,8 +6,9 @@ leg predictions (leg space, :mod:`.measures`), the folds' agreement written whil
 (:mod:`.predictor`), and the muscle and fat intensity modes of ``biomarkers.csv``.
 
 Scan: ``snr`` (median intensity of the labelled muscle / the noise sigma of the air, sqrt(mean(air^2) / 2)
-for Rayleigh-distributed air; motion ghosts in the air lower it too), ``bias_gain`` (N4's field, 99th / 1st
-percentile inside the body), ``slices`` (along the header's superior axis), ``slice_axis_ok`` (the thickest
+for Rayleigh-distributed air, the air being outside the legs' crop boxes; motion ghosts in the air lower it
+too), ``bias_gain`` (N4's field, 99th / 1st percentile inside the body; recorded, not judged: docs/qc.md),
+``slices`` (along the header's superior axis), ``slice_axis_ok`` (the thickest
 voxel side runs superior-inferior, as in a calf scan; True for near-isotropic scans), ``legs_found``.
 Leg: ``contrast`` ((fat mode - muscle mode) / fat mode), ``fov_slices`` (the share of the leg's labelled slices
 whose labels touch the in-plane border of the image: a leg cut by the field of view), ``anatomy_ok`` (TA lies
@@ -27,8 +28,6 @@ from nnunet_filternet.qc.measures import LegMeasure, measure_leg
 
 #: Air voxels needed for a noise estimate; fewer give an SNR of NaN.
 MIN_AIR_VOXELS = 1000
-#: Margin (mm, in-plane) around the body's Otsu mask that is not counted as air.
-AIR_MARGIN_MM = 10.0
 
 
 @dataclass
@@ -64,31 +63,35 @@ class ScanSignals:
         return len(self.legs)
 
 
-def noise_snr(scan_zyx: np.ndarray, labels_zyx: np.ndarray, spacing_zyx) -> float:
-    """Median labelled intensity / noise sigma of the air outside the dilated Otsu body mask (NaN: too little air).
+def noise_snr(scan_zyx: np.ndarray, labels_zyx: np.ndarray, air_zyx: np.ndarray) -> float:
+    """Median labelled intensity / noise sigma of the air (NaN: fewer than :data:`MIN_AIR_VOXELS` air voxels).
 
     Args:
         scan_zyx: the scan's magnitude intensities (z, y, x).
         labels_zyx: its label map on the same grid (the muscle whose signal is measured).
-        spacing_zyx: voxel size (mm), to dilate the body by :data:`AIR_MARGIN_MM` along the in-plane axes.
+        air_zyx: bool, where the scan holds no body (:func:`air_mask`); labelled voxels are never counted.
     """
-    from scipy import ndimage
-    from skimage.filters import threshold_otsu
-
     scan = np.asarray(scan_zyx, dtype=np.float64)
     muscle = scan[labels_zyx > 0]
-    if muscle.size == 0 or not np.ptp(scan) > 0:
-        return float("nan")
-    body = scan > threshold_otsu(scan)
-    reach = [0 if s == max(spacing_zyx) and s > 1.5 * min(spacing_zyx) else int(math.ceil(AIR_MARGIN_MM / s))
-             for s in spacing_zyx]  # fmt: skip
-    structure = np.ones([2 * r + 1 for r in reach], bool)  # in-plane box, one slice thick along thick slices
-    body = ndimage.binary_dilation(body, structure=structure)
-    air = scan[~body & (labels_zyx == 0)]
-    if air.size < MIN_AIR_VOXELS:
+    air = scan[air_zyx & (labels_zyx == 0)]
+    if muscle.size == 0 or air.size < MIN_AIR_VOXELS:
         return float("nan")
     sigma = math.sqrt(float(np.mean(air**2)) / 2.0)
     return float(np.median(muscle) / sigma) if sigma > 0 else float("inf")
+
+
+def air_mask(shape_zyx, records) -> np.ndarray:
+    """bool (z, y, x): outside every leg's crop box in-plane (the conversion's boxes hold each leg with a margin).
+
+    The boxes come from the conversion's tissue mask, which does not depend on the noise level, so a noisy or
+    ghosted scan keeps its air (and its ghosts count as noise there).
+    """
+    legs = np.zeros(shape_zyx, bool)
+    for r in records:
+        crop = list(reversed(r.crop_slices()))  # (z, y, x) order
+        crop[2 - r.patient_axes[2]] = slice(None)  # every slice: the box in-plane
+        legs[tuple(crop)] = True
+    return ~legs
 
 
 def border_slices(labels_zyx: np.ndarray, record) -> float:
@@ -190,7 +193,7 @@ def scan_signals(
     gains = [r.correction.get("n4", {}).get("field_gain", float("nan")) for r in records]
     signals = ScanSignals(
         subject=subject,
-        snr=noise_snr(scan, labels, tuple(reversed(spacing_xyz))),
+        snr=noise_snr(scan, labels, air_mask(scan.shape, records)),
         bias_gain=float(max(gains)),
         slices=int(scan_image.GetSize()[superior]),
         slice_axis_ok=bool(not anisotropic or spacing_xyz[superior] == max(spacing_xyz)),
