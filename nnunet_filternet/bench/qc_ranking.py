@@ -20,7 +20,8 @@ Usage::
         --trainer nnUNetTrainer_40epochs_40iters_4val --plans nnUNetPlans_tiny --work WORK \\
         [--subjects 24 --degrade 0.58 --seed 1 --shape 256 256 16 --spacing 1.4 1.4 7] [--device cpu] [-j 1]
 
-Writes ``WORK/qc_ranking.json`` (every figure) and ``WORK/qc_ranking.md`` (the tables), and prints the latter.
+Writes ``WORK/qc_ranking.json`` (every figure) and ``WORK/qc_ranking.md`` (the tables), and prints the latter;
+``--pool WORK1 WORK2 ...`` prints the figures of finished work folders taken together.
 """
 
 from __future__ import annotations
@@ -201,6 +202,17 @@ def summarise(scans: list[dict], refused: dict[str, str], degradation: dict, arg
     }
 
 
+def pool(works: list[str]) -> dict:
+    """:func:`summarise` over the scans of several finished work folders (their ``qc_ranking.json``) together."""
+    results = [json.loads((Path(w) / "qc_ranking.json").read_text(encoding="utf-8")) for w in works]
+    scans = [s for r in results for s in r["per_scan"]]
+    refused = {f"{w}:{s}": reason for w, r in zip(works, results) for s, reason in r["refused"].items()}
+    kinds = {
+        f"{w}:{s}": {"degradation": k} for w, r in zip(works, results) for s, k in r["refused_degradations"].items()
+    }
+    return summarise(scans, refused, kinds, argparse.Namespace(pooled=list(works)))
+
+
 def _pct(pair) -> str:
     k, n = pair
     return f"{k} of {n} ({100 * k / n:.0f} %)" if n else "none"
@@ -243,11 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nnunet_filternet.bench.qc_ranking", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--results", required=True, help="$nnUNet_results/DatasetNNN_NAME of the trained model")
-    parser.add_argument("--trainer", required=True)
+    parser.add_argument("--results", help="$nnUNet_results/DatasetNNN_NAME of the trained model")
+    parser.add_argument("--trainer")
     parser.add_argument("--plans", default=None)
     parser.add_argument("--configuration", default="3d_fullres")
-    parser.add_argument("--work", required=True, help="work folder (cohort, predictions, results)")
+    parser.add_argument("--work", help="work folder (cohort, predictions, results)")
     parser.add_argument("--subjects", type=int, default=24)
     parser.add_argument("--degrade", type=float, default=0.58, help="share of the cohort degraded (0.58: 14 of 24)")
     parser.add_argument("--seed", type=int, default=1, help="cohort seed (the demo trains on seed 0)")
@@ -256,7 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--disable-tta", action="store_true")
     parser.add_argument("-j", "--jobs", type=int, default=None)
+    parser.add_argument(
+        "--pool", nargs="+", metavar="WORK", help="only print the figures of finished work folders pooled"
+    )
     args = parser.parse_args(argv)
+    if args.pool:
+        print(markdown(pool(args.pool)))
+        return 0
+    if not (args.results and args.trainer and args.work):
+        parser.error("--results, --trainer and --work are needed (or --pool)")
     from nnunet_filternet.errors import FilterNetError
 
     try:
