@@ -52,7 +52,7 @@ def fake_nnunet(monkeypatch) -> list[str]:
 
     predicted: list[str] = []
 
-    def load(model, folds, checkpoint, device, disable_tta):
+    def load(model, folds, checkpoint, device, disable_tta, qc_folder=None):  # no agreement records
         saved = torch.load(Path(model) / f"fold_{folds[0]}" / checkpoint, weights_only=False)
         return FakePredictor(saved["label"])
 

@@ -193,3 +193,5 @@ def test_n4_flattens_a_known_bias_field():
     assert cv(biased) > 3 * cv(unbiased)
     assert cv(corrected) < 0.5 * cv(biased)
     assert info["shrink_factors"][2] == 1 and info["iterations_run"] > 0
+    _, flat_info, _ = n4_correct(unbiased, otsu_mask(unbiased), N4Settings())
+    assert info["field_gain"] > 1.3 * flat_info["field_gain"] >= 1.0  # the estimated field's 99th / 1st percentile

@@ -146,6 +146,13 @@ def test_exported_model_predicts_new_scans_on_another_machine(demo, tmp_path):
         seg = sitk.ReadImage(str(out / name))
         assert seg.GetSize() == size
     assert (out / "biomarkers.csv").is_file()
+    with (out / "qc.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert {row["subject"] for row in rows} == {src.name[: -len(".nii.gz")], "dicom_subject"}
+    assert {row["review"] for row in rows} <= {"yes", "no"} and len(rows) == 2 * 2 * 5
+    assert all(row["fold_dice"] == "nan" for row in rows)  # one fold: nothing to compare it with
+    assert any(float(row["entropy"]) >= 0 for row in rows if row["entropy"] != "nan")
+    assert "no training statistics" in r.stdout and re.search(r"\d of 2 scans flagged for review", r.stdout)
 
 
 def test_more_repeats_train_only_the_new_one_and_compare_over_both(demo, capsys):

@@ -27,7 +27,7 @@ FLOORS = {
     "cli": 9,
 }  # fmt: skip
 #: The folders this test guards.
-CHECKED = ("statistics", "metrics", "compare", "report")
+CHECKED = ("statistics", "metrics", "compare", "report", "qc")
 
 
 def imports_of(folder: str, package: Path = PACKAGE) -> dict[str, set[str]]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 
 from nnunet_filternet.cli import bounded, jobs_type, non_negative_int, odd_positive_int, positive_float, positive_int
+from nnunet_filternet.phantom.degrade import KINDS
 
 _size = bounded(int, lambda v: v >= 2, "an integer >= 2 (voxels)")
+_share = bounded(float, lambda v: 0 <= v <= 1, "a share of the subjects between 0 and 1")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save-fat-fraction", action="store_true", help="also write the true fat fraction to DIR/fatfraction/"
     )
+    parser.add_argument(
+        "--degrade", type=_share, default=0.0, metavar="SHARE",
+        help="degrade this share of the subjects the ways scans fail (strong bias, noise, motion ghosting, a leg "
+        "cut by the field of view, fat-suppression-like contrast loss, a flipped header, a missing leg), "
+        "recorded in DIR/degradations.csv (default 0: a clean cohort)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--degrade-kinds", nargs="+", choices=KINDS, metavar="KIND",
+        help=f"the degradations dealt out in turn (default: all of {', '.join(KINDS)})",
+    )  # fmt: skip
     parser.add_argument("-j", "--jobs", type=jobs_type, default=None, help="worker processes (all cores)")
 
 
@@ -58,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         jobs=args.jobs,
         n_subslices=args.subslices,
+        degrade=args.degrade,
+        degrade_kinds=tuple(args.degrade_kinds) if args.degrade_kinds else None,
     )
     print(f"wrote {args.subjects} subjects ({healthy} healthy, {args.subjects - healthy} DM1) to {out}")
+    if args.degrade > 0:
+        print(f"degraded: {round(args.degrade * args.subjects)} of them, listed in {out / 'degradations.csv'}")
     if args.preview:
         print(f"preview: {args.preview}")
     return 0

@@ -7,6 +7,7 @@ Folder layout written by :func:`make_cohort`::
     DIR/bias/sub-000.nii.gz          float32 true bias field (only with save_bias)
     DIR/fatfraction/sub-000.nii.gz   float32 true fat fraction (only with save_fat_fraction)
     DIR/subjects.csv                 one row per subject: subject, group, severity, then all parameters
+    DIR/degradations.csv             (only with degrade > 0) each subject's degradation or "none" (``degrade.py``)
     DIR/phantom.json                 the generation parameters and conventions, and the files written
 
 ``overwrite`` replaces an earlier cohort only when every file and folder in it is one that ``filternet phantom``
@@ -33,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_filternet.errors import FilterNetError, InputError
+from nnunet_filternet.phantom.degrade import KINDS, degradations_csv, plan_degradations
 from nnunet_filternet.phantom.spec import DM1, HEALTHY, SubjectSpec, draw_subject
 from nnunet_filternet.phantom.subject import DEFAULT_SHAPE, DEFAULT_SPACING, DEFAULT_SUBSLICES, make_grid
 
@@ -107,9 +109,20 @@ def _outputs(folder: Path, name: str, save_bias: bool, save_fat_fraction: bool) 
 
 
 def write_subject(
-    spec: SubjectSpec, folder: Path, shape, spacing, n_subslices: int, save_bias: bool, save_fat_fraction: bool
+    spec: SubjectSpec,
+    folder: Path,
+    shape,
+    spacing,
+    n_subslices: int,
+    save_bias: bool,
+    save_fat_fraction: bool,
+    degradations: dict | None = None,
 ) -> str:
-    """Render one subject and write its volumes under ``folder`` (each file atomically). Returns its name."""
+    """Render one subject and write its volumes under ``folder`` (each file atomically). Returns its name.
+
+    ``degradations``: subject name -> :class:`~nnunet_filternet.phantom.degrade.Degradation` applied before
+    writing (subjects not in it are written clean).
+    """
     from threadpoolctl import threadpool_limits
 
     from nnunet_filternet.phantom.subject import generate_subject
@@ -117,6 +130,10 @@ def write_subject(
 
     with threadpool_limits(1):  # one process per core; no BLAS threads on top
         subject = generate_subject(spec, shape, spacing, n_subslices)
+        if degradations and spec.name in degradations:
+            from nnunet_filternet.phantom.degrade import degrade
+
+            subject = degrade(subject, degradations[spec.name])
     images = subject.to_sitk()
     for key, path in _outputs(folder, spec.name, save_bias, save_fat_fraction).items():
         write_image(images[key], path)
@@ -237,6 +254,8 @@ def make_cohort(
     overwrite: bool = False,
     jobs: int | None = None,
     n_subslices: int = DEFAULT_SUBSLICES,
+    degrade: float = 0.0,
+    degrade_kinds: tuple[str, ...] | None = None,
 ) -> Path:
     """Write a cohort to ``out_dir`` (layout in this module's docstring); return its path.
 
@@ -253,6 +272,9 @@ def make_cohort(
         overwrite: replace an existing cohort folder.
         jobs: worker processes (default: all cores available).
         n_subslices: odd number of sub-slices averaged per thick slice.
+        degrade: share of the subjects degraded the ways scans fail (:mod:`.degrade`), recorded in
+            ``degradations.csv``; 0 writes a clean cohort.
+        degrade_kinds: the degradations dealt out (default: all of :data:`.degrade.KINDS`).
 
     Raises:
         FilterNetError: bad counts, shape, spacing or output folder, or legs that do not fit the field of view.
@@ -269,6 +291,8 @@ def make_cohort(
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise FilterNetError(f"the cohort seed must be an integer >= 0, got {seed}")
     specs = cohort_specs(n_subjects, n_healthy, seed)
+    kinds = tuple(degrade_kinds) if degrade_kinds is not None else KINDS
+    plan = plan_degradations(specs, degrade, kinds)
     _check_output(out, overwrite)
     if preview is not None:
         _check_preview(Path(preview), out)
@@ -294,6 +318,8 @@ def make_cohort(
         "label_of_slice": "anatomy at the slice centre (middle sub-slice)",
         "labels": {"0": "background", "1": "TA", "2": "TP", "3": "Sol", "4": "Gas", "5": "PL"},
     }
+    if degrade > 0:
+        params["degrade"] = {"fraction": float(degrade), "kinds": list(kinds), "subjects": sorted(plan)}
     work = _partial_folder(out, params)
     todo = [
         s for s in specs if not all(p.exists() for p in _outputs(work, s.name, save_bias, save_fat_fraction).values())
@@ -308,9 +334,12 @@ def make_cohort(
         n_subslices=int(n_subslices),
         save_bias=save_bias,
         save_fat_fraction=save_fat_fraction,
+        degradations=plan,
     )
     parallel_map(fn, todo, jobs=jobs, desc="phantom", unit="subject")
     write_text(work / "subjects.csv", subjects_csv(specs))
+    if degrade > 0:
+        write_text(work / "degradations.csv", degradations_csv(specs, plan))
     written = {p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file()} | {MARKER}
     if preview is not None and (out in Path(preview).absolute().parents):
         written.add(Path(preview).absolute().relative_to(out).as_posix())

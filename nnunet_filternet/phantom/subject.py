@@ -53,6 +53,7 @@ class PhantomSubject:
         fat_fraction: float32 true fat fraction in [0, 1] of each voxel (sub-slice average).
         tissue: uint8 tissue codes (``anatomy.TISSUES``) at the slice centres.
         signal: float32 noise- and bias-free tissue signal (fat = 1), the sub-slice average.
+        direction: the header's direction (row-major 3 x 3); identity unless a degradation changed it.
     """
 
     spec: SubjectSpec
@@ -63,6 +64,7 @@ class PhantomSubject:
     fat_fraction: np.ndarray
     tissue: np.ndarray
     signal: np.ndarray
+    direction: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
     @property
     def name(self) -> str:
@@ -83,7 +85,7 @@ class PhantomSubject:
         return Grid((nx, ny, nz), self.spacing).origin
 
     def to_sitk(self) -> dict:
-        """SimpleITK images ``{"image", "label", "bias", "fat_fraction"}`` with spacing, origin, identity direction."""
+        """SimpleITK images ``{"image", "label", "bias", "fat_fraction"}`` with spacing, origin and direction."""
         import SimpleITK as sitk
 
         out = {}
@@ -91,7 +93,7 @@ class PhantomSubject:
             img = sitk.GetImageFromArray(getattr(self, key))
             img.SetSpacing(tuple(float(s) for s in self.spacing))
             img.SetOrigin(self.origin)
-            img.SetDirection((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+            img.SetDirection(self.direction)
             out[key] = img
         return out
 

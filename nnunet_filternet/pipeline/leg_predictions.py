@@ -121,8 +121,13 @@ def _first_detail(error: Exception) -> str:
     return detail if len(detail) <= 300 else detail[:300] + " ..."
 
 
-def load_predictor(model: Path, folds: Sequence[int], checkpoint: str, device: str, disable_tta: bool):
+def load_predictor(
+    model: Path, folds: Sequence[int], checkpoint: str, device: str, disable_tta: bool, qc_folder: Path | None = None
+):
     """nnU-Net's predictor for the model, after checking that every fold's weights fit the network its plans build.
+
+    With ``qc_folder``, the predictor is :class:`~nnunet_filternet.qc.predictor.AgreementPredictor`, which also
+    writes the folds' agreement of every leg it predicts to ``qc_folder/<case>.json``.
 
     Raises:
         InputError: a checkpoint whose weights belong to another network (size mismatch, missing or unexpected
@@ -131,10 +136,16 @@ def load_predictor(model: Path, folds: Sequence[int], checkpoint: str, device: s
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    predictor = nnUNetPredictor(
+    settings = dict(
         tile_step_size=TILE_STEP_SIZE, use_gaussian=USE_GAUSSIAN, use_mirroring=not disable_tta,
         device=torch.device(device), verbose=False, verbose_preprocessing=False, allow_tqdm=True,
     )  # fmt: skip
+    if qc_folder is None:
+        predictor = nnUNetPredictor(**settings)
+    else:
+        from nnunet_filternet.qc.predictor import AgreementPredictor
+
+        predictor = AgreementPredictor(qc_folder, **settings)
     first = model / f"fold_{folds[0]}" / checkpoint
     try:
         predictor.initialize_from_trained_model_folder(str(model), use_folds=tuple(folds), checkpoint_name=checkpoint)

@@ -2,7 +2,9 @@
 
 Steps: :func:`dataset_conversion.convert.inference_conversion` (bias correction, legs, mirroring) ->
 nnU-Net's ``nnUNetPredictor`` (an ensemble over the folds found) -> :func:`dataset_conversion.restore.
-restoration` -> :func:`nnunet_filternet.quantify.biomarkers.quantify_folder`.
+restoration` -> :func:`nnunet_filternet.quantify.biomarkers.quantify_folder` -> :func:`nnunet_filternet.qc.
+check.check_predictions` (``qc.csv``; nnU-Net's predictor is :class:`nnunet_filternet.qc.predictor.
+AgreementPredictor`, which also records the folds' agreement per leg, kept and dropped with its prediction).
 
 Work is kept in ``<out>/.legs`` so that a rerun continues, and reused only when keyed on all that produced it:
 the conversion per scan on the scan's content (:mod:`dataset_conversion.scan_worker`), each leg prediction on
@@ -183,6 +185,7 @@ class PredictResult:
         failed_csv: ``<out>/failed.csv``.
         notes: things worth telling (one-leg scans, predictions reused).
         scans: every scan of the images folder.
+        qc: the quality check (``<out>/qc.csv``, figures of flagged scans, summary), None when not made.
     """
 
     out: Path
@@ -192,6 +195,7 @@ class PredictResult:
     failed_csv: Path
     notes: list[str] = field(default_factory=list)
     scans: list[str] = field(default_factory=list)
+    qc: object | None = None
 
 
 def _device(device: str) -> str:
@@ -231,9 +235,12 @@ def _predict_legs(predictor, key: str, snap, device: str, work: Path, cases) -> 
     """Leg predictions of ``cases`` in ``work/predictions``, reusing only those of the model ``key`` (whose files'
     snapshot is ``snap``) made from the same leg image."""
     from nnunet_filternet.pipeline import leg_predictions as lp
+    from nnunet_filternet.pipeline.predict_outputs import QC_RECORDS
 
     ledger = work / "predictions.json"
     todo = lp.keep_reusable_predictions(work / "images", work / "predictions", ledger, key, cases)
+    for case in todo:  # the folds' agreement of a leg is redone with its prediction (kept with a reused one)
+        (work / QC_RECORDS / f"{case}.json").unlink(missing_ok=True)
     if todo:
         lp.run_nnunet(predictor, work / "images", work / "predictions", device)
     if not snap.holds():
@@ -292,7 +299,7 @@ def predict_scans(
     from dataset_conversion.convert import inference_conversion
     from dataset_conversion.readers import find_scans
     from nnunet_filternet.pipeline import leg_predictions as lp
-    from nnunet_filternet.pipeline.predict_outputs import BIOMARKERS, WORK, planned_files
+    from nnunet_filternet.pipeline.predict_outputs import BIOMARKERS, FAILED, QC_CSV, QC_RECORDS, WORK, planned_files
     from nnunet_filternet.quantify.biomarkers import quantify_folder
     from nnunet_filternet.utils.parallel import check_jobs
 
@@ -305,8 +312,9 @@ def predict_scans(
     scans = find_scans(images)
     folder = _check_output(images, Path(results), out, scans)
     key, snap = lp.model_key(model, use_folds, checkpoint, device, disable_tta)  # before nnU-Net reads the files
-    predictor = lp.load_predictor(model, use_folds, checkpoint, device, disable_tta)  # another network: refused
     work = out / WORK
+    qc_records = work / QC_RECORDS  # the folds' agreement per leg, written by the predictor
+    predictor = lp.load_predictor(model, use_folds, checkpoint, device, disable_tta, qc_records)  # another net: refused
     print(f"[1/4] converting scans in {images} (bias correction, legs, mirroring)", flush=True)
     conversion = inference_conversion(images, work / "images", jobs=jobs, keep_going=True, allow_empty=True)
     by_source = {str(p.absolute()): s for s, p in scans.items()}
@@ -318,25 +326,46 @@ def predict_scans(
         notes += _predict_legs(predictor, key, snap, device, work, [r.case for r in conversion.records])
     print(f"[3/4] restoring label maps onto the scans in {out}", flush=True)
     staged = _restore(work, converted, failed, jobs)
-    print("[4/4] biomarkers", flush=True)
-    tables = set(planned_files([])) - {"failed.csv"}
-    biomarkers = None
+    print("[4/4] biomarkers and quality check", flush=True)
+    tables = set(planned_files([])) - {FAILED, QC_CSV}  # the biomarker table and its colour tables
+    biomarkers, qc = None, None
     if staged:
-        folder.claim(tables)
+        folder.claim(tables | {QC_CSV} | {f"{s}_qc.png" for s in staged})
         quantified: dict[str, str] = {}
         nifti = scans_as_nifti({s: scans[s] for s in staged}, work / "scans")
         biomarkers = quantify_folder(nifti, work / "labels", out / BIOMARKERS, jobs=jobs, failed=quantified)
         failed.update({s: ("quantify", reason) for s, reason in quantified.items()})
-    written = folder.publish(staged, keep=(tables if biomarkers else set()) | {"failed.csv"})
+        qc = _quality_check(work, qc_records, nifti, model, biomarkers, out, jobs, notes)
+    kept = (tables if biomarkers else set()) | {FAILED} | ({QC_CSV, *(p.name for p in qc.figures)} if qc else set())
+    written = folder.publish(staged, keep=kept)
     failed_csv = folder.write_failed(failed)
-    return PredictResult(out, written, failed, biomarkers, failed_csv, notes, sorted(scans))
+    return PredictResult(out, written, failed, biomarkers, failed_csv, notes, sorted(scans), qc)
+
+
+def _quality_check(work: Path, records: Path, scans: Path, model: Path, biomarkers: Path, out: Path, jobs, notes):
+    """``out/qc.csv`` and the figures of flagged scans (:func:`nnunet_filternet.qc.check.check_predictions`);
+    None, with a note, when the check cannot be made (the label maps and biomarkers stand)."""
+    from nnunet_filternet.pipeline.predict_outputs import QC_CSV
+    from nnunet_filternet.qc.check import check_predictions
+
+    try:
+        return check_predictions(
+            work / "images" / "legs.json", work / "predictions", scans, work / "labels", out / QC_CSV, model,
+            records, biomarkers, jobs=jobs,
+        )  # fmt: skip
+    except FilterNetError as e:
+        notes.append(f"quality check not made: {e}")
+        return None
 
 
 def print_summary(result: PredictResult) -> None:
-    """The run's summary: label maps and biomarkers on stdout, each failed scan (by name) and notes on stderr."""
+    """The run's summary: label maps, biomarkers and the quality check on stdout, each failed scan (by name) and
+    notes on stderr."""
     print(f"label maps: {len(result.label_maps)} of {len(result.scans)} scan(s) in {result.out}", flush=True)
     if result.biomarkers is not None:
         print(f"biomarkers: {result.biomarkers}", flush=True)
+    if result.qc is not None:
+        print(f"quality: {result.qc.csv} ({result.qc.reference_note})\n{result.qc.summary}", flush=True)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if result.failed:

@@ -1,4 +1,5 @@
-"""What ``filternet predict`` puts into ``--out``, and only that: label maps, ``biomarkers.csv``, ``failed.csv``.
+"""What ``filternet predict`` puts into ``--out``, and only that: label maps, ``biomarkers.csv``, ``qc.csv`` and
+the figures of flagged scans (``<subject>_qc.png``), ``failed.csv``.
 
 The output folder may hold the user's own files. Every file predict writes at the top of ``--out`` is listed
 in ``.legs/published.json``; a run
@@ -27,6 +28,9 @@ WORK = ".legs"
 MANIFEST = "published.json"
 BIOMARKERS = "biomarkers.csv"
 FAILED = "failed.csv"
+QC_CSV = "qc.csv"
+#: folder in WORK of the folds' agreement per leg (:class:`nnunet_filternet.qc.predictor.AgreementPredictor`)
+QC_RECORDS = "qc"
 FAILED_COLUMNS = ("scan", "step", "reason")
 
 
@@ -35,7 +39,7 @@ def planned_files(subjects: Iterable[str]) -> list[str]:
     from nnunet_filternet.quantify.biomarkers import output_files
 
     tables = [p.name for p in output_files(Path(BIOMARKERS))]
-    return [f"{s}.nii.gz" for s in subjects] + tables + [FAILED]
+    return [f"{s}.nii.gz" for s in subjects] + [f"{s}_qc.png" for s in subjects] + tables + [QC_CSV, FAILED]
 
 
 class OutputFolder:
