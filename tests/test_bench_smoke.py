@@ -78,6 +78,19 @@ def test_profile_prints_the_operator_table_of_the_gate(tmp_path, capsys):
     assert "aten::" in out and "Self CPU time total" in out  # torch.profiler's operator table
 
 
+def test_profile_of_two_models_attributes_the_step_to_parts(tmp_path, capsys):
+    plans = _tiny_plans(tmp_path)
+    assert main(["bench", "--device", "cpu", "--plans", str(plans), "--profile", "nnU-Net,FilterNet"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Own CPU time per training step by part, mean of 3 profiled steps, patch [4, 32, 32]")
+    rows = {line.split(" | ")[0].strip("| *"): line for line in out.splitlines() if line.startswith("| ")}
+    assert "FilterNet - nnU-Net: ms" in rows["part"]
+    for part in ("edge gate + edge loss", "conv: Block B zeta (large kernel)"):
+        cells = [c.strip() for c in rows[part].strip("|").split("|")]
+        assert float(cells[1]) == 0 and float(cells[3]) > 0  # FilterNet's parts only: nnU-Net spends nothing there
+    assert out.count("Self CPU time total") == 2  # then each model's operator table
+
+
 def test_bench_errors_are_one_line(tmp_path, capsys):
     missing = tmp_path / "missing.json"
     assert main(["bench", "--device", "cpu", "--plans", str(missing)]) == 2
@@ -88,6 +101,8 @@ def test_bench_errors_are_one_line(tmp_path, capsys):
     assert "nnU-Net does not compile on a CPU" in capsys.readouterr().err
     assert main(["bench", "--device", "cpu", "--models", "FilterNet,UNet++", "--parts", "training"]) == 2
     assert "found ['UNet++']" in capsys.readouterr().err
+    assert main(["bench", "--device", "cpu", "--profile", "FilterNet,UNet++"]) == 2
+    assert "--profile: expected names from" in capsys.readouterr().err
 
 
 def test_throughput_of_conversion_and_metrics_on_a_tiny_scan():
