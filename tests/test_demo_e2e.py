@@ -26,6 +26,8 @@ from nnunet_filternet.pipeline.nnunet_runs import command
 from nnunet_filternet.pipeline.presets import DemoPreset
 from nnunet_filternet.training.budget import Budget
 
+pytestmark = pytest.mark.e2e  # whole nnU-Net runs in subprocesses: `make test-fast` skips them
+
 TINY = DemoPreset(
     name="test",
     subjects=4,

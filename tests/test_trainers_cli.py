@@ -20,6 +20,8 @@ import torch
 from nnunet_filternet.training.budget import Budget
 from tests.tiny_dataset import nnunet_command, run_checked, tiny_nnunet  # noqa: F401  (session fixture)
 
+pytestmark = pytest.mark.e2e  # whole nnU-Net runs in subprocesses: `make test-fast` skips them
+
 #: The budget of every run here, as a trainer-name suffix.
 SUFFIX = Budget(epochs=1, iterations=2, val_iterations=1).suffix
 

@@ -13,10 +13,13 @@ Both ranks must then hold bit-identical sigma and network weights.
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
 from tests.tiny_dataset import DATASET_ID, tiny_nnunet  # noqa: F401  (session fixture)
+
+pytestmark = pytest.mark.e2e  # whole nnU-Net runs in subprocesses: `make test-fast` skips them
 
 #: Training steps each rank takes in the trainer test.
 STEPS = 3
