@@ -85,6 +85,8 @@ class PartRun:
         work: the part's work folder; folder: ``--out``.
         model, predictor: the model and nnU-Net's predictor of it.
         jobs: worker processes for conversion, restore, biomarkers and the quality check.
+        here: the work folder of the chunk being predicted, ``work/chunk-<index>`` (removed once its scans are
+            published; a killed run's is found again by the same chunk of the next run).
         skipped: scans finished by an earlier run; legs, reused_legs: leg cases predicted and reused.
         notes: things worth telling that belong to no scan.
     """
@@ -96,6 +98,7 @@ class PartRun:
     model: Model
     predictor: object
     jobs: int | None
+    here: Path | None = None
     skipped: int = 0
     legs: int = 0
     reused_legs: int = 0
@@ -108,7 +111,7 @@ class PartRun:
 
         tally = Tally()
         with tqdm(total=len(subjects), desc="predict", unit="scan", dynamic_ncols=True) as bar:
-            for chunk in chunks(subjects, chunk_size):
+            for index, chunk in enumerate(chunks(subjects, chunk_size)):
                 todo = []
                 for subject in chunk:
                     record, key, snap = self._earlier(subject, overwrite)
@@ -117,9 +120,15 @@ class PartRun:
                         bar.update(1)
                     else:
                         todo.append((subject, key, snap))
+                if not todo:
+                    continue
+                self.here = self.work / f"chunk-{index:05d}"
+                if hasattr(self.predictor, "qc_folder"):  # the folds' agreement of the chunk's legs
+                    self.predictor.qc_folder = self.here / QC_RECORDS
                 for subject, record in self._chunk(todo):
                     tally.add(subject, record)
                     bar.update(1)
+                shutil.rmtree(self.here)  # its scans' records hold what it made
         return tally
 
     def _earlier(self, subject: str, overwrite: bool):
@@ -137,11 +146,9 @@ class PartRun:
         each and return (subject, record)."""
         from dataset_conversion.convert import inference_conversion
 
-        if not todo:
-            return []
         paths = {s: self.scans[s].absolute() for s, _, _ in todo}
         conversion = inference_conversion(
-            self.images, self.work / "images", jobs=self.jobs, keep_going=True, allow_empty=True, scans=paths
+            self.images, self.here / "images", jobs=self.jobs, keep_going=True, allow_empty=True, scans=paths
         )
         by_source = {str(p): s for s, p in paths.items()}
         failed = {by_source.get(src, Path(src).name): ("convert", why) for src, why in conversion.failed.items()}
@@ -149,7 +156,7 @@ class PartRun:
         if converted:
             self._predict_legs([r.case for r in conversion.records])
         staged = self._restore(converted, failed)
-        tables = self.work / "tables"
+        tables = self.here / "tables"
         if tables.exists():
             shutil.rmtree(tables)
         tables.mkdir(parents=True)
@@ -159,8 +166,8 @@ class PartRun:
             from nnunet_filternet.quantify.biomarkers import quantify_folder
 
             quantified: dict[str, str] = {}
-            nifti = scans_as_nifti({s: self.scans[s] for s in staged}, self.work / "scans")
-            labels = self.work / "labels"
+            nifti = scans_as_nifti({s: self.scans[s] for s in staged}, self.here / "scans")
+            labels = self.here / "labels"
             biomarkers = quantify_folder(nifti, labels, tables / BIOMARKERS, jobs=self.jobs, failed=quantified)
             failed.update({s: ("quantify", self._user_paths(why, s)) for s, why in quantified.items()})
             qc = self._quality_check(nifti, biomarkers, tables / QC_CSV)
@@ -206,8 +213,8 @@ class PartRun:
     def _user_paths(self, reason: str, subject: str) -> str:
         """A reason naming the work folder's copy of the scan or label map named with the user's file instead."""
         pairs = [
-            (self.work / "labels" / f"{subject}.nii.gz", self.folder.out / f"{subject}.nii.gz"),
-            (self.work / "scans" / f"{subject}.nii.gz", self.scans[subject]),
+            (self.here / "labels" / f"{subject}.nii.gz", self.folder.out / f"{subject}.nii.gz"),
+            (self.here / "scans" / f"{subject}.nii.gz", self.scans[subject]),
         ]
         for work, user in pairs:
             for form in (work.absolute(), work):
@@ -223,12 +230,10 @@ class PartRun:
         """
         from nnunet_filternet.pipeline import leg_predictions as lp
 
-        work, ledger = self.work, self.work / "predictions.json"
+        work, ledger = self.here, self.here / "predictions.json"
         todo = lp.keep_reusable_predictions(work / "images", work / "predictions", ledger, self.model.key, cases)
-        records = work / QC_RECORDS
-        for path in sorted(records.glob("*.json")) if records.is_dir() else []:
-            if path.stem in todo or path.stem not in cases:  # redone with its prediction, or another chunk's
-                path.unlink()
+        for case in todo:  # the folds' agreement of a leg is redone with its prediction (kept with a reused one)
+            (work / QC_RECORDS / f"{case}.json").unlink(missing_ok=True)
         if todo:
             lp.run_nnunet(self.predictor, work / "images", work / "predictions", self.model.device)
         if not self.model.snap.holds():
@@ -244,15 +249,15 @@ class PartRun:
         """Label maps of the scans whose legs were all predicted, staged in ``work/labels`` (subject -> file)."""
         from dataset_conversion.restore import restoration
 
-        labels = self.work / "labels"
+        labels = self.here / "labels"
         if labels.exists():
             shutil.rmtree(labels)
         labels.mkdir(parents=True)
         if not subjects:
             return {}
-        records = self.work / "images" / "legs.json"
+        records = self.here / "images" / "legs.json"
         try:
-            result = restoration(self.work / "predictions", records, labels, self.jobs, keep_going=True)
+            result = restoration(self.here / "predictions", records, labels, self.jobs, keep_going=True)
         except InputError as e:  # not one scan with all its legs predicted
             failed.update({s: ("restore", str(e)) for s in subjects})
             return {}
@@ -268,7 +273,7 @@ class PartRun:
         stand)."""
         from nnunet_filternet.qc.check import check_predictions
 
-        work = self.work
+        work = self.here
         try:
             return check_predictions(
                 work / "images" / "legs.json", work / "predictions", scans, work / "labels", out_csv,
