@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 
 import pytest
+import SimpleITK as sitk
 
 from nnunet_filternet.cli import main
 from nnunet_filternet.errors import FilterNetError
@@ -144,4 +145,11 @@ def test_a_killed_run_resumes_without_predicting_a_finished_scan_again(cohort, c
     assert predict(root, "out", "--chunk-size", "3") == 1
     assert sorted(predicted) == ["d_R", "e_L", "e_R"]  # a and c finished, d_L was predicted before the kill
     assert subjects_in(root / "out" / "biomarkers.csv") == ["a", "c", "d", "e"]
-    assert not (root / "out" / ".legs" / "parts").exists() or not any((root / "out" / ".legs" / "parts").iterdir())
+    assert not any((root / "out" / ".legs" / "parts").iterdir())  # no work left behind
+    (root / "out" / "a.nii.gz").unlink()  # outputs removed or changed by hand are not complete
+    edited = sitk.ReadImage(str(root / "out" / "e.nii.gz"))
+    edited[0, 0, 0] = 3
+    sitk.WriteImage(edited, str(root / "out" / "e.nii.gz"))
+    predicted.clear()
+    assert predict(root, "out", "--chunk-size", "3") == 1
+    assert sorted(predicted) == ["a_L", "a_R", "e_L", "e_R"]
