@@ -51,6 +51,7 @@ BAD_NUMBERS = [
     (["convert", "--images", "i", "--out", "o", "--folds", "1"], "--folds"),
     (["demo", "--folds", "4"], "--folds"),
     (["demo", "--folds", "-1"], "--folds"),
+    (["demo", "--preset", "study", "--folds", "8"], "--folds"),
     (["phantom", "--out", "o", "--subslices", "4"], "--subslices"),
     (["phantom", "--out", "o", "--subslices", "0"], "--subslices"),
     (["phantom", "--out", "o", "--spacing", "nan", "1", "1"], "--spacing"),
