@@ -61,6 +61,21 @@ def test_flops_on_fake_tensors_equal_real_flops():
     assert fake == count_flops(make()) == 2 * forward  # + weight gradient; x needs no gradient
 
 
+def test_edge_loss_runs_on_fake_tensors_with_a_real_sigma():
+    """The FLOP count's path: the gate's real sigma meets fake inputs (its taps have no values to read)."""
+    from nnunet_filternet.edge.gate import EdgeGate
+    from nnunet_filternet.edge.loss import EdgeLoss
+
+    loss = EdgeLoss(EdgeGate(2, None), (0.0, 0.5, 0.5))
+
+    def step():
+        logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+        loss(logits, torch.randint(0, 3, (2, 1, 8, 8))).backward()
+
+    with fake_tensors():
+        assert count_flops(step) == 0  # elementwise filtering only: no counted FLOPs, and no error
+
+
 def test_paired_ratio_is_median_of_round_ratios():
     assert paired_ratio([2.0, 4.0, 6.0], [1.0, 1.0, 3.0]) == 2.0
     assert paired_ratio([], [1.0]) is None

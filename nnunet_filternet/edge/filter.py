@@ -76,10 +76,13 @@ def _add_scaled(out: torch.Tensor, source: torch.Tensor, weight: torch.Tensor | 
 def _scalars(taps: torch.Tensor) -> list[torch.Tensor] | list[float]:
     """The taps as Python numbers on the CPU (one read, no 0-d tensor per tap), else as 0-d tensors.
 
-    Under ``torch.compile`` they stay tensors (a read of their values would break the graph), and on a GPU
-    too (reading them would wait for the device and copy to the host every step).
+    Under ``torch.compile`` they stay tensors (a read of their values would break the graph), on a GPU too
+    (reading them would wait for the device and copy to the host every step), and as fake tensors (shapes
+    without data: the FLOP count, ``bench/flops.py``).
     """
-    if taps.device.type == "cpu" and not torch.compiler.is_compiling():
+    from torch._subclasses.fake_tensor import is_fake
+
+    if taps.device.type == "cpu" and not torch.compiler.is_compiling() and not is_fake(taps):
         return taps.tolist()
     return list(taps.unbind())
 
