@@ -10,7 +10,7 @@ import json
 import platform
 
 from nnunet_filternet.bench.plans import plain_unet_configuration
-from nnunet_filternet.bench.targets import CPU_FLOP_TOLERANCE, GATE_SHARE_LIMIT
+from nnunet_filternet.bench.targets import GATE_SHARE_LIMIT, SMALL_WIDTH_TIME_RATIO
 from nnunet_filternet.bench.throughput import ScanSize, conversion_throughput, metric_throughput
 from nnunet_filternet.cli import main
 from tests.conftest import run_cli
@@ -66,9 +66,8 @@ def test_bench_runs_every_model_on_tiny_plans(tmp_path):
     assert len(targets) == 4 and all(isinstance(t["passed"], bool) for t in targets.values()), targets
     share = result["edge_gate"]["share_of_filternet_step"]
     assert targets["edge gate + edge loss share of FilterNet's step time"]["passed"] == (share <= GATE_SHARE_LIMIT)
-    deviation = filternet["ratios"]["step_time"] / filternet["ratios"]["flops"] - 1
-    step_target = targets["FilterNet step time vs stock nnU-Net follows FLOPs"]
-    assert step_target["passed"] == (abs(deviation) <= CPU_FLOP_TOLERANCE), step_target
+    step_target = targets["FilterNet step time vs stock nnU-Net follows FLOPs"]  # small widths (4-32 features)
+    assert step_target["passed"] == (filternet["ratios"]["step_time"] <= SMALL_WIDTH_TIME_RATIO), step_target
     assert targets["peak memory reported for every model"]["passed"] is True
     text = out.read_text()
     assert text.count("<!-- filternet-bench:cpu-quick-nnUNetPlans-3d_fullres:begin -->") == 1
