@@ -61,6 +61,21 @@ def test_flops_on_fake_tensors_equal_real_flops():
     assert fake == count_flops(make()) == 2 * forward  # + weight gradient; x needs no gradient
 
 
+def test_edge_loss_runs_on_fake_tensors_with_a_real_sigma():
+    """The FLOP count's path: the gate's real sigma meets fake inputs (its taps have no values to read)."""
+    from nnunet_filternet.edge.gate import EdgeGate
+    from nnunet_filternet.edge.loss import EdgeLoss
+
+    loss = EdgeLoss(EdgeGate(2, None), (0.0, 0.5, 0.5))
+
+    def step():
+        logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+        loss(logits, torch.randint(0, 3, (2, 1, 8, 8))).backward()
+
+    with fake_tensors():
+        assert count_flops(step) == 0  # elementwise filtering only: no counted FLOPs, and no error
+
+
 def test_paired_ratio_is_median_of_round_ratios():
     assert paired_ratio([2.0, 4.0, 6.0], [1.0, 1.0, 3.0]) == 2.0
     assert paired_ratio([], [1.0]) is None
@@ -145,3 +160,25 @@ def test_bench_trainer_is_built_by_nnunet_and_replaces_only_the_data_loader(tmp_
     assert type(stock.trainer).__mro__[2].__name__ == "nnUNetTrainer"
     norms = {type(m).__name__ for m in stock.network.modules() if isinstance(m, torch.nn.InstanceNorm3d)}
     assert norms == {"CPUFastInstanceNorm3d"}  # the norm policy, as for every other model
+
+
+@pytest.mark.parametrize(
+    "features, time_ratio, flop_ratio, passed",
+    [
+        ([8, 16, 32, 64], 1.09, 0.9, True),  # small widths: at most 1.1x stock's step, whatever the FLOPs
+        ([8, 16, 32, 64], 1.12, 1.2, False),
+        ([32, 64, 128, 256], 0.93, 0.86, True),  # nnU-Net's widths: within 10 % of the FLOP ratio
+        ([32, 64, 128, 256], 0.96, 0.86, False),
+    ],
+)
+def test_step_target_depends_on_the_widths(features, time_ratio, flop_ratio, passed):
+    from nnunet_filternet.bench.targets import edge_gate_share, step_time_follows_flops
+
+    result = {
+        "environment": {"device": "cpu"},
+        "setup": {"features_per_stage": features},
+        "models": [{"name": "FilterNet", "available": True, "ratios": {"step_time": time_ratio, "flops": flop_ratio}}],
+        "edge_gate": {"share_of_filternet_step": 0.016},
+    }
+    assert step_time_follows_flops(result).passed is passed
+    assert edge_gate_share(result).passed is False and "1.5%" in edge_gate_share(result).detail

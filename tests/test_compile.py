@@ -11,7 +11,7 @@ Two backends, because inductor's C++ code generation costs about a minute per gr
   are then eager's kernels, so outputs and gradients must agree to the same tolerance as below.
 - ``inductor`` (generated C++ kernels) for FilterNet (our main network: Block B stages, CPU-fast norm, nnU-Net's
   decoder; without deep supervision, which halves the compile time and uses the same modules) and for the edge
-  loss (the ``_ShiftedSum`` autograd function with its hand-written backward, sigma's gradient).
+  loss (the ``_LaplacianRho`` / ``_Separable`` autograd functions with hand-written backwards, sigma's gradient).
 
 Tolerances: networks as ``gpu_check.compiled`` states them (outputs and gradients within 1e-4 of the largest
 eager magnitude; measured <= 3e-6 and <= 5e-7), the edge loss and sigma's gradient within 1e-5 relative

@@ -165,15 +165,46 @@ def test_shifted_sum_backward_is_the_adjoint_even_on_axes_shorter_than_the_kerne
     torch.testing.assert_close(_shifted_sum(x, weights, axis).detach(), expected, rtol=0, atol=1e-12)
 
 
-def test_shifted_sum_without_weight_gradient_keeps_no_padded_copy():
-    from nnunet_filternet.edge.filter import SECOND_DIFFERENCE, _shifted_sum
+def test_separable_without_weight_gradient_keeps_no_padded_copy():
+    from nnunet_filternet.edge.filter import _Separable
 
     x = torch.randn(1, 1, 4, 6, dtype=torch.float64, requires_grad=True)
-    taps = torch.tensor(SECOND_DIFFERENCE, dtype=torch.float64)  # constant taps as a tensor without gradient
-    out = _shifted_sum(x, taps, 1)
-    assert out.grad_fn.saved_tensors[0] is None  # only the weights are kept for backward
-    assert torch.autograd.gradcheck(lambda x: _shifted_sum(x, taps, 1), (x,))
-    # the same taps as Python numbers (the Laplacian's way: no tensor, no copy to a GPU): same values, same adjoint
-    constant = _shifted_sum(x, SECOND_DIFFERENCE, 1)
-    assert torch.equal(constant, out) and constant.grad_fn.saved_tensors == ()
-    assert torch.autograd.gradcheck(lambda x: _shifted_sum(x, SECOND_DIFFERENCE, 1), (x,))
+    taps = torch.tensor([0.1, -0.3, 1.0, 0.5, 0.2], dtype=torch.float64)  # constant taps: no gradient wanted
+    out = _Separable.apply(x, taps, (0, 1))
+    assert len(out.grad_fn.saved_tensors) == 1  # only the weights are kept for backward, no padded inputs
+    assert torch.autograd.gradcheck(lambda x: _Separable.apply(x, taps, (0, 1)), (x,))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 1, 2, 7), (1, 2, 3, 4, 5), (2, 1, 6, 1)])
+def test_separable_over_several_axes_is_the_chain_of_single_passes(shape):
+    from nnunet_filternet.edge.filter import _Separable, _shifted_sum
+
+    torch.manual_seed(len(shape) + shape[-1])
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    axes = tuple(range(len(shape) - 2))
+    assert torch.autograd.gradcheck(lambda x, w: _Separable.apply(x, w, axes), (x, weights))
+    chained = x
+    for axis in axes:
+        chained = _shifted_sum(chained, weights, axis)
+    torch.testing.assert_close(_Separable.apply(x, weights, axes), chained, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "shape, axes", [((2, 3, 1, 6), (0, 1)), ((1, 2, 3, 4, 5), (0, 1, 2)), ((1, 2, 2, 5, 4), (1, 2))]
+)
+def test_fused_laplacian_rho_is_rho_of_the_laplacian_in_values_and_gradient(shape, axes):
+    from nnunet_filternet.edge.filter import laplacian_rho, rho
+
+    torch.manual_seed(sum(shape))
+    x = torch.rand(shape, dtype=torch.float64) * 1.5  # L x falls below 0, inside [0, 1] and above 1
+    x.requires_grad_(True)
+    lx = laplacian_filter(x, axes)
+    assert (lx < 0).any() and (lx > 1).any() and ((lx > 0) & (lx < 1)).any()
+    torch.testing.assert_close(laplacian_rho(x, axes), rho(lx), rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x: laplacian_rho(x, axes), (x,))
+    assert torch.autograd.gradcheck(lambda x: laplacian_filter(x, axes), (x,))
+    grad = torch.randn(shape, dtype=torch.float64)
+    (fused,) = torch.autograd.grad(laplacian_rho(x, axes), x, grad)
+    (reference,) = torch.autograd.grad(torch.clamp(lx, 0.0, 1.0), x, grad)
+    torch.testing.assert_close(fused, reference, rtol=0, atol=1e-12)

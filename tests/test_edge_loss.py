@@ -143,3 +143,41 @@ def test_rho_clamps_to_zero_one():
 
     x = torch.tensor([-2.0, -1e-6, 0.0, 0.25, 1.0, 1.5, 4.0])
     assert rho(x).tolist() == [0.0, 0.0, 0.0, 0.25, 1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("shape, axes", [((2, 1, 9, 11), None), ((2, 1, 4, 9, 8), (1, 2)), ((1, 1, 5, 6, 7), None)])
+@pytest.mark.parametrize("gate_kind", ["edge", "laplacian"])
+def test_label_edges_are_the_gates_edges_of_the_one_hot_maps(shape, axes, gate_kind):
+    """label_edges (read off the label map for the EdgeGate) = edges(one-hot), for any class subset and order."""
+    from nnunet_filternet.edge.gate import LaplacianGate
+
+    torch.manual_seed(len(shape) + shape[-1])
+    n_dims = len(shape) - 2
+    labels = torch.randint(0, 4, shape)
+    labels[..., :3, :3] = 2  # a uniform corner: interior voxels of one class are no edge
+    gate = EdgeGate(n_dims, axes) if gate_kind == "edge" else LaplacianGate(n_dims, axes)
+    for classes in ([1, 2, 3], [3, 0], [2]):
+        wanted = torch.tensor(classes)
+        one_hot = (labels == wanted.view((1, -1) + (1,) * n_dims)).double()
+        expected = gate.edges(one_hot)
+        found = gate.label_edges(labels.double(), wanted, torch.float64)
+        assert found.dtype == torch.float64 and found.shape == expected.shape
+        torch.testing.assert_close(found, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("weights", [(0.0, 0.2, 0.2, 0.15, 0.15, 0.3), (0.5, 1.0, 0.0, 2.0, 0.1, 0.3)])
+def test_constant_target_loss_equals_its_definition(weights):
+    """constant_target: sum_n w_n mean|F(Y_n) - F(P_n)| with F(Y_n) detached, value and gradients."""
+    torch.manual_seed(1)
+    logits = (3 * torch.randn(2, 6, 10, 12, dtype=torch.float64)).requires_grad_()
+    target = torch.randint(0, 6, (2, 1, 10, 12))
+    gate = EdgeGate(2, None, sigma_init=1.1).double()
+    loss = EdgeLoss(gate, weights, constant_target=True)(logits, target)
+    one_hot = torch.nn.functional.one_hot(target[:, 0], 6).movedim(-1, 1).double()
+    diff = (gate(one_hot).detach() - gate(torch.softmax(logits, 1))).abs().mean(dim=(0, 2, 3))
+    expected = (diff * torch.tensor(weights, dtype=torch.float64)).sum()
+    torch.testing.assert_close(loss, expected)
+    for a, b in zip(
+        torch.autograd.grad(loss, (logits, gate.log_sigma)), torch.autograd.grad(expected, (logits, gate.log_sigma))
+    ):
+        torch.testing.assert_close(a, b)

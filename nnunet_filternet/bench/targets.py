@@ -1,8 +1,10 @@
 """The issue's cost targets, checked on a benchmark result and reported as pass/fail lines (never asserted).
 
-- Step time follows FLOPs: on a CPU FilterNet's step-time ratio to stock nnU-Net is within 15% of its FLOP
-  ratio; on a GPU it is at most 1.0 whenever FilterNet has fewer FLOPs, and never above the paper's 1.45.
-- The edge gate and edge loss take at most 2% of FilterNet's step time.
+- Step time follows FLOPs: on a CPU FilterNet's step-time ratio to stock nnU-Net is within 10% of its FLOP
+  ratio at nnU-Net's widths, and at most 1.1 at small widths (the ``tiny`` plans, at most 64 features per
+  stage, where fixed per-operator costs weigh; issue 25); on a GPU it is at most 1.0 whenever FilterNet has
+  fewer FLOPs, and never above the paper's 1.45.
+- The edge gate and edge loss take at most 1.5% of FilterNet's step time (their own timed calls).
 - FilterNet's sliding-window inference is within 5% of BUNet's (the same network; the gate is training-only).
 - Peak memory is reported for every benchmarked model.
 """
@@ -13,8 +15,12 @@ from dataclasses import asdict, dataclass
 
 #: The paper's FilterNet / U-Net time per epoch (16 vs 11 min, Table II).
 PAPER_TIME_RATIO = 16 / 11
-CPU_FLOP_TOLERANCE = 0.15
-GATE_SHARE_LIMIT = 0.02
+CPU_FLOP_TOLERANCE = 0.10
+GATE_SHARE_LIMIT = 0.015
+#: Plans whose widest stage has at most this many features count as small widths (the ``tiny`` preset: 8-64).
+SMALL_WIDTH_FEATURES = 64
+#: At small widths on a CPU: FilterNet's step at most this multiple of stock nnU-Net's.
+SMALL_WIDTH_TIME_RATIO = 1.1
 INFERENCE_TOLERANCE = 0.05
 
 
@@ -46,6 +52,9 @@ def step_time_follows_flops(result: dict) -> TargetCheck:
         return TargetCheck(name, None, "FilterNet or nnU-Net step time not measured")
     flop_ratio = filternet["ratios"]["flops"]
     detail = f"time ratio {time_ratio:.3f}, FLOP ratio {flop_ratio:.3f}"
+    if result["environment"]["device"] == "cpu" and max(result["setup"]["features_per_stage"]) <= SMALL_WIDTH_FEATURES:
+        ok = time_ratio <= SMALL_WIDTH_TIME_RATIO
+        return TargetCheck(name, ok, f"{detail} (CPU target at small widths: time ratio <= {SMALL_WIDTH_TIME_RATIO})")
     if result["environment"]["device"] == "cpu":
         deviation = time_ratio / flop_ratio - 1
         ok = abs(deviation) <= CPU_FLOP_TOLERANCE
@@ -59,7 +68,7 @@ def edge_gate_share(result: dict) -> TargetCheck:
     share = result.get("edge_gate", {}).get("share_of_filternet_step")
     if share is None:
         return TargetCheck(name, None, "edge gate or FilterNet step not measured")
-    return TargetCheck(name, share <= GATE_SHARE_LIMIT, f"{share:.2%} (target <= {GATE_SHARE_LIMIT:.0%})")
+    return TargetCheck(name, share <= GATE_SHARE_LIMIT, f"{share:.2%} (target <= {GATE_SHARE_LIMIT:.1%})")
 
 
 def inference_matches_bunet(result: dict) -> TargetCheck:

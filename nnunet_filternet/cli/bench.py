@@ -59,9 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--profile",
-        metavar="MODEL",
+        metavar="MODEL[,MODEL]",
         help="instead of benchmarking, print torch.profiler's operator table of MODEL's training step "
-        f"(or of FilterNet's '{EDGE_GATE}' and edge loss alone)",
+        f"(or of FilterNet's '{EDGE_GATE}' and edge loss alone); with several models (e.g. nnU-Net,FilterNet), "
+        "first their time per part of the step side by side (gate, loss, convs by role, norm, ...; the first is "
+        "the reference), then each operator table",
     )
 
 
@@ -96,21 +98,34 @@ def _check(args, device: str) -> None:
         refuse_inputs_as_outputs({args.plans: "plans (--plans)"}, files=[args.out])
 
 
-def _profile(name: str, setup, device: str, options: BenchOptions) -> int:
+def _profile(names: str, setup, device: str, options: BenchOptions) -> int:
+    """Print the operator table of each model named (comma-separated); for several, their parts table first."""
     import torch
 
     from nnunet_filternet.bench.models import select_models
-    from nnunet_filternet.bench.profile import profile_table
+    from nnunet_filternet.bench.profile import compare_parts, profile_table
     from nnunet_filternet.bench.runner import configure_allocator
 
     print(f"allocator: {configure_allocator(torch.device(device), options)}", file=sys.stderr)
+    wanted = _names(names)
+    known = [m.name for m in MODELS] + [EDGE_GATE]
+    unknown = [n for n in wanted if n.lower() not in {k.lower() for k in known}]
+    if unknown or not wanted:
+        from nnunet_filternet.errors import FilterNetError
 
-    gate_only = name.lower() == EDGE_GATE
-    model = "FilterNet" if gate_only else name
-    spec = next(m for m in select_models([model]) if m.name.lower() == model.lower())
+        raise FilterNetError(f"--profile: expected names from {known}, found {unknown or repr(names)}")
+    specs = []
+    for name in wanted:
+        model = "FilterNet" if name.lower() == EDGE_GATE else name
+        specs.append(next(m for m in select_models([model]) if m.name.lower() == model.lower()))
+    tables = []
     with contextlib.redirect_stdout(sys.stderr):
-        table = profile_table(spec, setup, torch.device(device), gate_only=gate_only)
-    print(table)
+        models = [s for s, n in zip(specs, wanted) if n.lower() != EDGE_GATE]
+        if len(wanted) > 1 and len(models) > 1:
+            tables.append(compare_parts(models, setup, torch.device(device)))
+        for spec, name in zip(specs, wanted):
+            tables.append(profile_table(spec, setup, torch.device(device), gate_only=name.lower() == EDGE_GATE))
+    print("\n\n".join(tables))
     return 0
 
 

@@ -5,12 +5,21 @@ eq. 2-6); their taps come from ``kernels.py``. Every channel is filtered on its 
 in-plane ones (``axes``); the others are left alone, so a volume is filtered slice by slice. Borders are padded
 by replication, so the image border is not an edge.
 
-Both kernels are applied as sums of shifted copies rather than as convolutions: the Laplacian is a
-5- (7-) point stencil and the normalised Gaussian is separable (the outer product of normalised 1D
-Gaussians), so G is two (three) 1D passes of 5 taps; the Laplacian is one 3-tap pass per axis. Each pass
-is one autograd function with its own backward (``_ShiftedSum``), where a depthwise convolution's weight
-gradient (needed for sigma) is costly and autograd through narrowed views fills and copies a padded buffer
-per tap. The result is the same as the dense kernels (tested against scipy.ndimage).
+Both kernels are applied as sums of shifted copies rather than as convolutions, each operator as one autograd
+function over all filtered axes and channels at once, with its own backward:
+
+- ``_LaplacianRho``: L * x (optionally followed by rho) in one pass: 2k x minus the 2k face neighbours, k the
+  number of filtered axes. With replicate borders L is the Neumann Laplacian, a symmetric operator, so its
+  backward is L again (on the gradient masked where rho clamped, exactly as ``torch.clamp``'s backward).
+- ``_Separable``: the normalised Gaussian is separable (the outer product of normalised 1D Gaussians), so G
+  is one 5-tap pass per axis; its backward is the adjoint of each pass (taps scattered into a padded buffer,
+  replicate borders folded back) and the taps' gradient (for sigma) the dot products of the incoming
+  gradient with the shifted windows. A depthwise convolution's weight gradient is costly on the CPU, and
+  autograd through narrowed views fills and copies a padded buffer per tap; this does the work once.
+
+On the CPU (outside ``torch.compile``) the taps enter the passes as Python numbers, so a pass is a handful of
+in-place additions with no 0-d tensor per tap. The result is the same as the dense kernels (tested against
+scipy.ndimage).
 """
 
 from __future__ import annotations
@@ -64,68 +73,148 @@ def _add_scaled(out: torch.Tensor, source: torch.Tensor, weight: torch.Tensor | 
         out.add_(source, alpha=weight)
 
 
-class _ShiftedSum(torch.autograd.Function):
-    """y = sum_k w[k] * x shifted by k - r along one spatial axis (replicate borders), with a hand-written backward.
+def _scalars(taps: torch.Tensor) -> list[torch.Tensor] | list[float]:
+    """The taps as Python numbers on the CPU (one read, no 0-d tensor per tap), else as 0-d tensors.
 
-    Forward is the correlation of ``x`` with the 2r+1 taps ``w`` after replicate padding by r. Backward is its
-    adjoint: the same taps scattered into a zero buffer of the padded size, whose r border entries on each side
-    are added back onto the first / last voxel (the adjoint of replicate padding); the gradient of w[k] is the
-    dot product of the incoming gradient with the k-th shifted window. Autograd through the same sum of
-    narrowed views allocates, fills and copies a padded-size buffer per tap and per gradient; this does the
-    work once (measured in docs/benchmarks.md, target 2).
+    Under ``torch.compile`` they stay tensors (a read of their values would break the graph), on a GPU too
+    (reading them would wait for the device and copy to the host every step), and as fake tensors (shapes
+    without data: the FLOP count, ``bench/flops.py``).
+    """
+    from torch._subclasses.fake_tensor import is_fake
 
-    ``weights`` is a 1D tensor (trainable taps: the Gaussian's, from sigma) or a tuple of Python numbers
-    (constant taps: the Laplacian's, which then never become a tensor, so nothing is copied to a GPU per step).
+    if taps.device.type == "cpu" and not torch.compiler.is_compiling() and not is_fake(taps):
+        return taps.tolist()
+    return list(taps.unbind())
+
+
+def neumann_laplacian(x: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
+    """L * x on the spatial ``axes`` with replicate borders, as a new tensor: :data:`SECOND_DIFFERENCE` per axis.
+
+    Each axis adds its centre tap times x and its outer taps times the two face neighbours; at a border the
+    missing neighbour is the voxel itself (replicate padding). With the symmetric second difference this is the
+    Neumann Laplacian, a symmetric operator (its own adjoint). An axis of length 1 contributes 0.
+
+    Args:
+        x: tensor B C *spatial.
+        axes: 0-based spatial axes filtered (already resolved).
+    """
+    before, centre, after = SECOND_DIFFERENCE
+    out = x * (centre * len(axes))
+    for axis in axes:
+        dim, length = axis + 2, x.shape[axis + 2]
+        if length > 1:
+            out.narrow(dim, 1, length - 1).add_(x.narrow(dim, 0, length - 1), alpha=before)
+            out.narrow(dim, 0, length - 1).add_(x.narrow(dim, 1, length - 1), alpha=after)
+        out.narrow(dim, 0, 1).add_(x.narrow(dim, 0, 1), alpha=before)  # the replicated voxel before the first
+        out.narrow(dim, length - 1, 1).add_(x.narrow(dim, length - 1, 1), alpha=after)  # ... and after the last
+    return out
+
+
+class _LaplacianRho(torch.autograd.Function):
+    """y = L * x, or rho(L * x) = clamp(L * x, 0, 1) with ``clamp``, over all filtered axes in one pass.
+
+    Backward: L is symmetric (the second difference is: its outer taps are equal), so the input gradient is L
+    applied to the incoming gradient, after zeroing it where the clamp cut (outside [0, 1]; at the bounds the
+    gradient passes, as in ``torch.clamp``'s backward). The output is not needed for backward: callers may
+    change it in place.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weights: torch.Tensor | tuple[float, ...], axis: int) -> torch.Tensor:
-        n_taps = len(weights)
-        dim, length, radius = axis + 2, x.shape[axis + 2], n_taps // 2
-        padded = _pad(x, (axis,), radius)
-        out = padded.narrow(dim, 0, length) * weights[0]
-        for k in range(1, n_taps):
-            _add_scaled(out, padded.narrow(dim, k, length), weights[k])
-        if isinstance(weights, torch.Tensor):
-            ctx.save_for_backward(padded if weights.requires_grad else None, weights)
-            ctx.constant_taps = None
+    def forward(ctx, x: torch.Tensor, axes: tuple[int, ...], clamp: bool) -> torch.Tensor:
+        out = neumann_laplacian(x, axes)
+        ctx.axes = axes
+        if clamp:
+            passes = (out >= 0.0).logical_and_(out <= 1.0)
+            ctx.save_for_backward(passes)
+            out.clamp_(0.0, 1.0)
         else:
-            ctx.constant_taps = tuple(float(w) for w in weights)
-        ctx.axis = axis
+            ctx.save_for_backward(None)
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        if ctx.constant_taps is None:
-            padded, weights = ctx.saved_tensors
-        else:
-            padded, weights = None, ctx.constant_taps
-        n_taps = len(weights)
-        dim, length, radius = ctx.axis + 2, grad.shape[ctx.axis + 2], n_taps // 2
-        grad_x = grad_weights = None
-        if ctx.needs_input_grad[0]:
-            shape = list(grad.shape)
-            shape[dim] += 2 * radius
-            grad_padded = grad.new_zeros(shape)
-            for k in range(n_taps):
-                _add_scaled(grad_padded.narrow(dim, k, length), grad, weights[k])
-            grad_x = grad_padded.narrow(dim, radius, length)
-            if radius:
-                grad_x.narrow(dim, 0, 1).add_(grad_padded.narrow(dim, 0, radius).sum(dim, keepdim=True))
-                tail = grad_padded.narrow(dim, length + radius, radius).sum(dim, keepdim=True)
-                grad_x.narrow(dim, length - 1, 1).add_(tail)
-        if ctx.needs_input_grad[1]:
-            grad_weights = torch.stack([torch.mul(grad, padded.narrow(dim, k, length)).sum() for k in range(n_taps)])
-        return grad_x, grad_weights, None
+        (passes,) = ctx.saved_tensors
+        if passes is not None:
+            grad = torch.where(passes, grad, 0.0)
+        return neumann_laplacian(grad, ctx.axes), None, None
 
 
-def _shifted_sum(x: torch.Tensor, weights: torch.Tensor | tuple[float, ...], axis: int) -> torch.Tensor:
+class _Separable(torch.autograd.Function):
+    """y = the 1D taps ``w`` applied along each of ``axes`` in turn (replicate borders), with a hand-written backward.
+
+    One pass along an axis is the correlation of its input with the 2r+1 taps after replicate padding by r.
+    Backward, axis by axis in reverse: the adjoint of the pass (:func:`_adjoint_pass`), and when the taps need a
+    gradient, the dot products of the incoming gradient with the shifted windows of the pass's padded input
+    (summed over the axes: the same taps serve every axis). The output is not needed for backward: callers may
+    change it in place.
+
+    ``weights``: a 1D tensor of odd length (same dtype and device as ``x``; differentiable).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weights: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+        taps, radius = _scalars(weights), len(weights) // 2
+        keep_inputs = ctx.needs_input_grad[1]
+        inputs = []
+        for axis in axes:
+            dim, length = axis + 2, x.shape[axis + 2]
+            padded = _pad(x, (axis,), radius)
+            x = padded.narrow(dim, 0, length) * taps[0]
+            for k in range(1, len(taps)):
+                _add_scaled(x, padded.narrow(dim, k, length), taps[k])
+            if keep_inputs:
+                inputs.append(padded)
+        ctx.save_for_backward(weights, *inputs)
+        ctx.axes = axes
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        weights, *inputs = ctx.saved_tensors
+        taps = _scalars(weights)
+        grad_weights = None
+        for index in reversed(range(len(ctx.axes))):
+            dim, length = ctx.axes[index] + 2, grad.shape[ctx.axes[index] + 2]
+            if inputs:
+                padded = inputs[index]
+                dots = torch.stack([torch.mul(grad, padded.narrow(dim, k, length)).sum() for k in range(len(taps))])
+                grad_weights = dots if grad_weights is None else grad_weights + dots
+            if index > 0 or ctx.needs_input_grad[0]:
+                grad = _adjoint_pass(grad, taps, dim)
+        return (grad if ctx.needs_input_grad[0] else None), grad_weights, None
+
+
+def _adjoint_pass(grad: torch.Tensor, taps, dim: int) -> torch.Tensor:
+    """The adjoint of one pass of ``taps`` along ``dim`` with replicate borders, applied to ``grad`` (a new tensor).
+
+    The pass reads x[clamp(i + k - r, 0, n - 1)] with tap k into output i. Its adjoint sends grad[i] times tap k
+    back to that voxel: to voxel i + k - r inside the axis; a read that fell j voxels before the axis (after it)
+    lands on the first (last) voxel, which so receives grad[i] for i < r times the sum of the taps that read
+    before the axis from output i (the mirror image at the end). Written for any n, also shorter than the kernel.
+    """
+    radius, length = len(taps) // 2, grad.shape[dim]
+    out = grad * taps[radius]
+    for k, tap in enumerate(taps):
+        shift = radius - k  # out[m] += tap * grad[m + shift] for the outputs m + shift whose read stays inside
+        inside = length - abs(shift)
+        if shift != 0 and inside > 0:
+            _add_scaled(out.narrow(dim, max(0, -shift), inside), grad.narrow(dim, max(0, shift), inside), tap)
+    for i in range(min(radius, length)):  # output i (n - 1 - i) read before (after) the axis with taps k < r - i
+        before, after = taps[0], taps[-1]
+        for k in range(1, radius - i):
+            before, after = before + taps[k], after + taps[-1 - k]
+        _add_scaled(out.narrow(dim, 0, 1), grad.narrow(dim, i, 1), before)
+        _add_scaled(out.narrow(dim, length - 1, 1), grad.narrow(dim, length - 1 - i, 1), after)
+    return out
+
+
+def _shifted_sum(x: torch.Tensor, weights: torch.Tensor, axis: int) -> torch.Tensor:
     """Correlate each channel of ``x`` (B C *spatial) with the odd-length 1D ``weights`` along spatial ``axis``.
 
-    Borders are replicated. ``weights``: a 1D tensor (same dtype and device as ``x``; differentiable) or a tuple
-    of numbers (constant). Differentiable in ``x``.
+    Borders are replicated. ``weights``: a 1D tensor (same dtype and device as ``x``; differentiable).
+    Differentiable in ``x``.
     """
-    return _ShiftedSum.apply(x, weights, axis)
+    return _Separable.apply(x, weights, (axis,))
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -145,11 +234,22 @@ def laplacian_filter(x: torch.Tensor, axes: Sequence[int] | None = None) -> torc
     """
     axes = resolve_axes(x.ndim - 2, axes)
     with torch.autocast(device_type=x.device.type, enabled=False):
-        x = _as_float(x)
-        out = _shifted_sum(x, SECOND_DIFFERENCE, axes[0])
-        for axis in axes[1:]:
-            out = out + _shifted_sum(x, SECOND_DIFFERENCE, axis)
-        return out
+        return _LaplacianRho.apply(_as_float(x), axes, False)
+
+
+def laplacian_rho(x: torch.Tensor, axes: Sequence[int] | None = None) -> torch.Tensor:
+    """rho(L * x) per channel, on ``axes``: ``rho(laplacian_filter(x, axes))`` in one pass (same values, gradients).
+
+    Args:
+        x: tensor B C *spatial (2 or 3 spatial axes).
+        axes: filtered spatial axes (0-based), see ``resolve_axes``.
+
+    Returns:
+        Tensor of the same shape, values in [0, 1], float32 (float64 if ``x`` is float64).
+    """
+    axes = resolve_axes(x.ndim - 2, axes)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return _LaplacianRho.apply(_as_float(x), axes, True)
 
 
 def gaussian_filter(
@@ -173,10 +273,7 @@ def gaussian_filter(
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = _as_float(x)
         sigma = torch.as_tensor(sigma, device=x.device).to(x.dtype)
-        weights = gaussian_taps(sigma, normalisation)
-        for axis in axes:
-            x = _shifted_sum(x, weights, axis)
-        return x
+        return _Separable.apply(x, gaussian_taps(sigma, normalisation), axes)
 
 
 def rho(x: torch.Tensor) -> torch.Tensor:
@@ -203,4 +300,4 @@ def lrhog_filter(
     Returns:
         Tensor of the same shape as ``x``, values in [0, 1] (for ``unit_energy``: in [0, kernel sum]).
     """
-    return gaussian_filter(rho(laplacian_filter(x, axes)), sigma, axes, normalisation)
+    return gaussian_filter(laplacian_rho(x, axes), sigma, axes, normalisation)

@@ -7,6 +7,8 @@
 
 Both split the operator into ``edges`` (non-linear, per input) and ``smooth`` (linear), so that
 ``EdgeLoss`` can smooth the difference of two edge maps once: F(Y) - F(P) = smooth(edges(Y) - edges(P)).
+``label_edges`` gives ``edges`` of a label map's one-hot channels; the ``EdgeGate`` reads them off the label
+map without filtering (``targets.boundary_mask``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nnunet_filternet.edge.filter import gaussian_filter, laplacian_filter, resolve_axes, rho
+from nnunet_filternet.edge.filter import gaussian_filter, laplacian_filter, laplacian_rho, resolve_axes
 from nnunet_filternet.edge.kernels import DEFAULT_NORMALISATION, check_normalisation
+from nnunet_filternet.edge.targets import boundary_mask
 from nnunet_filternet.errors import FilterNetError
 
 #: How a trained sigma is stored: ``log`` (the parameter ``log_sigma``, sigma = exp(log_sigma): positive, the
@@ -125,7 +128,26 @@ class EdgeGate(nn.Module):
 
     def edges(self, x: torch.Tensor) -> torch.Tensor:
         """rho(L * x): the non-linear part, per channel (float32; float64 stays float64)."""
-        return rho(laplacian_filter(x, self.axes))
+        return laplacian_rho(x, self.axes)
+
+    def label_edges(self, labels: torch.Tensor, classes: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``edges`` of the one-hot maps of ``classes``, read off the label map without filtering (no gradient).
+
+        rho(L * one_hot_c) is 1 exactly where a voxel of class c has a face neighbour of another class along
+        the gate's axes (``targets.boundary_mask``), and 0 elsewhere: the same values as filtering, in a few
+        passes over one channel instead of the Laplacian over every class.
+
+        Args:
+            labels: label map B 1 *spatial, values in 0..C-1 (any dtype: taken as ``labels.long()``).
+            classes: LongTensor of the class indices wanted, one output channel each.
+            dtype: float dtype of the result.
+
+        Returns:
+            Tensor B len(classes) *spatial of 0 and 1.
+        """
+        labels = labels.long()
+        on_boundary = torch.where(boundary_mask(labels, self.axes), labels, -1)
+        return (on_boundary == _channels(classes, labels.ndim)).to(dtype)
 
     def smooth(self, x: torch.Tensor) -> torch.Tensor:
         """G(sigma) * x: the linear part, per channel."""
@@ -175,6 +197,10 @@ class LaplacianGate(nn.Module):
         """L * x, per channel (float32; float64 stays float64)."""
         return laplacian_filter(x, self.axes)
 
+    def label_edges(self, labels: torch.Tensor, classes: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``edges`` of the one-hot maps of ``classes`` of the label map ``labels`` (B 1 *spatial; ``long()``)."""
+        return self.edges((labels.long() == _channels(classes, labels.ndim)).to(dtype))
+
     def smooth(self, x: torch.Tensor) -> torch.Tensor:
         """The identity: this gate has no Gaussian."""
         return x
@@ -186,6 +212,11 @@ class LaplacianGate(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_spatial_dims={self.n_spatial_dims}, axes={self.axes}"
+
+
+def _channels(classes: torch.Tensor, ndim: int) -> torch.Tensor:
+    """``classes`` (1D) as a 1 C 1 ... view that broadcasts against B 1 *spatial tensors of ``ndim`` axes."""
+    return classes.view((1, -1) + (1,) * (ndim - 2))
 
 
 def _check_shape(gate: nn.Module, x: torch.Tensor) -> None:

@@ -29,7 +29,8 @@ import torch
 
 from nnunet_filternet.errors import FilterNetError
 
-#: The 1D second difference: the Laplacian kL is its sum over the filtered axes (centre 2 per axis).
+#: The 1D second difference: the Laplacian kL is its sum over the filtered axes (centre 2 per axis). Symmetric, so
+#: with replicate borders L is its own adjoint (``filter.py`` relies on that for its backward).
 SECOND_DIFFERENCE: tuple[float, ...] = (-1.0, 2.0, -1.0)
 
 #: Side length of the Gaussian kernel (paper: 5x5, centre at index 3 of 1..5).

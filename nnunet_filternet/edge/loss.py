@@ -19,7 +19,8 @@ class EdgeLoss(nn.Module):
     Computed as ``gate.smooth(gate.edges(Y_n) - gate.edges(Y_hat_n))``, which equals ``F(Y_n) - F(Y_hat_n)``
     because the smoothing (the Gaussian, or the identity of the Laplacian-only gate) is linear: one Gaussian
     pass instead of two. Classes with weight 0 (the background in the paper's W) are not filtered at all, and
-    the labels' edges are computed without gradient.
+    the labels' edges are computed once per batch without gradient, by the gate's ``label_edges`` (for the
+    ``EdgeGate`` read off the label map, with the values filtering the one-hot maps gives).
 
     ``constant_target`` (a reading of the paper, docs/training.md "Sigma"): the labels' edge map F(Y_n | sigma)
     is filtered with the current sigma but treated as a constant target, so sigma's gradient comes from the
@@ -43,6 +44,9 @@ class EdgeLoss(nn.Module):
         self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32), persistent=False)
         used = [n for n, w in enumerate(weights) if w > 0]
         self.register_buffer("used_classes", torch.tensor(used, dtype=torch.long), persistent=False)
+        self.register_buffer("used_weights", torch.tensor([weights[n] for n in used]), persistent=False)
+        #: the used classes as one run ``first, first + 1, ...`` (taken as a view of the softmax), or None
+        self._used_run = (used[0], len(used)) if used and used == list(range(used[0], used[0] + len(used))) else None
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Edge loss of one output.
@@ -62,19 +66,45 @@ class EdgeLoss(nn.Module):
             )
         if self.used_classes.numel() == 0:
             return logits.new_zeros((), dtype=torch.float64 if logits.dtype == torch.float64 else torch.float32)
-        used = self.used_classes.to(logits.device)
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = logits if logits.dtype == torch.float64 else logits.float()
-            probabilities = torch.softmax(logits, dim=1).index_select(1, used)
+            probabilities = self._used_channels(torch.softmax(logits, dim=1))
             with torch.no_grad():
-                view = (1, -1) + (1,) * (target.ndim - 2)
-                one_hot = (target.long() == used.view(view)).to(probabilities.dtype)
-                label_edges = self.gate.edges(one_hot)
+                used = self.used_classes.to(logits.device)  # made on the trainer's device: no copy there
+                label_edges = self.gate.label_edges(target, used, probabilities.dtype)
                 if self.constant_target:
                     label_edges = self.gate.smooth(label_edges)
+            # |F(P) - F(Y)| = |F(Y) - F(P)|: the labels' side is subtracted in place from the prediction's
             if self.constant_target:
-                difference = label_edges - self.gate.smooth(self.gate.edges(probabilities))
+                difference = self.gate.smooth(self.gate.edges(probabilities)).sub_(label_edges)
             else:
-                difference = self.gate.smooth(label_edges - self.gate.edges(probabilities))
-            per_class = difference.abs().transpose(0, 1).flatten(1).mean(dim=1)
-            return (per_class * self.weights.to(per_class).index_select(0, used)).sum()
+                difference = self.gate.smooth(self.gate.edges(probabilities).sub_(label_edges))
+            return _WeightedMeanAbs.apply(difference, self.used_weights.to(difference))
+
+    def _used_channels(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """The channels of the classes with weight > 0: a view when they are one run, else a copy."""
+        if self._used_run is not None:
+            return probabilities.narrow(1, *self._used_run)
+        return probabilities.index_select(1, self.used_classes)
+
+
+class _WeightedMeanAbs(torch.autograd.Function):
+    """sum_c w_c mean |x_c| over batch and voxels, for x of shape B C *spatial and w of shape C.
+
+    The same value and gradient as ``(x.abs().mean(over all but C) * w).sum()``; the per-class sums of |x| are
+    one reduction (no |x| tensor), and the backward writes sgn(x) w_c / voxels in one tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        voxels = x.numel() // x.shape[1]
+        ctx.save_for_backward(x, weights)
+        ctx.voxels = voxels
+        per_sample_class = torch.linalg.vector_norm(x.reshape(x.shape[0], x.shape[1], -1), ord=1, dim=2)  # B C
+        return (per_sample_class.sum(0) * weights).sum() / voxels
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weights = ctx.saved_tensors
+        scale = (weights * (grad / ctx.voxels)).view((1, -1) + (1,) * (x.ndim - 2))
+        return torch.sgn(x).mul_(scale), None

@@ -1,4 +1,4 @@
-"""Edge label maps for the Boundary-Aware FCN's edge decoder."""
+"""Edge label maps: the Boundary-Aware FCN's edge labels and the boundary the edge gate finds in a label map."""
 
 from __future__ import annotations
 
@@ -37,8 +37,25 @@ def edge_targets(labels: torch.Tensor, in_plane_axes: Sequence[int] | None) -> t
         LongTensor B 1 *spatial.
     """
     labels = labels.long()
+    return torch.where(boundary_mask(labels, in_plane_axes), labels, torch.zeros_like(labels))
+
+
+def boundary_mask(labels: torch.Tensor, in_plane_axes: Sequence[int] | None) -> torch.Tensor:
+    """True where a voxel's label differs from one of its face neighbours along the filtered axes.
+
+    The border is replicated (the image border is not a boundary). For every label l, ``boundary & (labels == l)``
+    is exactly where the gate's rho(L * one_hot_l) is 1 (and 0 elsewhere): L of a 0/1 map at a voxel of l is the
+    number of its neighbours outside l (>= 1 clamps to 1), and at any other voxel minus its neighbours in l.
+
+    Args:
+        labels: label map B 1 *spatial (2 or 3 spatial axes; any dtype, compared as it is).
+        in_plane_axes: 0-based spatial axes along which neighbours are compared; None for all axes.
+
+    Returns:
+        BoolTensor of the shape of ``labels``.
+    """
     axes = resolve_axes(labels.ndim - 2, in_plane_axes)
-    boundary = torch.zeros_like(labels, dtype=torch.bool)
-    for axis in axes:
+    boundary = _differs_from_neighbour(labels, axes[0] + 2)
+    for axis in axes[1:]:
         boundary |= _differs_from_neighbour(labels, axis + 2)
-    return torch.where(boundary, labels, torch.zeros_like(labels))
+    return boundary

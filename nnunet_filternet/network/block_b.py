@@ -73,8 +73,10 @@ class BlockBStage(nn.Module):
         self.stride = maybe_convert_scalar_to_list(conv_op, stride)
         kernels = [maybe_convert_scalar_to_list(conv_op, kernel_size)] * n_convs
         has_stride = any(s != 1 for s in self.stride)
-        if block_b_kernel_size is not None:
-            kernels.insert(1 if has_stride else 0, list(block_b_kernel_size))
+        #: index in ``convs`` of the zeta conv (None: no extra conv)
+        self.zeta_index = None if block_b_kernel_size is None else (1 if has_stride else 0)
+        if self.zeta_index is not None:
+            kernels.insert(self.zeta_index, list(block_b_kernel_size))
         common = {
             "conv_op": conv_op,
             "conv_bias": conv_bias,
