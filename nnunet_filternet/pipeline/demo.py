@@ -38,8 +38,6 @@ from nnunet_filternet.training.budget import budget_variant_name
 
 DATASET_ID = 501
 DATASET_NAME = "FilterNetPhantom"
-#: What earlier versions of the demo wrote into the work folder: budget trainers ``<Trainer>_demo`` as source.
-LEGACY_TRAINER_MODULE = "trainers/filternet_demo_budget_trainers.py"
 
 
 class Demo:
@@ -238,16 +236,9 @@ class Demo:
         return self.results_root(repeat) / self.dataset / name
 
     def check_trainers(self) -> None:
-        """Fail before any stage when the work folder is an earlier version's or nnU-Net cannot find a trainer."""
+        """Fail before any stage when nnU-Net cannot find a trainer."""
         from nnunet_filternet.nnunet_ext import find_trainer
 
-        legacy = self.workdir / LEGACY_TRAINER_MODULE
-        if legacy.exists():
-            raise FilterNetError(
-                f"{legacy}: this work folder was made by an earlier filternet demo, whose trainers (<Trainer>_demo) "
-                f"exist only there; its models stay usable with nnUNet_extTrainer={legacy.parent}; run the demo "
-                "in a new --workdir"
-            )
         with nnunet_runs.environment_set(self.env):
             unknown = [t for t in self.preset.trainers if find_trainer(self.trained_name(t)) is None]
         if unknown:

@@ -39,7 +39,6 @@ class StageRunner:
                     f"({_diff(old.get('settings', {}), self.settings)}); use another --workdir or the same settings"
                 )
             self.state = old
-        self.n_total = 0
 
     def done(self, name: str) -> bool:
         """Whether stage ``name`` finished in an earlier run."""
