@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import platform
 
-from nnunet_filternet.bench.plans import plain_unet_configuration
+from nnunet_filternet.bench.plans import PHANTOM_SPACING_ZYX
 from nnunet_filternet.bench.throughput import ScanSize, conversion_throughput, metric_throughput
 from nnunet_filternet.cli import main
+from plans.topology import plain_unet_configuration
 from tests.conftest import run_cli
 
 MODELS = ["nnU-Net", "ResEnc M", "FilterNet", "BUNet", "UNet-F", "BA-FCN"]
@@ -19,7 +20,7 @@ MODELS = ["nnU-Net", "ResEnc M", "FilterNet", "BUNet", "UNet-F", "BA-FCN"]
 
 def _tiny_plans(folder):
     """nnUNetPlans.json of a 4-stage 3d_fullres U-Net with 4..32 features on 4 x 32 x 32 patches."""
-    config = plain_unet_configuration((4, 32, 32), batch_size=2)
+    config = plain_unet_configuration((4, 32, 32), 2, PHANTOM_SPACING_ZYX)
     kwargs = config["architecture"]["arch_kwargs"]
     kwargs["features_per_stage"] = [4 * 2**i for i in range(kwargs["n_stages"])]
     plans = {
