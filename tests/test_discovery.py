@@ -108,7 +108,7 @@ FIND = """
 import inspect, json, sys
 from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 cls = recursive_find_trainer_class_by_name(sys.argv[1])
-print("RESULT " + json.dumps([cls.__module__, cls.__name__, [c.__name__ for c in cls.__mro__[1:4]], cls.marker,
+print("RESULT " + json.dumps([cls.__module__, cls.__name__, [c.__name__ for c in cls.__mro__[1:5]], cls.marker,
                               list(inspect.signature(cls.__init__).parameters)]))
 """
 
@@ -121,5 +121,5 @@ def test_a_user_trainer_gets_a_variant_wherever_nnunet_finds_it(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     module, name, bases, marker, params = json.loads(r.stdout.split("RESULT ", 1)[1])
     assert (module, name, marker) == ("nnunet_filternet.training.trainers", "MyTrainer_3epochs_7iters_2val", "mine")
-    assert bases == ["TelemetryMixin", "NormPolicyMixin", "MyTrainer"]
+    assert bases == ["ThrottledProgressPlotMixin", "TelemetryMixin", "NormPolicyMixin", "MyTrainer"]
     assert params == ["self", "plans", "configuration", "fold", "dataset_json", "device"]
