@@ -43,13 +43,22 @@ DATASET_NAME = "FilterNetPhantom"
 class Demo:
     """The demo's folders and stages. ``run()`` does everything; each stage is a method."""
 
-    def __init__(self, workdir: str | Path, preset: DemoPreset, jobs: int | None = None):
+    def __init__(
+        self,
+        workdir: str | Path,
+        preset: DemoPreset,
+        jobs: int | None = None,
+        da_workers: int | None = None,
+        threads: int | None = None,
+    ):
+        """The demo in ``workdir``; ``da_workers`` and ``threads`` set its nnU-Net runs' environment
+        (:func:`~nnunet_filternet.pipeline.nnunet_runs.environment`; None: nnU-Net's and the libraries' defaults)."""
         self.workdir = Path(workdir).resolve()
         self.preset = preset
         self.jobs = jobs
         self.scans = self.workdir / "scans"
         self.folders = nnunet_runs.nnunet_folders(self.workdir)
-        self.env = nnunet_runs.environment(self.folders)
+        self.env = nnunet_runs.environment(self.folders, da_workers=da_workers, threads=threads)
         self.dataset = f"Dataset{DATASET_ID:03d}_{DATASET_NAME}"
         self.out = self.workdir / "outputs"
         self.repeat = 1  # the repeat that stages 4-6 work on (set by run())
