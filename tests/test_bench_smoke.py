@@ -38,8 +38,19 @@ def test_bench_runs_every_model_on_tiny_plans(tmp_path):
     plans = _tiny_plans(tmp_path)
     before = plans.read_text()
     out = tmp_path / "docs" / "benchmarks.md"
-    args = ["--device", "cpu", "--threads", "1", "--plans", plans, "--configuration", "3d_fullres", "--repeats", "1"]
-    r = run_cli("bench", *args, "--quick", "--parts", "training,inference", "--json", "--out", out)
+    args = [
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--plans-file",
+        plans,
+        "--configuration",
+        "3d_fullres",
+        "--rounds",
+        "1",
+    ]
+    r = run_cli("bench", *args, "--quick", "--parts", "training,inference", "--json", "--markdown", out)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert plans.read_text() == before  # the input is only read
@@ -73,7 +84,7 @@ def test_bench_runs_every_model_on_tiny_plans(tmp_path):
 
 def test_profile_prints_the_operator_table_of_the_gate(tmp_path, capsys):
     plans = _tiny_plans(tmp_path)
-    assert main(["bench", "--device", "cpu", "--plans", str(plans), "--profile", "edge gate"]) == 0
+    assert main(["bench", "--device", "cpu", "--plans-file", str(plans), "--profile", "edge gate"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("FilterNet's edge gate and edge loss, 2 calls, patch [4, 32, 32], batch 2, cpu")
     assert "aten::" in out and "Self CPU time total" in out  # torch.profiler's operator table
@@ -81,7 +92,7 @@ def test_profile_prints_the_operator_table_of_the_gate(tmp_path, capsys):
 
 def test_bench_errors_are_one_line(tmp_path, capsys):
     missing = tmp_path / "missing.json"
-    assert main(["bench", "--device", "cpu", "--plans", str(missing)]) == 2
+    assert main(["bench", "--device", "cpu", "--plans-file", str(missing)]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"filternet bench: error: {missing}: expected an nnUNetPlans.json (a JSON file), found no such file"
     ]
@@ -103,7 +114,7 @@ def test_throughput_of_conversion_and_metrics_on_a_tiny_scan():
 
 def test_system_malloc_leaves_the_allocator_alone(tmp_path):
     plans = _tiny_plans(tmp_path)
-    args = ["--device", "cpu", "--plans", plans, "--parts", "flops", "--models", "FilterNet", "--json"]
+    args = ["--device", "cpu", "--plans-file", plans, "--parts", "flops", "--models", "FilterNet", "--json"]
     r = run_cli("bench", *args, "--system-malloc")
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)

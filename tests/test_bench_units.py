@@ -9,7 +9,7 @@ import torch
 
 from nnunet_filternet.bench.flops import count_flops, fake_tensors
 from nnunet_filternet.bench.memory import allocation_peak, step_peak_bytes, tensor_bytes
-from nnunet_filternet.bench.plans import PHANTOM_SPACING_ZYX, PRESETS, builtin_plans, setup_from_plans_file
+from nnunet_filternet.bench.plans import PHANTOM_SPACING_ZYX, SIZES, builtin_plans, setup_from_plans_file
 from nnunet_filternet.bench.report import place_section
 from nnunet_filternet.bench.runner import paired_ratio
 from nnunet_filternet.errors import InputError
@@ -67,7 +67,7 @@ def test_paired_ratio_is_median_of_round_ratios():
 
 
 def test_builtin_cuda_plans_follow_nnunet_topology():
-    config = builtin_plans(PRESETS["cuda"])["configurations"]["3d_fullres"]
+    config = builtin_plans(SIZES["cuda"])["configurations"]["3d_fullres"]
     kwargs = config["architecture"]["arch_kwargs"]
     assert config["patch_size"] == [24, 160, 160]
     # 0.7 x 0.7 x 7 mm: nnU-Net pools in-plane only until z is within 2x of the in-plane spacing
@@ -100,7 +100,7 @@ def test_plans_file_errors_name_the_file(tmp_path):
     missing = tmp_path / "nnUNetPlans.json"
     with pytest.raises(InputError, match="nnUNetPlans.json.*no such file"):
         setup_from_plans_file(missing, "3d_fullres")
-    plans = builtin_plans(PRESETS["quick"])
+    plans = builtin_plans(SIZES["quick"])
     missing.write_text(json.dumps(plans))
     with pytest.raises(InputError, match=r"expected configuration '2d', found only \['3d_fullres'\]"):
         setup_from_plans_file(missing, "2d")

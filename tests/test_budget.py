@@ -67,7 +67,7 @@ def test_unknown_base_is_no_attribute():
 def test_stock_variant_sets_the_budget_and_gets_the_project_mixins(nnunet_env):
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    from nnunet_filternet.bench.plans import DEFAULT_DATASET_JSON, PRESETS, builtin_plans
+    from nnunet_filternet.bench.plans import DEFAULT_DATASET_JSON, SIZES, builtin_plans
     from nnunet_filternet.training import trainers
     from nnunet_filternet.training.norm_policy import NormPolicyMixin
     from nnunet_filternet.training.progress_plot import ThrottledProgressPlotMixin
@@ -77,7 +77,7 @@ def test_stock_variant_sets_the_budget_and_gets_the_project_mixins(nnunet_env):
     assert cls.__mro__[1:5] == (ThrottledProgressPlotMixin, TelemetryMixin, NormPolicyMixin, nnUNetTrainer)
     ours = trainers.nnUNetTrainerFilterNet_40epochs_40iters_4val  # has telemetry and norm: added once, not twice
     assert ours.__mro__[1:3] == (ThrottledProgressPlotMixin, trainers.nnUNetTrainerFilterNet)
-    plans = builtin_plans(PRESETS["quick"])
+    plans = builtin_plans(SIZES["quick"])
     plans["continue_training"] = False
     trainer = cls(plans, "3d_fullres", 0, DEFAULT_DATASET_JSON, torch.device("cpu"))
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (40, 40, 4)

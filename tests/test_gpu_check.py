@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import run_cli
 
 DRY_RUN = (
-    "gpu-check", "--device", "cpu", "--plans", "tiny", "--small", "--epochs", "1", "--iterations", "1",
+    "gpu-check", "--device", "cpu", "--plans", "nnUNetPlans_tiny", "--small", "--epochs", "1", "--iterations", "1",
     "--bench-args", "--quick --parts flops --models FilterNet",
 )  # fmt: skip
 STEPS = (

@@ -195,7 +195,7 @@ def test_missing_predictions_and_trainers_are_listed(fake, tmp_path, monkeypatch
     assert "2 trainer(s)" in message
     assert "fold_0/validation, fold_1/validation" in message
     assert "Missing__nnUNetPlans__3d_fullres" in message and "present: X__nnUNetPlans__3d_fullres" in message
-    with pytest.raises(FilterNetError, match="reference trainer 'Y' is not among"):
+    with pytest.raises(FilterNetError, match="baseline trainer 'Y' is not among"):
         write_report(results, ["X"], "Y", tmp_path / "out")
 
 
@@ -209,7 +209,7 @@ def test_prediction_without_ground_truth_is_an_error(fake, tmp_path):
 
 def test_cli_prints_headline_table(fake, tmp_path):
     env = {"nnUNet_raw": fake.raw, "nnUNet_preprocessed": fake.preprocessed}
-    args = ["--results", fake.dataset_results, "--trainers", "nnUNetTrainer", REFERENCE, "--reference", REFERENCE]
+    args = ["--results", fake.dataset_results, "--trainers", "nnUNetTrainer", REFERENCE, "--baseline", REFERENCE]
     r = run_cli("report", *args, "--out", tmp_path / "out", "-j", "2", env=env)
     assert r.returncode == 0, r.stderr
     assert "| TA |" in r.stdout and "report.md" in r.stdout
@@ -312,7 +312,7 @@ def test_repeats_cli_partial_repeat_and_misuse(repeated, tmp_path, monkeypatch, 
     shutil.copytree(fake.repeat_results[1], partial)  # file times kept: the copied report's metrics are reused
     shutil.rmtree(partial / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_1" / "validation")
     shutil.copytree(out, tmp_path / "out")
-    args = ["report", "--trainers", *REPEATED, "--reference", REFERENCE, "-j", "1", "--out", str(tmp_path / "out")]
+    args = ["report", "--trainers", *REPEATED, "--baseline", REFERENCE, "-j", "1", "--out", str(tmp_path / "out")]
     assert main(args + ["--results", str(fake.repeat_results[0]), str(partial)]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     fold_1 = ", ".join(f"sub{i:02d}" for i in range(1, 12, 4))
@@ -354,7 +354,7 @@ def test_a_byte_identical_copy_is_not_a_second_repeat(repeated, tmp_path, monkey
     monkeypatch.setenv("nnUNet_preprocessed", str(fake.preprocessed))
     copy = tmp_path / "nnUNet_results_copy" / "Dataset900_Fake"
     shutil.copytree(fake.repeat_results[0], copy)
-    args = ["report", "--trainers", *REPEATED, "--reference", REFERENCE, "-j", "1", "--out", str(tmp_path / "out")]
+    args = ["report", "--trainers", *REPEATED, "--baseline", REFERENCE, "-j", "1", "--out", str(tmp_path / "out")]
     assert main(args + ["--results", str(fake.repeat_results[0]), str(copy)]) == 2
     err = capsys.readouterr().err
     assert (

@@ -1,10 +1,11 @@
 """The one nnU-Net configuration every benchmarked model shares: plans, patch, batch and inference volume.
 
-Either a real ``nnUNetPlans.json`` (``--plans FILE --configuration NAME``) or a built-in 3d_fullres
-configuration for the phantom leg data (0.7 x 0.7 x 7 mm) at one of the :data:`PRESETS`. The built-in configuration
-is what nnU-Net's default planner writes for that patch (:func:`plans.topology.plain_unet_configuration`: nnU-Net's
-``get_pool_and_conv_props`` and its planner's widths and convs per stage); the stock variants add the ResEnc
-planners' network on the same topology. Axes are in nnU-Net's order (z, y, x).
+Either a real ``nnUNetPlans.json`` (``--plans-file FILE --configuration NAME``) or a built-in 3d_fullres
+configuration for the phantom leg data (0.7 x 0.7 x 7 mm) at one of the :data:`SIZES` (``--size``). The built-in
+configuration is what nnU-Net's default planner writes for that patch
+(:func:`plans.topology.plain_unet_configuration`: nnU-Net's ``get_pool_and_conv_props`` and its planner's widths
+and convs per stage); the stock variants add the ResEnc planners' network on the same topology. Axes are in
+nnU-Net's order (z, y, x).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ STOCK_VARIANTS: tuple[str, ...] = ("stock", "resenc_m")
 
 
 @dataclass(frozen=True)
-class Preset:
+class Sizes:
     """Sizes of a built-in configuration.
 
     Attributes:
@@ -47,10 +48,10 @@ class Preset:
 #: Built-in sizes: ``cuda`` is nnU-Net-like for a leg (30 x 256 x 256 voxels, 2 x 3 x 3 tiles); ``cpu`` and
 #: ``quick`` are smaller so that all models finish in minutes on two cores: ``cpu`` predicts 1.5 patches in-plane
 #: (2 x 2 tiles), ``quick`` 1.5 patches along x only (2 tiles, still exercising nnU-Net's tile blending).
-PRESETS: dict[str, Preset] = {
-    "cuda": Preset(patch_size=(24, 160, 160), batch_size=2, inference_shape=(30, 256, 256)),
-    "cpu": Preset(patch_size=(16, 96, 96), batch_size=2, inference_shape=(16, 144, 144)),
-    "quick": Preset(patch_size=(16, 64, 64), batch_size=2, inference_shape=(16, 64, 96)),
+SIZES: dict[str, Sizes] = {
+    "cuda": Sizes(patch_size=(24, 160, 160), batch_size=2, inference_shape=(30, 256, 256)),
+    "cpu": Sizes(patch_size=(16, 96, 96), batch_size=2, inference_shape=(16, 144, 144)),
+    "quick": Sizes(patch_size=(16, 64, 64), batch_size=2, inference_shape=(16, 64, 96)),
 }
 
 #: dataset.json used when the plans file has none beside it: one T1 channel, the project's labels and the
@@ -99,15 +100,15 @@ def with_stock_variants(plans: dict, configuration: str) -> dict:
     return out
 
 
-def builtin_plans(preset: Preset, spacing: tuple[float, ...] = PHANTOM_SPACING_ZYX) -> dict:
-    """A minimal nnUNetPlans.json dict with one ``3d_fullres`` configuration for ``preset``."""
+def builtin_plans(sizes: Sizes, spacing: tuple[float, ...] = PHANTOM_SPACING_ZYX) -> dict:
+    """A minimal nnUNetPlans.json dict with one ``3d_fullres`` configuration of these ``sizes``."""
     return {
         "dataset_name": "Dataset000_FilterNetBench",
         "plans_name": "nnUNetPlans",
         "label_manager": "LabelManager",
         "configurations": {
             "3d_fullres": plain_unet_configuration(
-                preset.patch_size, preset.batch_size, spacing, data_identifier="nnUNetPlans_bench"
+                sizes.patch_size, sizes.batch_size, spacing, data_identifier="nnUNetPlans_bench"
             )
         },
     }
@@ -124,7 +125,7 @@ class BenchSetup:
         dataset_json: dataset.json dict (labels and channels).
         inference_shape: volume predicted by the sliding window, spatial axes in nnU-Net's order.
         source: where the plans came from, for the report.
-        preset: the :data:`PRESETS` key of built-in plans, None for a plans file.
+        size: the :data:`SIZES` key of built-in plans, None for a plans file.
     """
 
     plans: dict
@@ -132,7 +133,7 @@ class BenchSetup:
     dataset_json: dict
     inference_shape: tuple[int, ...]
     source: str
-    preset: str | None = None
+    size: str | None = None
 
     @cached_property
     def plans_manager(self):
@@ -183,7 +184,7 @@ class BenchSetup:
         kwargs = self.configuration_manager.network_arch_init_kwargs
         return {
             "source": self.source,
-            "preset": self.preset,
+            "size": self.size,
             "configuration": self.configuration,
             "patch_size": list(self.patch_size),
             "batch_size": self.batch_size,
@@ -197,20 +198,20 @@ class BenchSetup:
 
 
 def _inference_shape_for(patch_size: tuple[int, ...]) -> tuple[int, ...]:
-    """One patch, 1.5 patches along the last axis: two sliding-window tiles, as the ``quick`` preset."""
+    """One patch, 1.5 patches along the last axis: two sliding-window tiles, as the ``quick`` size."""
     return (*patch_size[:-1], (3 * patch_size[-1]) // 2)
 
 
-def builtin_setup(preset: str) -> BenchSetup:
-    """The built-in phantom-leg configuration of a :data:`PRESETS` key (``cpu``, ``cuda`` or ``quick``)."""
-    sizes = PRESETS[preset]
+def builtin_setup(size: str) -> BenchSetup:
+    """The built-in phantom-leg configuration of a :data:`SIZES` key (``cpu``, ``cuda`` or ``quick``)."""
+    sizes = SIZES[size]
     return BenchSetup(
         plans=with_stock_variants(builtin_plans(sizes), "3d_fullres"),
         configuration="3d_fullres",
         dataset_json=DEFAULT_DATASET_JSON,
         inference_shape=sizes.inference_shape,
-        source=f"built-in 3d_fullres for the phantom legs ({preset} preset)",
-        preset=preset,
+        source=f"built-in 3d_fullres for the phantom legs ({size} size)",
+        size=size,
     )
 
 
@@ -281,21 +282,21 @@ def resolve_setup(
     plans_file: str | Path | None,
     configuration: str | None,
     quick: bool = False,
-    preset: str | None = None,
+    size: str | None = None,
 ) -> BenchSetup:
-    """The setup the CLI asks for: a plans file's configuration, or a built-in preset.
+    """The setup the CLI asks for: a plans file's configuration, or the built-in plans at one of the sizes.
 
     Args:
-        device: ``cpu`` or ``cuda``; picks the built-in preset unless ``quick`` or ``preset`` does.
+        device: ``cpu`` or ``cuda``; picks the built-in size unless ``quick`` or ``size`` does.
         plans_file: an nnUNetPlans.json, or None for the built-in plans.
         configuration: configuration in ``plans_file`` (default ``3d_fullres``).
-        quick: smallest sizes (the ``quick`` preset, or a small inference volume with a plans file).
-        preset: a :data:`PRESETS` key, only without ``plans_file``.
+        quick: smallest sizes (the ``quick`` size, or a small inference volume with a plans file).
+        size: a :data:`SIZES` key, only without ``plans_file``.
     """
     if plans_file is None:
         if configuration is not None:
-            raise FilterNetError("--configuration needs --plans FILE (the built-in plans have only 3d_fullres)")
-        return builtin_setup(preset or ("quick" if quick else device))
-    if preset is not None:
-        raise FilterNetError("--preset chooses built-in plans; it cannot be combined with --plans FILE")
+            raise FilterNetError("--configuration needs --plans-file (the built-in plans have only 3d_fullres)")
+        return builtin_setup(size or ("quick" if quick else device))
+    if size is not None:
+        raise FilterNetError("--size chooses built-in plans; it cannot be combined with --plans-file")
     return setup_from_plans_file(plans_file, configuration or "3d_fullres", quick)

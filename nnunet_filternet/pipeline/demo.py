@@ -166,22 +166,22 @@ class Demo:
         from nnunet_filternet.report.report import write_report
 
         subjects = sorted({c.rsplit("_", 1)[0] for f in self.preset.folds for c in self.held_out_cases(f)})
-        ref = self._link_subset(self.scans / "labels", subjects, self.workdir / "held_out" / "reference")
+        labels = self._link_subset(self.scans / "labels", subjects, self.workdir / "held_out" / "labels")
         images = self._link_subset(self.scans / "images", subjects, self.workdir / "held_out" / "scans")
         repeats = range(1, self.preset.repeats + 1)
         for trainer in self.preset.trainers:
             for k in repeats:
                 out = self.trainer_out(trainer, k)
                 splits = self.folders["nnUNet_preprocessed"] / self.dataset / "splits_final.json"
-                evaluate_folders(out / "scans", ref, out / "metrics.csv", jobs=self.jobs, splits=splits)
+                evaluate_folders(out / "scans", labels, out / "metrics.csv", jobs=self.jobs, splits=splits)
             out = self.trainer_out(trainer, 1)
             quantify_folder(
                 images, out / "scans", out / "biomarkers.csv", subjects_csv=self.scans / "subjects.csv"
             )  # fmt: skip
         names = [self.trained_name(t) for t in self.preset.trainers]
-        with nnunet_runs.environment_set(self.env):
+        with nnunet_runs.environment_set(self.env):  # the baseline last, as in compare_restored
             report = write_report(
-                [self.results_root(k) / self.dataset for k in repeats], names, names[0], self.out / "report",
+                [self.results_root(k) / self.dataset for k in repeats], names, names[-1], self.out / "report",
                 plans=self.plans, configuration=self.preset.configuration,
             )  # fmt: skip
         if len(self.preset.folds) >= 2 or self.preset.repeats > 1:

@@ -1,4 +1,4 @@
-"""The tables of docs/study.md from a finished ``filternet demo --preset study`` work folder.
+"""The tables of docs/study.md from a finished ``filternet demo --setup study`` work folder.
 
 Usage::
 
