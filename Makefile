@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean gpu-check
+.PHONY: demo test test-fast lint install clean gpu-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q tests
+
+# The inner loop: everything but the slow end-to-end tests (markers e2e, compile; CI runs them all).
+test-fast: $(STAMP) lint
+	$(BIN)/python -m pytest -q tests -m "not e2e and not compile"
 
 # The GPU path once (compile, AMP, training, prediction, benchmark); GPU_CHECK_ARGS="--device cpu" for the dry run.
 # On a GPU machine without make or venv: docs/benchmarks.md, "On a GPU".

@@ -348,10 +348,20 @@ def convert_training(
 
 
 def inference_conversion(
-    images_dir, out_dir, jobs: int | None = None, keep_going: bool = False, allow_empty: bool = False
+    images_dir,
+    out_dir,
+    jobs: int | None = None,
+    keep_going: bool = False,
+    allow_empty: bool = False,
+    scans: dict[str, Path] | None = None,
 ) -> ConversionResult:
     """:func:`convert_inference`, returning the full :class:`ConversionResult` (``allow_empty`` with ``keep_going``:
-    a run in which every scan failed is a result with no records, not an error; ``filternet predict``)."""
+    a run in which every scan failed is a result with no records, not an error; ``filternet predict``).
+
+    ``scans`` (subject -> path, scans of ``images_dir`` as :func:`~dataset_conversion.readers.find_scans` lists
+    them): convert only these (``filternet predict`` converts a cohort chunk by chunk); the outputs of any other
+    scan in ``out_dir`` are removed, as those of a scan that left the folder.
+    """
     from nnunet_filternet.utils.atomic import check_writable, publish_dir, staging_dir
     from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
 
@@ -360,7 +370,7 @@ def inference_conversion(
     refuse_inputs_as_outputs({images_dir: "scans (--images)"}, whole_folders=[out_dir])
     check_writable(out_dir, "leg images folder", folder=True)
     notes: list[str] = []
-    images = _find_scans(images_dir, "images folder", notes)
+    images = _find_scans(images_dir, "images folder", notes) if scans is None else dict(scans)
     work = staging_dir(out_dir)
     threads = _threads_per_job(jobs, len(images))
     settings = _settings()

@@ -53,3 +53,30 @@ def run_cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None =
         cwd=cwd,
         timeout=timeout,
     )
+
+
+def reuse_counts(capsys, verb: str) -> tuple[int, int]:
+    """(reused, computed) from the last line in which ``verb`` reported its reuse on stderr since the last read."""
+    import re
+
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith(f"{verb}: ")]
+    found = [re.search(r": (\d+) of \d+ \w+\(s\) reused from .*; (\d+) computed$", line) for line in lines]
+    found = [m for m in found if m]
+    assert found, f"{verb} did not report its reuse"
+    return int(found[-1].group(1)), int(found[-1].group(2))
+
+
+@pytest.fixture(scope="session")
+def tiny_nnunet(tmp_path_factory):
+    """The session's planned and preprocessed tiny nnU-Net dataset (:class:`tests.tiny_dataset.TinyNnunet`).
+
+    Planned and preprocessed once per session, in a fixed folder of the session's base temp dir.
+    """
+    from tests.tiny_dataset import DATASET_ID, TinyNnunet, prepare_tiny_nnunet
+
+    root = tmp_path_factory.getbasetemp() / "tiny_nnunet"
+    done = root / ".prepared"
+    if not done.exists():
+        prepare_tiny_nnunet(root)
+        done.touch()
+    return TinyNnunet(root, f"Dataset{DATASET_ID:03d}_TinyCalf")

@@ -46,8 +46,18 @@ class FakePredictor:
         self.label = label
 
 
-def fake_nnunet(monkeypatch) -> list[str]:
-    """Replace nnU-Net's predictor; return the list the predicted cases are appended to."""
+def fake_nnunet(monkeypatch, die_after: int | None = None, barrier=None) -> list[str]:
+    """Replace nnU-Net's predictor; return the list the predicted cases are appended to.
+
+    Args:
+        die_after: kill this process (SIGKILL, no clean-up of any kind) once it has written this many leg
+            predictions: a run killed in the middle of nnU-Net's work.
+        barrier: a ``multiprocessing.Barrier`` every process waits at before its first prediction (runs that are
+            proven to overlap).
+    """
+    import os
+    import signal
+
     import torch
 
     predicted: list[str] = []
@@ -57,6 +67,8 @@ def fake_nnunet(monkeypatch) -> list[str]:
         return FakePredictor(saved["label"])
 
     def run(predictor, legs_in, legs_pred, device):
+        if barrier is not None and not predicted:
+            barrier.wait(timeout=120)
         for image in sorted(Path(legs_in).glob("*_0000.nii.gz")):
             case = image.name[: -len("_0000.nii.gz")]
             target = Path(legs_pred) / f"{case}.nii.gz"
@@ -68,6 +80,8 @@ def fake_nnunet(monkeypatch) -> list[str]:
             out.CopyInformation(leg)
             sitk.WriteImage(out, str(target), useCompression=True)
             predicted.append(case)
+            if die_after is not None and len(predicted) >= die_after:
+                os.kill(os.getpid(), signal.SIGKILL)
 
     monkeypatch.setattr(leg_predictions, "load_predictor", load)
     monkeypatch.setattr(leg_predictions, "run_nnunet", run)

@@ -51,6 +51,7 @@ BAD_NUMBERS = [
     (["convert", "--images", "i", "--out", "o", "--n-folds", "1"], "--n-folds"),
     (["demo", "--folds", "4"], "--folds"),
     (["demo", "--folds", "-1"], "--folds"),
+    (["demo", "--setup", "study", "--folds", "8"], "--folds"),
     (["phantom", "--out", "o", "--subslices", "4"], "--subslices"),
     (["phantom", "--out", "o", "--subslices", "0"], "--subslices"),
     (["phantom", "--out", "o", "--spacing", "nan", "1", "1"], "--spacing"),

@@ -10,6 +10,7 @@ import json
 import platform
 
 from nnunet_filternet.bench.plans import PHANTOM_SPACING_ZYX
+from nnunet_filternet.bench.targets import CPU_FLOP_TOLERANCE, GATE_SHARE_LIMIT
 from nnunet_filternet.bench.throughput import ScanSize, conversion_throughput, metric_throughput
 from nnunet_filternet.cli import main
 from plans.topology import plain_unet_configuration
@@ -72,7 +73,15 @@ def test_bench_runs_every_model_on_tiny_plans(tmp_path):
     assert filternet["flops"] - bunet["flops"] == result["edge_gate"]["flops"]
     assert models["UNet-F"]["flops"] - stock["flops"] == result["edge_gate"]["flops"]
     assert 0 < result["edge_gate"]["share_of_filternet_step"]
-    assert [t["passed"] is not None for t in result["targets"]] == [True] * 4
+    # every target measured, and each verdict follows from the numbers it judges
+    targets = {t["name"]: t for t in result["targets"]}
+    assert len(targets) == 4 and all(isinstance(t["passed"], bool) for t in targets.values()), targets
+    share = result["edge_gate"]["share_of_filternet_step"]
+    assert targets["edge gate + edge loss share of FilterNet's step time"]["passed"] == (share <= GATE_SHARE_LIMIT)
+    deviation = filternet["ratios"]["step_time"] / filternet["ratios"]["flops"] - 1
+    step_target = targets["FilterNet step time vs stock nnU-Net follows FLOPs"]
+    assert step_target["passed"] == (abs(deviation) <= CPU_FLOP_TOLERANCE), step_target
+    assert targets["peak memory reported for every model"]["passed"] is True
     text = out.read_text()
     assert text.count("<!-- filternet-bench:cpu-quick-nnUNetPlans-3d_fullres:begin -->") == 1
     assert "| FilterNet |" in text and "Targets:" in text

@@ -30,7 +30,7 @@ DEPRECATED = {
 
 def _parse(verb: str, args: list[str]) -> dict:
     namespace = vars(build_parser(verb).parse_args([verb, *args]))
-    namespace.pop("_module")
+    namespace.pop("_module"), namespace.pop("_parser")
     return namespace
 
 

@@ -27,7 +27,6 @@ import pytest
 import torch
 
 from nnunet_filternet.gpu_check.compiled import OUTPUT_TOLERANCE, check_compiled, outputs_and_gradients
-from tests.tiny_dataset import tiny_nnunet  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.compile
 
@@ -47,7 +46,7 @@ def one_thread():
 
 
 @pytest.fixture
-def build_network(tiny_nnunet):  # noqa: F811
+def build_network(tiny_nnunet):
     """``build(trainer_name, deep_supervision)``: the network that trainer builds from the tiny plans (seeded)."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 

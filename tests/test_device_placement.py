@@ -13,7 +13,7 @@ import torch
 
 from nnunet_filternet.gpu_check.placement import HostTensorEvent, host_tensor_events
 from tests.test_trainers import synthetic_batch
-from tests.tiny_dataset import DATASET_ID, tiny_nnunet  # noqa: F401  (session fixture)
+from tests.tiny_dataset import DATASET_ID
 
 TRAINERS = (
     "nnUNetTrainerFilterNet",
@@ -25,7 +25,7 @@ TRAINERS = (
 
 
 @pytest.fixture
-def meta_trainer(tiny_nnunet, tmp_path, monkeypatch):  # noqa: F811
+def meta_trainer(tiny_nnunet, tmp_path, monkeypatch):
     """``make(trainer_name)``: an initialised trainer on the tiny plans whose device is ``meta``."""
     from nnunetv2.run.run_training import get_trainer_from_args
 

@@ -13,10 +13,9 @@ import SimpleITK as sitk
 
 from nnunet_filternet.cli import main
 from nnunet_filternet.errors import FilterNetError
-from nnunet_filternet.metrics import evaluate as evaluate_module
 from nnunet_filternet.metrics.evaluate import CASE_COLUMNS, evaluate_folders, per_subject, read_rows
 from nnunet_filternet.metrics.surface import compartment_metrics
-from tests.conftest import run_cli
+from tests.conftest import reuse_counts, run_cli
 
 SPACING_XYZ = (0.8, 0.8, 5.0)
 
@@ -118,25 +117,20 @@ def test_shape_spacing_and_label_errors_list_every_case(folders, tmp_path):
     assert "s02_L.nii.gz" in message and "value(s) 7" in message
 
 
-def test_rerun_reuses_rows_of_unchanged_cases(folders, tmp_path, monkeypatch):
+def test_rerun_reuses_rows_of_unchanged_cases(folders, tmp_path, capsys):
     pred_dir, ref_dir = folders
     out = tmp_path / "m.csv"
     evaluate_folders(pred_dir, ref_dir, out, jobs=1)
+    assert reuse_counts(capsys, "evaluate") == (0, 4)
     first = read_rows(out)
-    calls = []
-    original = evaluate_module._evaluate_or_error
-
-    def counting(pair, postprocess):
-        calls.append(pair.case)
-        return original(pair, postprocess)
-
-    monkeypatch.setattr(evaluate_module, "_evaluate_or_error", counting)
     evaluate_folders(pred_dir, ref_dir, out, jobs=1)
-    assert calls == []
+    assert reuse_counts(capsys, "evaluate") == (4, 0)
     assert read_rows(out) == first  # no NaN here: every leg has all five compartments
     write_map(pred_dir / "s02_R.nii.gz", leg(0))  # changed after the CSV: evaluated again
     evaluate_folders(pred_dir, ref_dir, out, jobs=1)
-    assert calls == ["s02_R"]
+    assert reuse_counts(capsys, "evaluate") == (3, 1)
+    changed = [(a, b) for a, b in zip(first, read_rows(out)) if a != b]
+    assert changed and {b["case"] for _, b in changed} == {"s02_R"}  # only the rewritten case has new rows
 
 
 def test_cli_writes_both_tables_and_reports_bad_input(folders, tmp_path):
@@ -157,7 +151,7 @@ def _splits(path, folds):
     return path
 
 
-def test_splits_give_every_row_its_fold_leg_cases_and_full_scans(folders, tmp_path, monkeypatch):
+def test_splits_give_every_row_its_fold_leg_cases_and_full_scans(folders, tmp_path, capsys):
     """A leg case and a restored full scan both take the fold whose val holds the subject's cases."""
     pred_dir, ref_dir = folders
     splits = _splits(tmp_path / "splits_final.json", [["s02_L", "s02_R", "x_L"], ["s01_L", "s01_R"]])
@@ -173,11 +167,9 @@ def test_splits_give_every_row_its_fold_leg_cases_and_full_scans(folders, tmp_pa
     }
     assert {(r["subject"], r["fold"]) for r in read_rows(subject_csv)} == {("s01", "1"), ("s02", "0")}
     # a rerun with the folds reuses every row (the CSV with its fold column is what the sidecar recorded)
-    calls = []
-    monkeypatch.setattr(evaluate_module, "_evaluate_or_error", lambda pair, postprocess: calls.append(pair))
+    capsys.readouterr()
     evaluate_folders(pred_dir, ref_dir, out, jobs=1, splits=splits)
-    assert calls == []
-    monkeypatch.undo()
+    assert reuse_counts(capsys, "evaluate") == (4, 0)
     # restored full scans: named by subject
     scans_pred, scans_ref = tmp_path / "scans_pred", tmp_path / "scans_ref"
     scans_pred.mkdir(), scans_ref.mkdir()

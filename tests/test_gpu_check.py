@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.e2e  # whole nnU-Net runs in subprocesses: `make test-fast` skips them
+
 DRY_RUN = (
     "gpu-check", "--device", "cpu", "--plans", "nnUNetPlans_tiny", "--small", "--epochs", "1", "--iterations", "1",
     "--bench-args", "--quick --parts flops --models FilterNet",

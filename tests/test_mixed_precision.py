@@ -21,14 +21,14 @@ from nnunet_filternet.gpu_check.amp import (
     record_train_step,
 )
 from tests.test_trainers import synthetic_batch
-from tests.tiny_dataset import DATASET_ID, tiny_nnunet  # noqa: F401  (session fixture)
+from tests.tiny_dataset import DATASET_ID
 
 #: float16 where this torch's CPU kernels support it (torch 2.14 here does), else bfloat16.
 HALF = cpu_autocast_dtype()
 
 
 @pytest.fixture
-def twin_trainers(tiny_nnunet, tmp_path, monkeypatch):  # noqa: F811
+def twin_trainers(tiny_nnunet, tmp_path, monkeypatch):
     """``twins(trainer_name)``: two initialised trainers on the tiny plans with equal weights, at lambda = 0.1."""
     from nnunetv2.run.run_training import get_trainer_from_args
 

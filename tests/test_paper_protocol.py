@@ -16,8 +16,6 @@ import pytest
 import torch
 from scipy import stats
 
-from tests.tiny_dataset import tiny_nnunet  # noqa: F401  (session fixture)
-
 #: Final patch (z, y, x) of the sampling test, and the number of samples drawn.
 PATCH = (2, 48, 48)
 N_SAMPLES = 800
@@ -161,7 +159,7 @@ def test_paper_iterations_per_epoch():
 
 
 @pytest.fixture
-def paper_trainer(tiny_nnunet, tmp_path, monkeypatch):  # noqa: F811
+def paper_trainer(tiny_nnunet, tmp_path, monkeypatch):
     """Make a (not initialised) trainer of a class on the session's tiny plans, fold 0, CPU."""
     monkeypatch.setenv("nnUNet_preprocessed", str(tiny_nnunet.preprocessed))
     monkeypatch.setenv("nnUNet_raw", str(tiny_nnunet.raw))
@@ -176,7 +174,7 @@ def paper_trainer(tiny_nnunet, tmp_path, monkeypatch):  # noqa: F811
     return make
 
 
-def test_epoch_length_follows_the_training_cases_of_the_fold(paper_trainer, tiny_nnunet):  # noqa: F811
+def test_epoch_length_follows_the_training_cases_of_the_fold(paper_trainer, tiny_nnunet):
     from nnunet_filternet.training.trainers import nnUNetTrainerFilterNetPaper, nnUNetTrainerUNetPaper_5epochs
 
     for cls in (nnUNetTrainerFilterNetPaper, nnUNetTrainerUNetPaper_5epochs):

@@ -83,8 +83,10 @@ def test_nnunet_environment_caps_nnunets_worker_processes_at_the_cpus_unless_the
     from nnunet_filternet.pipeline import nnunet_runs
 
     monkeypatch.delenv("nnUNet_def_n_proc", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     env = nnunet_runs.environment(nnunet_runs.nnunet_folders(tmp_path))
     assert env["nnUNet_def_n_proc"] == "2" and env["nnUNet_results"] == str(tmp_path / "nnUNet_results")
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.setenv("nnUNet_def_n_proc", "5")
     assert nnunet_runs.environment(nnunet_runs.nnunet_folders(tmp_path))["nnUNet_def_n_proc"] == "5"

@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from tests.tiny_dataset import run_checked, tiny_nnunet  # noqa: F401  (session fixture)
+from tests.tiny_dataset import run_checked
 
 
-def _config(tiny, plans_name: str):  # noqa: F811
+def _config(tiny, plans_name: str):
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     manager = PlansManager(str(tiny.dataset_folder / f"{plans_name}.json"))
     return manager, manager.get_configuration("3d_fullres")
 
 
-def _cli(tiny, tmp_path, *args):  # noqa: F811
+def _cli(tiny, tmp_path, *args):
     return run_checked([sys.executable, "-m", "nnunet_filternet", "plans", *map(str, args)], tiny.env(tmp_path))
 
 
@@ -55,7 +55,7 @@ def _source_plans(spacing, patch=(16, 64, 64)) -> dict:
     return {"dataset_name": "Dataset999_X", "plans_name": "nnUNetPlans", "configurations": {"3d_fullres": config}}
 
 
-def test_tiny_preset_is_small_coarse_and_preprocessed(tiny_nnunet):  # noqa: F811
+def test_tiny_preset_is_small_coarse_and_preprocessed(tiny_nnunet):
     """The session fixture wrote it with `filternet plans --preset tiny` and preprocessed it with nnU-Net."""
     manager, config = _config(tiny_nnunet, "nnUNetPlans_tiny")
     assert manager.plans_name == "nnUNetPlans_tiny" and manager.available_configurations == ["3d_fullres", "2d"]
@@ -67,7 +67,7 @@ def test_tiny_preset_is_small_coarse_and_preprocessed(tiny_nnunet):  # noqa: F81
     assert len(list((tiny_nnunet.dataset_folder / config.data_identifier).glob("*.b2nd"))) == 2 * 5
 
 
-def test_paper_preset_cli(tiny_nnunet, tmp_path):  # noqa: F811
+def test_paper_preset_cli(tiny_nnunet, tmp_path):
     from nnunet_filternet.network import count_parameters
     from nnunet_filternet.training.trainers import nnUNetTrainerFilterNetPaper, nnUNetTrainerUNetPaper
 
@@ -94,7 +94,7 @@ def test_paper_preset_cli(tiny_nnunet, tmp_path):  # noqa: F811
     assert 0.9 * 1.97e6 <= count_parameters(unet) <= 1.1 * 1.97e6  # Table II's U-Net, +-10 %
 
 
-def test_filternet_preset_is_planned_for_filternet_and_shares_data(tiny_nnunet, tmp_path):  # noqa: F811
+def test_filternet_preset_is_planned_for_filternet_and_shares_data(tiny_nnunet, tmp_path):
     from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
@@ -127,7 +127,7 @@ def test_filternet_preset_is_planned_for_filternet_and_shares_data(tiny_nnunet, 
         assert network(torch.zeros(1, 1, *config.patch_size)).shape == (1, 6, *config.patch_size)
 
 
-def test_plans_cli_errors_name_what_is_wrong(tiny_nnunet, monkeypatch, capsys):  # noqa: F811
+def test_plans_cli_errors_name_what_is_wrong(tiny_nnunet, monkeypatch, capsys):
     from nnunet_filternet.cli import main
 
     monkeypatch.setenv("nnUNet_preprocessed", str(tiny_nnunet.preprocessed))

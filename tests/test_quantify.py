@@ -14,10 +14,9 @@ from scipy.special import ndtr, ndtri
 
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.labels import COLOURS, COMPARTMENTS, LABELS
-from nnunet_filternet.quantify import biomarkers
 from nnunet_filternet.quantify.biomarkers import quantify_folder
 from nnunet_filternet.quantify.colour_table import itksnap_label_description, slicer_colour_table
-from tests.conftest import run_cli
+from tests.conftest import reuse_counts, run_cli
 
 SHAPE = (4, 40, 72)  # z, y, x
 SPACING_XYZ = (1.5, 1.5, 4.0)
@@ -200,28 +199,26 @@ def test_bad_input_is_listed(folders, tmp_path):
         quantify_folder(root / "images", root / "labels", tmp_path / "b.csv", subjects_csv=tmp_path / "subjects.csv")
 
 
-def test_rerun_reuses_unchanged_subjects(folders, monkeypatch):
+def test_rerun_reuses_unchanged_subjects(folders, capsys):
     root, _ = folders
     out = root / "b.csv"
     quantify_folder(root / "images", root / "labels", out, jobs=1)
     first = out.read_text()
-    calls = []
-    original = biomarkers._quantify_or_error
-    monkeypatch.setattr(biomarkers, "_quantify_or_error", lambda item: calls.append(item[0]) or original(item))
+    assert reuse_counts(capsys, "quantify") == (0, 2)
     quantify_folder(root / "images", root / "labels", out, jobs=1)
-    assert calls == [] and out.read_text() == first
+    assert reuse_counts(capsys, "quantify") == (2, 0) and out.read_text() == first
     (root / "labels" / "s02.nii.gz").touch()  # the same content: still reused (the key is the content)
     quantify_folder(root / "images", root / "labels", out, jobs=1)
-    assert calls == [] and out.read_text() == first
+    assert reuse_counts(capsys, "quantify") == (2, 0) and out.read_text() == first
     shutil.copy(root / "labels" / "s02.nii.gz", root / "s02_copy.nii.gz")
     (root / "labels" / "s02.nii.gz").write_bytes((root / "s02_copy.nii.gz").read_bytes() + b"")  # rewritten alike
     quantify_folder(root / "images", root / "labels", out, jobs=1)
-    assert calls == [] and out.read_text() == first
+    assert reuse_counts(capsys, "quantify") == (2, 0) and out.read_text() == first
     raw = gzip.decompress((root / "s02_copy.nii.gz").read_bytes())
     (root / "labels" / "s02.nii.gz").write_bytes(gzip.compress(raw, compresslevel=1, mtime=1))  # other bytes
     assert (root / "labels" / "s02.nii.gz").read_bytes() != (root / "s02_copy.nii.gz").read_bytes()
     quantify_folder(root / "images", root / "labels", out, jobs=1)
-    assert calls == ["s02"] and out.read_text() == first
+    assert reuse_counts(capsys, "quantify") == (1, 1) and out.read_text() == first
 
 
 def test_colour_tables_list_every_label():

@@ -13,12 +13,10 @@ import shutil
 import numpy as np
 import pytest
 
-from nnunet_filternet.metrics import evaluate as evaluate_module
 from nnunet_filternet.metrics.evaluate import CASE_COLUMNS, evaluate_folders, evaluate_pairs, read_rows, write_rows
 from nnunet_filternet.metrics.matching import match_cases
-from nnunet_filternet.quantify import biomarkers
 from nnunet_filternet.quantify.biomarkers import quantify_folder
-from tests.conftest import run_cli
+from tests.conftest import reuse_counts, run_cli
 from tests.test_evaluate import leg, write_map
 from tests.test_quantify import scan as two_leg_scan
 from tests.test_quantify import write
@@ -62,20 +60,16 @@ def test_evaluate_recomputes_when_the_prediction_folder_changes(evaluation):
     assert dice(out) == [1.0] * 10
 
 
-def test_evaluate_recomputes_a_file_replaced_by_an_older_copy(evaluation, monkeypatch):
+def test_evaluate_recomputes_a_file_replaced_by_an_older_copy(evaluation, capsys):
     out = evaluation / "metrics.csv"
     evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1)
     shutil.copy2(evaluation / "empty" / "s01_L.nii.gz", evaluation / "good" / "s01_L.nii.gz")  # keeps the old mtime
-    calls = []
-    original = evaluate_module._evaluate_or_error
-    monkeypatch.setattr(evaluate_module, "_evaluate_or_error", lambda p, postprocess: calls.append(p.case) or
-                        original(p, postprocess))  # fmt: skip
+    capsys.readouterr()
     evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1)
-    assert calls == ["s01_L"]  # the unchanged case is reused, the replaced one recomputed
+    assert reuse_counts(capsys, "evaluate") == (1, 1)  # the unchanged case is reused, the replaced one recomputed
     assert dice(out) == [0.0] * 5 + [1.0] * 5
-    calls.clear()
     evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1, fresh=True)
-    assert calls == ["s01_L", "s01_R"]
+    assert reuse_counts(capsys, "evaluate") == (0, 2)
 
 
 def test_evaluate_recomputes_a_same_size_file_with_the_old_time(tmp_path):
@@ -114,7 +108,7 @@ def _biomarkers(path) -> dict[tuple[str, str], float]:
         return {(r["side"], r["compartment"]): float(r["volume_ml"]) for r in csv.DictReader(f)}
 
 
-def test_quantify_recomputes_when_the_label_folder_changes(tmp_path, monkeypatch):
+def test_quantify_recomputes_when_the_label_folder_changes(tmp_path, capsys):
     labels, image, _ = two_leg_scan()
     write(image, tmp_path / "images" / "s01_0000.nii.gz")
     write(labels, tmp_path / "labels" / "s01.nii.gz")
@@ -126,14 +120,12 @@ def test_quantify_recomputes_when_the_label_folder_changes(tmp_path, monkeypatch
     assert min(_biomarkers(out).values()) > 0
     quantify_folder(tmp_path / "images", tmp_path / "empty", out, jobs=1)  # older files, another folder
     assert set(_biomarkers(out).values()) == {0.0}
-    calls = []
-    original = biomarkers._quantify_or_error
-    monkeypatch.setattr(biomarkers, "_quantify_or_error", lambda item: calls.append(item[0]) or original(item))
+    capsys.readouterr()
     quantify_folder(tmp_path / "images", tmp_path / "empty", out, jobs=1)
-    assert calls == []  # nothing changed: reused
+    assert reuse_counts(capsys, "quantify") == (1, 0)  # nothing changed: reused
     shutil.copy2(tmp_path / "labels" / "s01.nii.gz", tmp_path / "empty" / "s01.nii.gz")
     quantify_folder(tmp_path / "images", tmp_path / "empty", out, jobs=1)
-    assert calls == ["s01"] and min(_biomarkers(out).values()) > 0
+    assert reuse_counts(capsys, "quantify") == (0, 1) and min(_biomarkers(out).values()) > 0
     r = run_cli("quantify", "--images", tmp_path / "images", "--labels", tmp_path / "empty", "--csv", out, "--fresh")
     assert r.returncode == 0, r.stderr
 

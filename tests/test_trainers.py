@@ -15,11 +15,10 @@ import torch
 
 from nnunet_filternet.errors import InputError
 from nnunet_filternet.labels import EDGE_WEIGHTS_KEY, PAPER_EDGE_WEIGHTS
-from tests.tiny_dataset import tiny_nnunet  # noqa: F401  (session fixture)
 
 
 @pytest.fixture
-def make_trainer(tiny_nnunet, tmp_path, monkeypatch):  # noqa: F811
+def make_trainer(tiny_nnunet, tmp_path, monkeypatch):
     """Build (and initialise) a trainer class on the tiny plans; results go to this test's tmp_path."""
     monkeypatch.setenv("nnUNet_preprocessed", str(tiny_nnunet.preprocessed))
     monkeypatch.setenv("nnUNet_raw", str(tiny_nnunet.raw))
@@ -213,7 +212,7 @@ def test_loading_a_checkpoint_without_gate_state_names_the_file(make_trainer, tm
 
 
 # --- the gate each trainer builds (Table III, normalisation, axes) ----------------------------------------
-def test_default_gate_is_the_papers_reading_on_the_axes_of_nnunets_first_convolution(make_trainer, tiny_nnunet):  # noqa: F811
+def test_default_gate_is_the_papers_reading_on_the_axes_of_nnunets_first_convolution(make_trainer, tiny_nnunet):
     from nnunet_filternet.edge.gate import EdgeGate
     from nnunet_filternet.edge.kernels import DEFAULT_NORMALISATION
     from nnunet_filternet.training.trainers import nnUNetTrainerFilterNet, nnUNetTrainerFilterNetPaper
@@ -413,7 +412,7 @@ def test_filternet_loss_wraps_nnunet_region_loss_with_dataset_weights(make_train
     assert trainer.loss.edge_loss.weights.tolist() == pytest.approx(PAPER_EDGE_WEIGHTS)
 
 
-def test_edge_weights_default_uniform_and_bad_length_names_the_file(make_trainer, tiny_nnunet):  # noqa: F811
+def test_edge_weights_default_uniform_and_bad_length_names_the_file(make_trainer, tiny_nnunet):
     from nnunet_filternet.training.edge_weights import edge_weights_from_dataset_json
     from nnunet_filternet.training.trainers import nnUNetTrainerUNetF
 
@@ -503,7 +502,7 @@ def filternet_plans_from(plans: dict) -> dict:
         ("nnUNetTrainer", "PlainConvUNet", False),  # stock nnU-Net as the benchmark builds it
     ],
 )
-def test_build_network_architecture_on_any_plans(tiny_nnunet, trainer_name, network_class, filternet_plans):  # noqa: F811
+def test_build_network_architecture_on_any_plans(tiny_nnunet, trainer_name, network_class, filternet_plans):
     """nnU-Net's predictor calls the hook on the class; FilterNet plans and default plans both work."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 

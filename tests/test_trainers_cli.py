@@ -18,7 +18,9 @@ import pytest
 import torch
 
 from nnunet_filternet.training.budget import Budget
-from tests.tiny_dataset import nnunet_command, run_checked, tiny_nnunet  # noqa: F401  (session fixture)
+from tests.tiny_dataset import nnunet_command, run_checked
+
+pytestmark = pytest.mark.e2e  # whole nnU-Net runs in subprocesses: `make test-fast` skips them
 
 #: The budget of every run here, as a trainer-name suffix.
 SUFFIX = Budget(epochs=1, iterations=2, val_iterations=1).suffix
@@ -66,7 +68,7 @@ class Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_nnunet, tmp_path_factory):  # noqa: F811
+def runs(tiny_nnunet, tmp_path_factory):
     root = tmp_path_factory.mktemp("trainer_runs")
     r = Runs(tiny_nnunet, root)
     r.inputs.mkdir()

@@ -13,10 +13,13 @@ Both ranks must then hold bit-identical sigma and network weights.
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.tiny_dataset import DATASET_ID, tiny_nnunet  # noqa: F401  (session fixture)
+from tests.tiny_dataset import DATASET_ID
+
+pytestmark = pytest.mark.e2e  # whole nnU-Net runs in subprocesses: `make test-fast` skips them
 
 #: Training steps each rank takes in the trainer test.
 STEPS = 3
@@ -126,7 +129,7 @@ def _trainer_ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str
     dist.destroy_process_group()
 
 
-def test_trainer_steps_keep_sigma_and_weights_bit_identical_across_ranks(tiny_nnunet, tmp_path, monkeypatch):  # noqa: F811
+def test_trainer_steps_keep_sigma_and_weights_bit_identical_across_ranks(tiny_nnunet, tmp_path, monkeypatch):
     from nnunet_filternet.training.edge_gate_owner import EDGE_GATE_GROUP
 
     for name, value in tiny_nnunet.env(tmp_path / "results").items():

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from nnunet_filternet.labels import EDGE_WEIGHTS_KEY, LABELS, PAPER_EDGE_WEIGHTS
 
@@ -169,18 +168,3 @@ def prepare_tiny_nnunet(root: str | Path) -> TinyNnunet:
         [nnunet_command("nnUNetv2_preprocess"), *f"-d {d} -plans_name nnUNetPlans_tiny -c 3d_fullres".split()], env
     )
     return tiny
-
-
-@pytest.fixture(scope="session")
-def tiny_nnunet(tmp_path_factory) -> TinyNnunet:
-    """The session's planned and preprocessed tiny dataset (import this fixture into a test module to use it).
-
-    Each module importing the fixture gets its own fixture definition, so the work is keyed on a fixed folder
-    of the session's base temp dir and done once.
-    """
-    root = tmp_path_factory.getbasetemp() / "tiny_nnunet"
-    done = root / ".prepared"
-    if not done.exists():
-        prepare_tiny_nnunet(root)
-        done.touch()
-    return TinyNnunet(root, f"Dataset{DATASET_ID:03d}_TinyCalf")

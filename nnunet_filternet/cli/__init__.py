@@ -218,7 +218,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
         if verb is None or name == verb:
             module = importlib.import_module(_module_name(name))
             module.add_arguments(p)
-            p.set_defaults(_module=module)
+            p.set_defaults(_module=module, _parser=p)
     return parser
 
 
@@ -233,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(verb if verb in VERBS else None)
     args = parser.parse_args(argv)
+    check = getattr(args._module, "check_arguments", None)
+    problem = check(args) if check else None
+    if problem:  # arguments that are wrong only together (a fold the preset lacks): usage error, exit 2
+        args._parser.error(problem)
     try:
         return int(args._module.run(args) or 0)
     except FilterNetError as e:

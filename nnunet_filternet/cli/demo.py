@@ -48,6 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     deprecated_alias(parser, "--preset", "--setup")
 
 
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """The problem with arguments that are valid one by one but not together (``--folds`` beyond the setup's)."""
+    if args.folds is None:
+        return None
+    from nnunet_filternet.pipeline.presets import resolve
+
+    n_folds = resolve(args.setup).n_folds
+    bad = sorted({f for f in args.folds if f >= n_folds})
+    if bad:
+        return f"argument --folds: {bad}: the {args.setup} setup's folds are 0 to {n_folds - 1}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 

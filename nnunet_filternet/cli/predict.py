@@ -1,14 +1,20 @@
 """``filternet predict``: segment new scans (NIfTI, NRRD, MHA or DICOM series folders) with a trained model.
 
 Exit codes: 0 every scan segmented and quantified; 1 some scans failed (the others are written; the failed ones
-are named on stderr and in <out>/failed.csv); 2 bad input or misuse (one-line reason), nothing written.
+are named on stderr and in <out>/failed.csv) or, merging, some scans have no finished prediction yet; 2 bad input
+or misuse (one-line reason), nothing written.
+
+A cohort is split nnU-Net's way (``--num-parts N --part-id K``, K from 0): each part predicts its scans into the
+same ``--out`` (side by side, on other GPUs or nodes), then ``--merge`` with the same arguments writes the cohort's
+tables. docs/predict.md.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from nnunet_filternet.cli import fold_number, jobs_type
+from nnunet_filternet.cli import fold_number, jobs_type, non_negative_int, positive_int
+from nnunet_filternet.pipeline.predict import CHUNK_SCANS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,15 +49,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation")
     parser.add_argument("-j", "--jobs", type=jobs_type, help="worker processes for conversion and restore")
+    cohort = parser.add_argument_group("cohort scale (docs/predict.md)")
+    cohort.add_argument(
+        "--num-parts",
+        "-num_parts",
+        type=positive_int,
+        default=1,
+        help="split the scans into this many parts, run side by side (default: %(default)s)",
+    )
+    cohort.add_argument(
+        "--part-id",
+        "-part_id",
+        type=non_negative_int,
+        default=0,
+        help="this run's part, 0 to num-parts - 1: every num-parts-th scan by name from the part-id-th "
+        "(as nnUNetv2_predict)",
+    )
+    cohort.add_argument(
+        "--merge",
+        action="store_true",
+        help="predict nothing: write biomarkers.csv, qc.csv and failed.csv of every finished scan",
+    )
+    cohort.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="predict every scan again (default: skip scans finished from the same scan and model)",
+    )
+    cohort.add_argument(
+        "--chunk-size",
+        type=positive_int,
+        default=CHUNK_SCANS,
+        help="scans carried through the steps at a time; memory grows with it (default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_filternet.pipeline.predict import predict_scans, print_summary
+    from nnunet_filternet.errors import FilterNetError
+    from nnunet_filternet.pipeline.predict import merge_predictions, predict_scans, print_summary
 
-    result = predict_scans(
-        args.images, args.out, args.results, trainer=args.trainer, plans=args.plans,
-        configuration=args.configuration, folds=args.folds, device=args.device, checkpoint=args.checkpoint,
-        jobs=args.jobs, disable_tta=args.disable_tta,
+    model = dict(
+        trainer=args.trainer, plans=args.plans, configuration=args.configuration, folds=args.folds,
+        checkpoint=args.checkpoint, disable_tta=args.disable_tta,
     )  # fmt: skip
+    if args.merge:
+        given = [o for o, v in (("--num-parts", args.num_parts != 1), ("--part-id", args.part_id != 0),
+                                ("--overwrite", args.overwrite)) if v]  # fmt: skip
+        if given:
+            raise FilterNetError(f"--merge merges the tables of every part; leave out {', '.join(given)}")
+        result = merge_predictions(args.images, args.out, args.results, **model)
+    else:
+        result = predict_scans(
+            args.images, args.out, args.results, device=args.device, jobs=args.jobs, num_parts=args.num_parts,
+            part_id=args.part_id, overwrite=args.overwrite, chunk_size=args.chunk_size, **model,
+        )  # fmt: skip
     print_summary(result)
-    return 1 if result.failed else 0
+    return 1 if result.failed or result.tally.missing else 0

@@ -156,13 +156,15 @@ def evaluate_pairs(
     Raises:
         FilterNetError: listing every case that could not be evaluated and why.
     """
-    from nnunet_filternet.utils.cache import record_inputs, snapshot, warn_changed
+    from nnunet_filternet.utils.cache import record_inputs, report_reuse, snapshot, warn_changed
 
     options = _options(postprocess)
     cache = Path(cache_csv) if cache_csv else None
     snaps = {p.case: snapshot([p.pred, p.ref]) for p in pairs} if cache is not None else {}
     cached = {} if fresh else _reusable_rows(cache, pairs, options, snaps)
     todo = [p for p in pairs if p.case not in cached]
+    if cache is not None:
+        report_reuse(desc, cache, len(pairs) - len(todo), len(pairs), "case")
     results = parallel_map(functools.partial(_evaluate_or_error, postprocess=postprocess), todo, jobs, desc)
     errors = [str(r) for r in results if isinstance(r, FilterNetError)]
     if errors:

@@ -31,11 +31,12 @@ TILE_STEP_SIZE = 0.5
 USE_GAUSSIAN = True
 
 
-def model_key(model: Path, folds: Sequence[int], checkpoint: str, device: str, disable_tta: bool):
+def model_key(model: Path, folds: Sequence[int], checkpoint: str, device: str, disable_tta: bool, snap=None):
     """(sha256 of the key, snapshot of the model's files): everything about the model that decides a prediction.
 
     The snapshot (:func:`nnunet_filternet.utils.cache.snapshot`) is taken before nnU-Net reads the files;
-    ``snapshot.holds()`` afterwards says whether they are still the files that were hashed.
+    ``snapshot.holds()`` afterwards says whether they are still the files that were hashed. Pass the snapshot of
+    an earlier call as ``snap`` to key the same files on another device without hashing them again.
     """
     import nnunetv2
     import torch
@@ -43,7 +44,7 @@ def model_key(model: Path, folds: Sequence[int], checkpoint: str, device: str, d
     from nnunet_filternet.utils.cache import program, snapshot
 
     files = [model / "plans.json", model / "dataset.json", *(model / f"fold_{f}" / checkpoint for f in folds)]
-    snap = snapshot(files)
+    snap = snapshot(files) if snap is None else snap
     key = {
         "program": program(),
         "nnunetv2": getattr(nnunetv2, "__version__", _distribution_version("nnunetv2")),
@@ -138,7 +139,7 @@ def load_predictor(
 
     settings = dict(
         tile_step_size=TILE_STEP_SIZE, use_gaussian=USE_GAUSSIAN, use_mirroring=not disable_tta,
-        device=torch.device(device), verbose=False, verbose_preprocessing=False, allow_tqdm=True,
+        device=torch.device(device), verbose=False, verbose_preprocessing=False, allow_tqdm=False,
     )  # fmt: skip
     if qc_folder is None:
         predictor = nnUNetPredictor(**settings)

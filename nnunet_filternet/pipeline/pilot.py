@@ -7,6 +7,7 @@ points (docs/study.md). This pilot measures that noise directly: one trainer, on
 folds (mean foreground Dice of the fold's validation cases, i.e. the held-out subjects' leg crops at the plans'
 spacing, averaged per subject over its legs and then over the fold's subjects). The run SD of a length is
 the sample SD of those fold means over the repeats; its 95 % interval is the chi-square one (n - 1 df).
+``--epochs 0`` trains nothing and only tabulates what the folder holds.
 
 Usage::
 
@@ -41,7 +42,7 @@ _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+):")
 
 @dataclass(frozen=True)
 class PilotRun:
-    """One finished training: its configuration, length, repeat, fold-mean Dice (%) and wall seconds."""
+    """One finished training: trainer, configuration, length, repeat, fold-mean Dice (%) and wall seconds."""
 
     configuration: str
     epochs: int
@@ -49,6 +50,7 @@ class PilotRun:
     repeat: int
     fold_dice: float
     seconds: float
+    trainer: str = "nnUNetTrainer"
 
 
 def subject_of(case: str) -> str:
@@ -138,20 +140,45 @@ class Pilot:
             nnunet_runs.run("nnUNetv2_train", args, {**self.demo.env, "nnUNet_results": str(results)}, log)
         return PilotRun(
             configuration, epochs, self.iterations, repeat,
-            fold_mean_dice(fold_dir / "validation" / "summary.json"), training_seconds(fold_dir),
+            fold_mean_dice(fold_dir / "validation" / "summary.json"), training_seconds(fold_dir), self.trainer,
         )  # fmt: skip
+
+    def finished(self) -> list[PilotRun]:
+        """Every finished training of this pilot folder (any trainer, configuration and length), for the tables."""
+        from nnunet_filternet.training.budget import parse_budget_variant_name
+
+        runs = []
+        for summary in sorted(
+            self.root.glob(f"nnUNet_results_r*/{self.demo.dataset}/*/fold_{self.fold}/validation/summary.json")
+        ):
+            fold_dir, model = summary.parents[1], summary.parents[2].name
+            repeat = int(summary.parents[4].name.rsplit("_r", 1)[1])
+            name, _, configuration = model.split("__")
+            parsed = parse_budget_variant_name(name)
+            if parsed is None or parsed[1].iterations is None:
+                continue
+            base, budget = parsed
+            runs.append(PilotRun(
+                configuration, budget.epochs, budget.iterations, repeat, fold_mean_dice(summary),
+                training_seconds(fold_dir), base,
+            ))  # fmt: skip
+        return runs
 
 
 def summarise(runs: Sequence[PilotRun]) -> str:
-    """Markdown table: per configuration and length, each repeat's fold-mean Dice, mean, run SD [95 % CI], time."""
+    """Markdown table: per trainer, configuration and length, each repeat's fold-mean Dice, mean, run SD [95 % CI],
+    time."""
     lines = [
-        "| configuration | epochs x iterations | fold-mean Dice per repeat (%) | mean | run SD [95 % CI] "
+        "| trainer | configuration | epochs x iterations | fold-mean Dice per repeat (%) | mean | run SD [95 % CI] "
         "| min per training |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
-    keys = sorted({(r.configuration, r.epochs, r.iterations) for r in runs}, key=lambda k: (k[0], k[1]))
-    for config, epochs, iterations in keys:
-        group = sorted((r for r in runs if (r.configuration, r.epochs) == (config, epochs)), key=lambda r: r.repeat)
+    keys = sorted({(r.trainer, r.configuration, r.epochs, r.iterations) for r in runs})
+    for trainer, config, epochs, iterations in keys:
+        group = sorted(
+            (r for r in runs if (r.trainer, r.configuration, r.epochs) == (trainer, config, epochs)),
+            key=lambda r: r.repeat,
+        )
         dice = [r.fold_dice for r in group]
         spread = "n/a (one repeat)"
         if len(dice) > 1:
@@ -159,7 +186,8 @@ def summarise(runs: Sequence[PilotRun]) -> str:
             spread = f"{sd:.2f} [{lo:.2f}, {hi:.2f}]"
         minutes = np.mean([r.seconds for r in group]) / 60
         per = ", ".join(f"{d:.1f}" for d in dice)
-        lines.append(f"| {config} | {epochs} x {iterations} | {per} | {np.mean(dice):.1f} | {spread} | {minutes:.1f} |")
+        cells = [trainer, config, f"{epochs} x {iterations}", per, f"{np.mean(dice):.1f}", spread, f"{minutes:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -168,9 +196,17 @@ def write_csv(runs: Sequence[PilotRun], path: Path) -> None:
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["configuration", "epochs", "iterations", "repeat", "fold_dice", "seconds"])
+        writer.writerow(["trainer", "configuration", "epochs", "iterations", "repeat", "fold_dice", "seconds"])
         for r in runs:
-            row = [r.configuration, r.epochs, r.iterations, r.repeat, f"{r.fold_dice:.4f}", f"{r.seconds:.1f}"]
+            row = [
+                r.trainer,
+                r.configuration,
+                r.epochs,
+                r.iterations,
+                r.repeat,
+                f"{r.fold_dice:.4f}",
+                f"{r.seconds:.1f}",
+            ]
             writer.writerow(row)
 
 
@@ -179,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--setup", default="study", choices=sorted(PRESETS), help="the demo's setup (--setup)")
     parser.add_argument("--configurations", nargs="+", default=["2d", "3d_fullres"])
-    parser.add_argument("--epochs", nargs="+", type=int, default=[40, 80, 160])
+    parser.add_argument("--epochs", nargs="+", type=int, default=[40, 80, 160], help="0: tabulate only")
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fold", type=int, default=0)
@@ -187,13 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pilot = Pilot(args.workdir, PRESETS[args.setup], args.trainer, args.fold, args.iterations)
     pilot.prepare(args.configurations)
-    runs = []
     for epochs in sorted(args.epochs):  # shortest first: early lengths are complete early
         for config in args.configurations:
-            for k in range(1, args.repeats + 1):
-                runs.append(pilot.train(config, epochs, k))
-                print(summarise(runs), flush=True)
-                write_csv(runs, pilot.root / "pilot.csv")
+            for k in range(1, args.repeats + 1) if epochs > 0 else ():
+                pilot.train(config, epochs, k)
+                print(summarise(pilot.finished()), flush=True)
+    runs = pilot.finished()  # every training of the folder, this run's and earlier ones (other trainers too)
+    write_csv(runs, pilot.root / "pilot.csv")
     print(summarise(runs))
     return 0
 

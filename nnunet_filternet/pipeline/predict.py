@@ -173,29 +173,64 @@ def scans_as_nifti(scans: dict[str, Path], folder: Path) -> Path:
     return folder
 
 
+#: scans carried through conversion -> nnU-Net -> restore -> biomarkers -> quality check at a time
+CHUNK_SCANS = 16
+
+
+def check_parts(num_parts: int, part_id: int) -> None:
+    """Raise unless ``0 <= part_id < num_parts`` (nnU-Net counts parts from 0).
+
+    Raises:
+        FilterNetError: naming the option.
+    """
+    for name, value, low in (("--num-parts", num_parts, 1), ("--part-id", part_id, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise FilterNetError(f"{name} {value!r}: expected an integer >= {low}")
+    if part_id >= num_parts:
+        raise FilterNetError(
+            f"--part-id {part_id}: expected 0 to {num_parts - 1} for --num-parts {num_parts} (parts are counted "
+            "from 0, as nnUNetv2_predict's -part_id)"
+        )
+
+
+def part_of(subjects, num_parts: int, part_id: int) -> list[str]:
+    """The scans of part ``part_id`` of ``num_parts``: every ``num_parts``-th of the sorted names, from the
+    ``part_id``-th (as ``nnUNetv2_predict -num_parts N -part_id K`` splits its cases). The parts of one cohort
+    are disjoint and together hold every scan once."""
+    check_parts(num_parts, part_id)
+    return sorted(subjects)[part_id::num_parts]
+
+
 @dataclass
 class PredictResult:
-    """What :func:`predict_scans` did.
+    """What :func:`predict_scans` or :func:`merge_predictions` did.
 
     Attributes:
         out: the output folder.
-        label_maps: ``<out>/<subject>.nii.gz`` written, one per scan segmented.
-        failed: scan -> (step, reason) for scans that could not be segmented or quantified.
-        biomarkers: ``<out>/biomarkers.csv``, or None when no scan was segmented.
-        failed_csv: ``<out>/failed.csv``.
-        notes: things worth telling (one-leg scans, predictions reused).
-        scans: every scan of the images folder.
-        qc: the quality check (``<out>/qc.csv``, figures of flagged scans, summary), None when not made.
+        tally: the scans of the run (a part's, or the whole cohort's when merged): label maps, failures, flagged
+            scans, scans without a finished prediction (:class:`~.predict_outputs.Tally`).
+        part: (part id, number of parts).
+        merged: the cohort's tables were written (a run of one part, or ``--merge``).
+        skipped: scans finished by an earlier run and not predicted again.
+        notes: things worth telling that belong to no scan (leg predictions reused, a quality check not made).
+        reference_note: where the quality check's training statistics come from.
     """
 
     out: Path
-    label_maps: list[Path]
-    failed: dict[str, tuple[str, str]]
-    biomarkers: Path | None
-    failed_csv: Path
+    tally: object
+    part: tuple[int, int] = (0, 1)
+    merged: bool = True
+    skipped: int = 0
     notes: list[str] = field(default_factory=list)
-    scans: list[str] = field(default_factory=list)
-    qc: object | None = None
+    reference_note: str = ""
+
+    @property
+    def failed(self) -> dict[str, tuple[str, str]]:
+        return self.tally.failed
+
+    def path(self, name: str) -> Path | None:
+        """``out/name`` when the merge wrote it (``biomarkers.csv``, ``qc.csv``, ``failed.csv``), else None."""
+        return self.out / name if self.merged and (self.out / name).is_file() else None
 
 
 def _device(device: str) -> str:
@@ -208,18 +243,47 @@ def _device(device: str) -> str:
     return device
 
 
-def _check_output(images: Path, results: Path, out: Path, scans: dict[str, Path]):
-    """Refuse an --out that is or holds an input, or holds files with the names we write that we did not write.
+def resolve_model(results, trainer, plans, configuration, folds, checkpoint, disable_tta, devices: Sequence[str]):
+    """The checked model (:func:`find_model_folder`, :func:`find_folds`, :func:`check_model`) and its keys on each
+    of ``devices`` (the first is the run's), taken before nnU-Net reads its files.
+
+    Returns:
+        :class:`~.predict_chunks.Model`.
+    """
+    import hashlib
+    import json
+
+    from nnunet_filternet.pipeline import leg_predictions as lp
+    from nnunet_filternet.pipeline.predict_chunks import Model
+    from nnunet_filternet.pipeline.predict_outputs import RECORD_SCHEMA
+    from nnunet_filternet.qc.reference import reference_for_model
+
+    folder = find_model_folder(results, trainer, plans, configuration)
+    use_folds = find_folds(folder, checkpoint, folds)
+    check_model(folder, use_folds, checkpoint)
+    key, snap = lp.model_key(folder, use_folds, checkpoint, devices[0], disable_tta)
+    reference, note = reference_for_model(folder)
+    run_keys = {}
+    for device in devices:
+        on_device = lp.model_key(folder, use_folds, checkpoint, device, disable_tta, snap)[0]
+        parts = [on_device, reference, RECORD_SCHEMA]
+        run_keys[device] = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    return Model(folder, use_folds, checkpoint, disable_tta, devices[0], key, snap, run_keys, note)
+
+
+def _check_output(images: Path, results: Path, out: Path, subjects: list[str], cohort: bool):
+    """Refuse an --out that is or holds an input, or holds files with the names we write that we did not write
+    (the files of ``subjects``, and the cohort's tables when ``cohort``).
 
     Returns:
         The :class:`~.predict_outputs.OutputFolder`.
     """
-    from nnunet_filternet.pipeline.predict_outputs import WORK, OutputFolder, planned_files
+    from nnunet_filternet.pipeline.predict_outputs import WORK, OutputFolder, cohort_files, scan_files
     from nnunet_filternet.utils.atomic import check_writable
     from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
 
     check_writable(out, "output folder", folder=True)
-    names = planned_files(scans)
+    names = [n for s in subjects for n in scan_files(s)] + (cohort_files() if cohort else [])
     refuse_inputs_as_outputs(
         {images: "scans (--images)", results: "trained model (--results)"},
         files=[out / n for n in names],
@@ -229,50 +293,6 @@ def _check_output(images: Path, results: Path, out: Path, scans: dict[str, Path]
     folder = OutputFolder(out)
     folder.refuse_foreign(names)
     return folder
-
-
-def _predict_legs(predictor, key: str, snap, device: str, work: Path, cases) -> list:
-    """Leg predictions of ``cases`` in ``work/predictions``, reusing only those of the model ``key`` (whose files'
-    snapshot is ``snap``) made from the same leg image."""
-    from nnunet_filternet.pipeline import leg_predictions as lp
-    from nnunet_filternet.pipeline.predict_outputs import QC_RECORDS
-
-    ledger = work / "predictions.json"
-    todo = lp.keep_reusable_predictions(work / "images", work / "predictions", ledger, key, cases)
-    for case in todo:  # the folds' agreement of a leg is redone with its prediction (kept with a reused one)
-        (work / QC_RECORDS / f"{case}.json").unlink(missing_ok=True)
-    if todo:
-        lp.run_nnunet(predictor, work / "images", work / "predictions", device)
-    if not snap.holds():
-        lp.forget_predictions(ledger)
-        raise FilterNetError(
-            f"{', '.join(snap.changed())}: the model changed while it was predicting; nothing was published, run "
-            "again when training has finished"
-        )
-    reused = len(cases) - len(todo)
-    return [f"{reused} of {len(cases)} leg prediction(s) reused (same model and leg image)"] if reused else []
-
-
-def _restore(work: Path, subjects: list[str], failed: dict, jobs: int | None) -> dict[str, Path]:
-    """Label maps of the scans whose legs were all predicted, staged in ``work/labels`` (subject -> file)."""
-    from dataset_conversion.restore import restoration
-
-    labels = work / "labels"
-    if labels.exists():
-        shutil.rmtree(labels)
-    labels.mkdir(parents=True)
-    if not subjects:
-        return {}
-    try:
-        result = restoration(work / "predictions", work / "images" / "legs.json", labels, jobs, keep_going=True)
-    except InputError as e:  # not one scan with all its legs predicted
-        failed.update({s: ("restore", str(e)) for s in subjects})
-        return {}
-    for subject, problems in result.incomplete.items():
-        failed[subject] = ("restore", "; ".join(problems))
-    for subject in result.not_predicted:
-        failed[subject] = ("predict", "no leg prediction was made")
-    return {p.name[: -len(".nii.gz")]: p for p in result.written}
 
 
 def predict_scans(
@@ -287,88 +307,128 @@ def predict_scans(
     checkpoint: str = "checkpoint_final.pth",
     jobs: int | None = None,
     disable_tta: bool = False,
+    num_parts: int = 1,
+    part_id: int = 0,
+    overwrite: bool = False,
+    chunk_size: int = CHUNK_SCANS,
 ) -> PredictResult:
-    """Segment every scan in ``images``; write ``out/<subject>.nii.gz``, ``out/biomarkers.csv``, ``out/failed.csv``.
+    """Segment the scans of part ``part_id`` of ``num_parts`` of ``images`` (all of them by default) into ``out``:
+    ``out/<subject>.nii.gz`` (and ``<subject>_qc.png`` of flagged scans) and each scan's record; with one part
+    also the cohort's ``biomarkers.csv``, ``qc.csv`` and ``failed.csv`` (:func:`merge_predictions` does it for
+    several parts).
 
-    Scans that fail (conversion, restore or biomarkers) are listed in ``failed.csv`` and the result; the others
-    go on. Intermediate leg images and predictions are kept in ``out/.legs`` so that a rerun continues.
+    Scans are carried through the steps ``chunk_size`` at a time (:mod:`.predict_chunks`); a scan finished by an
+    earlier run from the same scan, model, options and program version is not predicted again unless
+    ``overwrite``. Scans that fail (conversion, restore or biomarkers) are listed; the others go on.
 
     Raises:
         FilterNetError: bad arguments, model or output folder (nothing written), or the model changed meanwhile.
     """
-    from dataset_conversion.convert import inference_conversion
     from dataset_conversion.readers import find_scans
     from nnunet_filternet.pipeline import leg_predictions as lp
-    from nnunet_filternet.pipeline.predict_outputs import BIOMARKERS, FAILED, QC_CSV, QC_RECORDS, WORK, planned_files
-    from nnunet_filternet.quantify.biomarkers import quantify_folder
+    from nnunet_filternet.pipeline.predict_chunks import PartRun
+    from nnunet_filternet.pipeline.predict_outputs import PARTS, QC_RECORDS, WORK, part_name
     from nnunet_filternet.utils.parallel import check_jobs
 
     check_jobs(jobs)
-    device = _device(device)
-    model = find_model_folder(results, trainer, plans, configuration)
-    use_folds = find_folds(model, checkpoint, folds)
-    check_model(model, use_folds, checkpoint)
+    check_parts(num_parts, part_id)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise FilterNetError(f"--chunk-size {chunk_size!r}: expected a positive number of scans")
+    model = resolve_model(results, trainer, plans, configuration, folds, checkpoint, disable_tta, [_device(device)])
     images, out = Path(images), Path(out)
     scans = find_scans(images)
-    folder = _check_output(images, Path(results), out, scans)
-    key, snap = lp.model_key(model, use_folds, checkpoint, device, disable_tta)  # before nnU-Net reads the files
-    work = out / WORK
-    qc_records = work / QC_RECORDS  # the folds' agreement per leg, written by the predictor
-    predictor = lp.load_predictor(model, use_folds, checkpoint, device, disable_tta, qc_records)  # another net: refused
-    print(f"[1/4] converting scans in {images} (bias correction, legs, mirroring)", flush=True)
-    conversion = inference_conversion(images, work / "images", jobs=jobs, keep_going=True, allow_empty=True)
-    by_source = {str(p.absolute()): s for s, p in scans.items()}
-    failed = {by_source.get(src, Path(src).name): ("convert", reason) for src, reason in conversion.failed.items()}
-    converted = sorted({r.subject for r in conversion.records})
-    print(f"[2/4] nnU-Net prediction with {model.name}, folds {use_folds}, on {device}", flush=True)
-    notes = list(conversion.notes)
-    if converted:
-        notes += _predict_legs(predictor, key, snap, device, work, [r.case for r in conversion.records])
-    print(f"[3/4] restoring label maps onto the scans in {out}", flush=True)
-    staged = _restore(work, converted, failed, jobs)
-    print("[4/4] biomarkers and quality check", flush=True)
-    tables = set(planned_files([])) - {FAILED, QC_CSV}  # the biomarker table and its colour tables
-    biomarkers, qc = None, None
-    if staged:
-        folder.claim(tables | {QC_CSV} | {f"{s}_qc.png" for s in staged})
-        quantified: dict[str, str] = {}
-        nifti = scans_as_nifti({s: scans[s] for s in staged}, work / "scans")
-        biomarkers = quantify_folder(nifti, work / "labels", out / BIOMARKERS, jobs=jobs, failed=quantified)
-        failed.update({s: ("quantify", reason) for s, reason in quantified.items()})
-        qc = _quality_check(work, qc_records, nifti, model, biomarkers, out, jobs, notes)
-    kept = (tables if biomarkers else set()) | {FAILED} | ({QC_CSV, *(p.name for p in qc.figures)} if qc else set())
-    written = folder.publish(staged, keep=kept)
-    failed_csv = folder.write_failed(failed)
-    return PredictResult(out, written, failed, biomarkers, failed_csv, notes, sorted(scans), qc)
+    mine = part_of(scans, num_parts, part_id)
+    folder = _check_output(images, Path(results), out, mine, cohort=num_parts == 1)
+    work = out / WORK / PARTS / part_name(part_id, num_parts)
+    if overwrite and work.exists():
+        shutil.rmtree(work)
+    predictor = lp.load_predictor(model.folder, model.folds, checkpoint, model.device, disable_tta, work / QC_RECORDS)
+    of = f"part {part_id} of {num_parts}: {len(mine)} of {len(scans)}" if num_parts > 1 else f"{len(scans)}"
+    print(f"predicting {of} scan(s) in {images} with {model.folder.name}, folds {model.folds}, on {model.device}, "
+          f"{chunk_size} at a time: convert, nnU-Net, restore, biomarkers, quality check", flush=True)  # fmt: skip
+    run = PartRun(images, scans, work, folder, model, predictor, jobs)
+    tally = run.predict(mine, chunk_size, overwrite)
+    shutil.rmtree(work, ignore_errors=True)  # every scan of the part is finished: its record holds what it made
+    notes = list(run.notes)
+    if run.reused_legs:
+        notes.append(f"{run.reused_legs} of {run.legs} leg prediction(s) reused (same model and leg image)")
+    if run.skipped:
+        notes.append(f"{run.skipped} of {len(mine)} scan(s) finished by an earlier run, not predicted again")
+    result = PredictResult(out, tally, (part_id, num_parts), False, run.skipped, notes, model.reference_note)
+    if num_parts == 1:
+        result.tally, result.merged = _merge(folder, scans, model), True
+    return result
 
 
-def _quality_check(work: Path, records: Path, scans: Path, model: Path, biomarkers: Path, out: Path, jobs, notes):
-    """``out/qc.csv`` and the figures of flagged scans (:func:`nnunet_filternet.qc.check.check_predictions`);
-    None, with a note, when the check cannot be made (the label maps and biomarkers stand)."""
-    from nnunet_filternet.pipeline.predict_outputs import QC_CSV
-    from nnunet_filternet.qc.check import check_predictions
+def merge_predictions(
+    images: str | Path,
+    out: str | Path,
+    results: str | Path,
+    trainer: str = "nnUNetTrainerFilterNet",
+    plans: str | None = None,
+    configuration: str = "3d_fullres",
+    folds: Sequence[int] | None = None,
+    checkpoint: str = "checkpoint_final.pth",
+    disable_tta: bool = False,
+) -> PredictResult:
+    """The cohort's ``biomarkers.csv``, ``qc.csv`` and ``failed.csv`` in ``out`` from the scans finished by the parts
+    (:func:`predict_scans` with the same images, model and options, on any device); scans not finished (yet) are
+    counted and named in the result, not written.
 
-    try:
-        return check_predictions(
-            work / "images" / "legs.json", work / "predictions", scans, work / "labels", out / QC_CSV, model,
-            records, biomarkers, jobs=jobs,
-        )  # fmt: skip
-    except FilterNetError as e:
-        notes.append(f"quality check not made: {e}")
-        return None
+    Raises:
+        FilterNetError: bad arguments, model or output folder.
+    """
+    from dataset_conversion.readers import find_scans
+
+    model = resolve_model(results, trainer, plans, configuration, folds, checkpoint, disable_tta, ["cpu", "cuda"])
+    images, out = Path(images), Path(out)
+    scans = find_scans(images)
+    folder = _check_output(images, Path(results), out, [], cohort=True)
+    return PredictResult(out, _merge(folder, scans, model), reference_note=model.reference_note)
+
+
+def _merge(folder, scans: dict[str, Path], model):
+    """:meth:`~.predict_outputs.OutputFolder.merge` of every scan, each keyed as it is now, on each device."""
+    from nnunet_filternet.pipeline.predict_chunks import record_key
+    from nnunet_filternet.utils.cache import snapshot
+
+    def keys():
+        for subject, path in scans.items():
+            try:
+                snap = snapshot([path])
+            except InputError as e:
+                yield subject, set(), str(e)
+                continue
+            yield subject, {record_key(snap, run_key) for run_key in model.run_keys.values()}, None
+
+    return folder.merge(keys())
 
 
 def print_summary(result: PredictResult) -> None:
-    """The run's summary: label maps, biomarkers and the quality check on stdout, each failed scan (by name) and
-    notes on stderr."""
-    print(f"label maps: {len(result.label_maps)} of {len(result.scans)} scan(s) in {result.out}", flush=True)
-    if result.biomarkers is not None:
-        print(f"biomarkers: {result.biomarkers}", flush=True)
-    if result.qc is not None:
-        print(f"quality: {result.qc.csv} ({result.qc.reference_note})\n{result.qc.summary}", flush=True)
-    for note in result.notes:
+    """The run's summary: label maps, tables and the quality check on stdout; failed scans (by name), scans not
+    finished and notes on stderr."""
+    from nnunet_filternet.pipeline.predict_outputs import BIOMARKERS, FAILED, QC_CSV
+
+    t = result.tally
+    part_id, num_parts = result.part
+    where = f"part {part_id} of {num_parts}: " if not result.merged else ""
+    print(f"{where}label maps: {t.label_maps} of {t.scans} scan(s) in {result.out}", flush=True)
+    if result.path(BIOMARKERS):
+        print(f"biomarkers: {result.path(BIOMARKERS)}", flush=True)
+    if t.checked:
+        csv_note = f"{result.path(QC_CSV)} " if result.path(QC_CSV) else ""
+        print(f"quality: {csv_note}({result.reference_note})\n{t.qc_summary()}", flush=True)
+    for note in t.notes + result.notes:
         print(f"note: {note}", file=sys.stderr)
-    if result.failed:
-        print(f"{len(result.failed)} scan(s) failed (listed in {result.failed_csv}):", file=sys.stderr)
-        for scan, (step, reason) in sorted(result.failed.items()):
+    if t.failed:
+        listed = f" (listed in {result.out / FAILED})" if result.merged else ""
+        print(f"{len(t.failed)} scan(s) failed{listed}:", file=sys.stderr)
+        for scan, (step, reason) in sorted(t.failed.items()):
             print(f"  {scan}: {step}: {reason}", file=sys.stderr)
+    if t.missing:
+        names = ", ".join(t.missing_names) + (", ..." if t.missing > len(t.missing_names) else "")
+        print(f"{t.missing} scan(s) without a finished prediction, not in the tables: {names}; run their parts "
+              "(or predict without --num-parts), then merge again", file=sys.stderr)  # fmt: skip
+    if not result.merged:
+        print(f"part {part_id} of {num_parts} done; once every part is done, merge the tables: the same command with "
+              "--merge instead of --num-parts/--part-id", flush=True)  # fmt: skip

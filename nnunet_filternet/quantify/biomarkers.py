@@ -447,7 +447,7 @@ def quantify_folder(
             is an input.
     """
     from nnunet_filternet.utils.atomic import check_writable
-    from nnunet_filternet.utils.cache import record_inputs, snapshot, warn_changed
+    from nnunet_filternet.utils.cache import record_inputs, report_reuse, snapshot, warn_changed
     from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
     from nnunet_filternet.utils.parallel import check_jobs
 
@@ -464,6 +464,7 @@ def quantify_folder(
     snaps = {s: snapshot(p for c in cases for p in c.paths()) for s, cases in subjects.items()}
     cached = {} if fresh else _cached_rows(out_csv, subjects, columns, snaps)
     todo = [(s, c) for s, c in subjects.items() if s not in cached]
+    report_reuse("quantify", out_csv, len(subjects) - len(todo), len(subjects), "subject")
     results = parallel_map(_quantify_or_error, todo, jobs, desc="quantify", unit="subject")
     errors = {s: str(r) for (s, _), r in zip(todo, results) if isinstance(r, FilterNetError)}
     if errors and failed is None:

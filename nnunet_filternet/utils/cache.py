@@ -157,6 +157,16 @@ def snapshot(paths: Iterable[str | os.PathLike]) -> Snapshot:
     return Snapshot(key, tuple(status))
 
 
+def report_reuse(verb: str, csv_path: str | os.PathLike, reused: int, total: int, unit: str) -> None:
+    """Say on stderr how many of a run's ``total`` items were reused from ``csv_path`` and how many computed."""
+    print(
+        f"{verb}: {reused} of {total} {unit}(s) reused from {csv_path} (same content, options and version); "
+        f"{total - reused} computed",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def warn_changed(verb: str, what: str, snap: Snapshot) -> None:
     """Print that inputs changed during the run, so that ``what`` is not kept for reuse."""
     for path in snap.changed():
