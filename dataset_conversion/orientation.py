@@ -59,10 +59,6 @@ class PatientAxes:
         out = np.flip(arr_lps, axis=[k for k in range(3) if self.flips[k]]) if any(self.flips) else arr_lps
         return np.transpose(out, np.argsort(self.axes))
 
-    def patient_shape(self, size_xyz) -> tuple[int, int, int]:
-        """Shape of the patient-aligned array of a source grid of size (x, y, z)."""
-        return tuple(int(size_xyz[a]) for a in self.axes)  # type: ignore[return-value]
-
     def box_to_source(self, start, stop, size_xyz) -> tuple[list[int], list[int]]:
         """A box [start, stop) in patient-aligned indices -> (index, size) in source index order (x, y, z)."""
         index, size = [0, 0, 0], [0, 0, 0]

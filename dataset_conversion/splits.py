@@ -39,7 +39,7 @@ def read_groups(path: Path) -> dict[str, str]:
 def check_fold_arguments(n_folds, seed) -> None:
     """Raise unless ``n_folds`` is an integer >= 2 and ``seed`` an integer >= 0 (numpy's seeds are unsigned)."""
     if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 2:
-        raise FilterNetError(f"--folds {n_folds}: expected an integer >= 2 (at least 2 folds are needed)")
+        raise FilterNetError(f"--n-folds {n_folds}: expected an integer >= 2 (at least 2 folds are needed)")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise FilterNetError(f"--seed {seed}: expected an integer >= 0")
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_filternet.errors import FilterNetError, InputError
+from plans.topology import CONVS_PER_STAGE, MAX_FEATURES_3D, nnunet_topology, stage_widths
 
 #: preset -> plans name.
 PLANS_NAMES: dict[str, str] = {
@@ -54,15 +55,11 @@ PAPER_KERNEL_SIZE = 3
 PAPER_UNET_PARAMETERS = 1.97e6
 #: The paper's blocks: Conv, BN, ReLU (nnU-Net's plans name LeakyReLU).
 PAPER_NONLIN = "torch.nn.ReLU"
-#: nnU-Net's widest 3D stage (``ExperimentPlanner.UNet_max_features_3d``).
-MAX_FEATURES_3D = 320
 #: Input channels and classes the paper's count refers to (one T1 image; background and five compartments).
 PAPER_CHANNELS_AND_CLASSES = (1, 6)
 TINY_PATCH_SIZE = (8, 48, 48)
 TINY_FEATURES = (8, 16, 32, 64)
 TINY_INPLANE_FACTOR = 2.0
-#: nnU-Net's smallest edge of a bottleneck feature map (``UNet_featuremap_min_edge_length``).
-MIN_FEATURE_MAP_EDGE = 4
 
 
 @dataclass(frozen=True)
@@ -103,37 +100,6 @@ class PresetResult:
 
 
 # --- pure plans transformations -------------------------------------------------------------------------
-def nnunet_topology(spacing: Sequence[float], patch_size: Sequence[int], exact: bool = False) -> dict:
-    """Strides, kernels and patch size from nnU-Net's ``get_pool_and_conv_props``.
-
-    Args:
-        spacing: voxel spacing (mm) of the configuration.
-        patch_size: requested patch size in voxels.
-        exact: keep ``patch_size`` unchanged: use the deepest topology for which nnU-Net needs no padding.
-            Otherwise nnU-Net may enlarge the patch to a multiple of its total stride.
-
-    Returns:
-        dict with ``patch_size``, ``strides``, ``kernel_sizes``, ``n_stages`` (plain Python types).
-    """
-    from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
-
-    requested = [int(i) for i in patch_size]
-    for max_numpool in (999999, *range(8, 0, -1)):
-        _, strides, kernels, patch, _ = get_pool_and_conv_props(
-            list(spacing), requested, MIN_FEATURE_MAP_EDGE, max_numpool
-        )
-        if not exact or [int(i) for i in patch] == requested:
-            break
-    else:
-        raise FilterNetError(f"no nnU-Net topology keeps the patch {requested} unpadded at spacing {list(spacing)}")
-    return {
-        "patch_size": [int(i) for i in patch],
-        "strides": [[int(s) for s in stride] for stride in strides],
-        "kernel_sizes": [[int(k) for k in kernel] for kernel in kernels],
-        "n_stages": len(strides),
-    }
-
-
 def _architecture(source_config: dict, topology: dict, features: Sequence[int], batch_norm: bool) -> dict:
     """The source configuration's architecture with a new topology and widths (network class kept).
 
@@ -151,8 +117,8 @@ def _architecture(source_config: dict, topology: dict, features: Sequence[int], 
         features_per_stage=[int(f) for f in features][:n],
         kernel_sizes=topology["kernel_sizes"],
         strides=topology["strides"],
-        n_conv_per_stage=[2] * n,
-        n_conv_per_stage_decoder=[2] * (n - 1),
+        n_conv_per_stage=[CONVS_PER_STAGE] * n,
+        n_conv_per_stage_decoder=[CONVS_PER_STAGE] * (n - 1),
     )
     if batch_norm:
         kwargs = with_batch_norm(kwargs)
@@ -216,7 +182,7 @@ def tiny_plans(
     median = [float(m) * o / n for m, o, n in zip(config["median_image_size_in_voxels"], old, new)]
     patch = [max(1, min(int(p), int(round(m)))) for p, m in zip(patch_size, median)]
     topology = nnunet_topology(new, patch)
-    widths = [min(int(features[-1]), int(features[0]) * 2**i) for i in range(topology["n_stages"])]
+    widths = stage_widths(topology["n_stages"], features[0], features[-1])
     config.update(
         data_identifier=f"{plans_name}_3d_fullres",
         batch_size=int(batch_size),
@@ -250,7 +216,7 @@ def tiny_2d_configuration(tiny_3d: dict, plans_name: str, features: Sequence[int
     config = copy.deepcopy(tiny_3d)
     spacing, patch = [float(s) for s in config["spacing"][1:]], [int(p) for p in config["patch_size"][1:]]
     topology = nnunet_topology(spacing, patch)
-    widths = [min(int(features[-1]), int(features[0]) * 2**i) for i in range(topology["n_stages"])]
+    widths = stage_widths(topology["n_stages"], features[0], features[-1])
     architecture = _architecture(config, topology, widths, batch_norm=False)
     kwargs = architecture["arch_kwargs"]  # FilterNet plans: zeta already derived from the 2d kernels
     kwargs.update(conv_op="torch.nn.modules.conv.Conv2d", norm_op=_as_2d_op(kwargs["norm_op"]))
@@ -307,7 +273,7 @@ def paper_widths(arch_kwargs: dict, target: float = PAPER_UNET_PARAMETERS) -> li
     n = int(arch_kwargs["n_stages"])
     best: tuple[float, list[int]] | None = None
     for base in range(1, MAX_FEATURES_3D + 1):
-        widths = [min(MAX_FEATURES_3D, base * 2**s) for s in range(n)]
+        widths = stage_widths(n, base, MAX_FEATURES_3D)
         count = unet_parameters({**arch_kwargs, "features_per_stage": widths})
         if best is None or abs(count - target) < best[0]:
             best = (abs(count - target), widths)

@@ -27,9 +27,9 @@ def make_model(results: Path, label: int = 1, name: str = MODEL) -> Path:
 
     model = results / name
     (model / "fold_0").mkdir(parents=True, exist_ok=True)
-    from nnunet_filternet.bench.plans import DEFAULT_DATASET_JSON, PRESETS, builtin_plans
+    from nnunet_filternet.bench.plans import DEFAULT_DATASET_JSON, SIZES, builtin_plans
 
-    (model / "plans.json").write_text(json.dumps(builtin_plans(PRESETS["quick"])))
+    (model / "plans.json").write_text(json.dumps(builtin_plans(SIZES["quick"])))
     (model / "dataset.json").write_text(json.dumps(DEFAULT_DATASET_JSON))
     checkpoint = {
         "trainer_name": "nnUNetTrainer",

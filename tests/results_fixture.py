@@ -98,8 +98,18 @@ def log_text(fold: int, epochs: range, gate: bool, ours: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fake_checkpoint(path: Path) -> None:
+def checkpoint_sigma(fold: int) -> float:
+    """The exact sigma in a gate trainer's fake checkpoint of ``fold``: its log's last line shows it to 3 decimals."""
+    return 1.0 - 0.01 * (3 + fold) + 1.234e-4
+
+
+def fake_checkpoint(path: Path, sigma: float | None = None) -> None:
+    """A checkpoint with a small network's weights; with ``sigma``, an edge gate's state as our trainers save it."""
+    import math
+
     import torch
+
+    from nnunet_filternet.training.edge_gate_owner import EDGE_GATE_KEY
 
     state = {
         "conv.weight": torch.zeros(4, 1, 3, 3, 3),
@@ -110,7 +120,10 @@ def fake_checkpoint(path: Path) -> None:
         "norm.running_var": torch.ones(4),
         "norm.num_batches_tracked": torch.tensor(3),
     }
-    torch.save({"network_weights": state, "trainer_name": "fake", "init_args": {}}, str(path))
+    checkpoint = {"network_weights": state, "trainer_name": "fake", "init_args": {}}
+    if sigma is not None:
+        checkpoint["optimizer_state"] = {"state": {}, EDGE_GATE_KEY: {"log_sigma": torch.tensor(math.log(sigma))}}
+    torch.save(checkpoint, str(path))
 
 
 def make_results(
@@ -164,7 +177,7 @@ def _write_trainer(
         # the second session's log sorts first as text: the parser must order by date
         (fold_dir / "training_log_2026_9_5_10_00_00.txt").write_text(log_text(fold, range(0, 2), gate, ours))
         (fold_dir / "training_log_2026_10_1_09_00_00.txt").write_text(log_text(fold, range(2, 4), gate, ours))
-        fake_checkpoint(fold_dir / "checkpoint_final.pth")
+        fake_checkpoint(fold_dir / "checkpoint_final.pth", checkpoint_sigma(fold) if gate else None)
         (fold_dir / "validation" / "summary.json").write_text("{}")
     for i, subject in enumerate(fake.subjects):
         for j, side in enumerate("LR"):

@@ -48,10 +48,10 @@ BAD_NUMBERS = [
     (["convert", "--images", "i", "--labels", "l", "--name", "n", "--dataset-id", "0"], "--dataset-id"),
     (["convert", "--images", "i", "--labels", "l", "--name", "n", "--dataset-id", "1000"], "--dataset-id"),
     (["convert", "--images", "i", "--labels", "l", "--name", "n", "--dataset-id", "-3"], "--dataset-id"),
-    (["convert", "--images", "i", "--out", "o", "--folds", "1"], "--folds"),
+    (["convert", "--images", "i", "--out", "o", "--n-folds", "1"], "--n-folds"),
     (["demo", "--folds", "4"], "--folds"),
     (["demo", "--folds", "-1"], "--folds"),
-    (["demo", "--preset", "study", "--folds", "8"], "--folds"),
+    (["demo", "--setup", "study", "--folds", "8"], "--folds"),
     (["phantom", "--out", "o", "--subslices", "4"], "--subslices"),
     (["phantom", "--out", "o", "--subslices", "0"], "--subslices"),
     (["phantom", "--out", "o", "--spacing", "nan", "1", "1"], "--spacing"),
@@ -59,11 +59,11 @@ BAD_NUMBERS = [
     (["gpu-check", "--timeout", "nan"], "--timeout"),
     (["gpu-check", "--timeout", "inf"], "--timeout"),
     (["gpu-check", "--timeout", "-1"], "--timeout"),
-    (["compare", "--reference", "a", "--candidate", "b", "--out", "c", "--alpha", "nan"], "--alpha"),
-    (["compare", "--reference", "a", "--candidate", "b", "--out", "c", "--alpha", "inf"], "--alpha"),
-    (["bench", "--repeats", "0"], "--repeats"),
+    (["compare", "--baseline", "a", "--candidate", "b", "--csv", "c", "--alpha", "nan"], "--alpha"),
+    (["compare", "--baseline", "a", "--candidate", "b", "--csv", "c", "--alpha", "inf"], "--alpha"),
+    (["bench", "--rounds", "0"], "--rounds"),
     (["bench", "--threads", "-2"], "--threads"),
-    (["evaluate", "--pred", "p", "--ref", "r", "--out", "o", "-j", "0"], "--jobs"),
+    (["evaluate", "--pred", "p", "--labels", "r", "--csv", "o", "-j", "0"], "--jobs"),
 ]
 
 
@@ -148,9 +148,9 @@ def _model_with_foreign_weights(results: Path, folds=(0, 1), foreign_fold: int =
     import torch
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-    from nnunet_filternet.bench.plans import DEFAULT_DATASET_JSON, PRESETS, builtin_plans
+    from nnunet_filternet.bench.plans import DEFAULT_DATASET_JSON, SIZES, builtin_plans
 
-    plans = builtin_plans(PRESETS["quick"])
+    plans = builtin_plans(SIZES["quick"])
     model = results / "nnUNetTrainer__nnUNetPlans__3d_fullres"
     model.mkdir(parents=True)
     (model / "plans.json").write_text(json.dumps(plans))

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import platform
 
-from nnunet_filternet.bench.plans import plain_unet_configuration
+from nnunet_filternet.bench.plans import PHANTOM_SPACING_ZYX
 from nnunet_filternet.bench.targets import GATE_SHARE_LIMIT, SMALL_WIDTH_TIME_RATIO
 from nnunet_filternet.bench.throughput import ScanSize, conversion_throughput, metric_throughput
 from nnunet_filternet.cli import main
+from plans.topology import plain_unet_configuration
 from tests.conftest import run_cli
 
 MODELS = ["nnU-Net", "ResEnc M", "FilterNet", "BUNet", "UNet-F", "BA-FCN"]
@@ -20,7 +21,7 @@ MODELS = ["nnU-Net", "ResEnc M", "FilterNet", "BUNet", "UNet-F", "BA-FCN"]
 
 def _tiny_plans(folder):
     """nnUNetPlans.json of a 4-stage 3d_fullres U-Net with 4..32 features on 4 x 32 x 32 patches."""
-    config = plain_unet_configuration((4, 32, 32), batch_size=2)
+    config = plain_unet_configuration((4, 32, 32), 2, PHANTOM_SPACING_ZYX)
     kwargs = config["architecture"]["arch_kwargs"]
     kwargs["features_per_stage"] = [4 * 2**i for i in range(kwargs["n_stages"])]
     plans = {
@@ -38,8 +39,19 @@ def test_bench_runs_every_model_on_tiny_plans(tmp_path):
     plans = _tiny_plans(tmp_path)
     before = plans.read_text()
     out = tmp_path / "docs" / "benchmarks.md"
-    args = ["--device", "cpu", "--threads", "1", "--plans", plans, "--configuration", "3d_fullres", "--repeats", "1"]
-    r = run_cli("bench", *args, "--quick", "--parts", "training,inference", "--json", "--out", out)
+    args = [
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--plans-file",
+        plans,
+        "--configuration",
+        "3d_fullres",
+        "--rounds",
+        "1",
+    ]
+    r = run_cli("bench", *args, "--quick", "--parts", "training,inference", "--json", "--markdown", out)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert plans.read_text() == before  # the input is only read
@@ -80,7 +92,7 @@ def test_bench_runs_every_model_on_tiny_plans(tmp_path):
 
 def test_profile_prints_the_operator_table_of_the_gate(tmp_path, capsys):
     plans = _tiny_plans(tmp_path)
-    assert main(["bench", "--device", "cpu", "--plans", str(plans), "--profile", "edge gate"]) == 0
+    assert main(["bench", "--device", "cpu", "--plans-file", str(plans), "--profile", "edge gate"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("FilterNet's edge gate and edge loss, 2 calls, patch [4, 32, 32], batch 2, cpu")
     assert "aten::" in out and "Self CPU time total" in out  # torch.profiler's operator table
@@ -88,7 +100,7 @@ def test_profile_prints_the_operator_table_of_the_gate(tmp_path, capsys):
 
 def test_profile_of_two_models_attributes_the_step_to_parts(tmp_path, capsys):
     plans = _tiny_plans(tmp_path)
-    assert main(["bench", "--device", "cpu", "--plans", str(plans), "--profile", "nnU-Net,FilterNet"]) == 0
+    assert main(["bench", "--device", "cpu", "--plans-file", str(plans), "--profile", "nnU-Net,FilterNet"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Own CPU time per training step by part, mean of 3 profiled steps, patch [4, 32, 32]")
     rows = {line.split(" | ")[0].strip("| *"): line for line in out.splitlines() if line.startswith("| ")}
@@ -101,7 +113,7 @@ def test_profile_of_two_models_attributes_the_step_to_parts(tmp_path, capsys):
 
 def test_bench_errors_are_one_line(tmp_path, capsys):
     missing = tmp_path / "missing.json"
-    assert main(["bench", "--device", "cpu", "--plans", str(missing)]) == 2
+    assert main(["bench", "--device", "cpu", "--plans-file", str(missing)]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"filternet bench: error: {missing}: expected an nnUNetPlans.json (a JSON file), found no such file"
     ]
@@ -125,7 +137,7 @@ def test_throughput_of_conversion_and_metrics_on_a_tiny_scan():
 
 def test_system_malloc_leaves_the_allocator_alone(tmp_path):
     plans = _tiny_plans(tmp_path)
-    args = ["--device", "cpu", "--plans", plans, "--parts", "flops", "--models", "FilterNet", "--json"]
+    args = ["--device", "cpu", "--plans-file", plans, "--parts", "flops", "--models", "FilterNet", "--json"]
     r = run_cli("bench", *args, "--system-malloc")
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)

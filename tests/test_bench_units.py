@@ -9,7 +9,7 @@ import torch
 
 from nnunet_filternet.bench.flops import count_flops, fake_tensors
 from nnunet_filternet.bench.memory import allocation_peak, step_peak_bytes, tensor_bytes
-from nnunet_filternet.bench.plans import PRESETS, builtin_plans, resenc_m_kwargs, setup_from_plans_file
+from nnunet_filternet.bench.plans import PHANTOM_SPACING_ZYX, SIZES, builtin_plans, setup_from_plans_file
 from nnunet_filternet.bench.report import place_section
 from nnunet_filternet.bench.runner import paired_ratio
 from nnunet_filternet.errors import InputError
@@ -82,7 +82,7 @@ def test_paired_ratio_is_median_of_round_ratios():
 
 
 def test_builtin_cuda_plans_follow_nnunet_topology():
-    config = builtin_plans(PRESETS["cuda"])["configurations"]["3d_fullres"]
+    config = builtin_plans(SIZES["cuda"])["configurations"]["3d_fullres"]
     kwargs = config["architecture"]["arch_kwargs"]
     assert config["patch_size"] == [24, 160, 160]
     # 0.7 x 0.7 x 7 mm: nnU-Net pools in-plane only until z is within 2x of the in-plane spacing
@@ -91,9 +91,11 @@ def test_builtin_cuda_plans_follow_nnunet_topology():
     assert kwargs["features_per_stage"] == [32, 64, 128, 256, 320, 320][: kwargs["n_stages"]]
 
 
-def test_resenc_m_kwargs_use_residual_blocks_and_one_decoder_conv():
+def test_resenc_kwargs_use_residual_blocks_and_one_decoder_conv():
+    from plans.topology import resenc_kwargs
+
     plain = {"n_stages": 5, "n_conv_per_stage": [2] * 5, "n_conv_per_stage_decoder": [2] * 4, "conv_bias": True}
-    out = resenc_m_kwargs(plain)
+    out = resenc_kwargs(plain)
     assert out["n_blocks_per_stage"] == [1, 3, 4, 6, 6]
     assert out["n_conv_per_stage_decoder"] == [1, 1, 1, 1]
     assert "n_conv_per_stage" not in out and "n_conv_per_stage" in plain  # input untouched
@@ -113,7 +115,7 @@ def test_plans_file_errors_name_the_file(tmp_path):
     missing = tmp_path / "nnUNetPlans.json"
     with pytest.raises(InputError, match="nnUNetPlans.json.*no such file"):
         setup_from_plans_file(missing, "3d_fullres")
-    plans = builtin_plans(PRESETS["quick"])
+    plans = builtin_plans(SIZES["quick"])
     missing.write_text(json.dumps(plans))
     with pytest.raises(InputError, match=r"expected configuration '2d', found only \['3d_fullres'\]"):
         setup_from_plans_file(missing, "2d")
@@ -129,11 +131,11 @@ def test_bench_trainer_is_built_by_nnunet_and_replaces_only_the_data_loader(tmp_
     from pathlib import Path
 
     from nnunet_filternet.bench.models import MODELS
-    from nnunet_filternet.bench.plans import plain_unet_configuration
     from nnunet_filternet.bench.training_step import bench_trainer
     from nnunet_filternet.training import trainers
+    from plans.topology import plain_unet_configuration
 
-    config = plain_unet_configuration((4, 32, 32), batch_size=2)
+    config = plain_unet_configuration((4, 32, 32), 2, PHANTOM_SPACING_ZYX)
     kwargs = config["architecture"]["arch_kwargs"]
     kwargs["features_per_stage"] = [4 * 2**i for i in range(kwargs["n_stages"])]
     plans = {"dataset_name": "Dataset999_Tiny", "plans_name": "nnUNetPlans", "label_manager": "LabelManager",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nnunet_filternet.training import trainers
 from nnunet_filternet.training.budget import Budget, budget_variant_name, parse_budget_variant_name
 
 
@@ -66,7 +67,7 @@ def test_unknown_base_is_no_attribute():
 def test_stock_variant_sets_the_budget_and_gets_the_project_mixins(nnunet_env):
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    from nnunet_filternet.bench.plans import DEFAULT_DATASET_JSON, PRESETS, builtin_plans
+    from nnunet_filternet.bench.plans import DEFAULT_DATASET_JSON, SIZES, builtin_plans
     from nnunet_filternet.training import trainers
     from nnunet_filternet.training.norm_policy import NormPolicyMixin
     from nnunet_filternet.training.progress_plot import ThrottledProgressPlotMixin
@@ -76,7 +77,7 @@ def test_stock_variant_sets_the_budget_and_gets_the_project_mixins(nnunet_env):
     assert cls.__mro__[1:5] == (ThrottledProgressPlotMixin, TelemetryMixin, NormPolicyMixin, nnUNetTrainer)
     ours = trainers.nnUNetTrainerFilterNet_40epochs_40iters_4val  # has telemetry and norm: added once, not twice
     assert ours.__mro__[1:3] == (ThrottledProgressPlotMixin, trainers.nnUNetTrainerFilterNet)
-    plans = builtin_plans(PRESETS["quick"])
+    plans = builtin_plans(SIZES["quick"])
     plans["continue_training"] = False
     trainer = cls(plans, "3d_fullres", 0, DEFAULT_DATASET_JSON, torch.device("cpu"))
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (40, 40, 4)
@@ -120,3 +121,53 @@ def test_progress_figure_is_drawn_every_tenth_epoch_and_after_the_last():
         trainer.current_epoch = epoch
         trainer.logger.local_logger.plot_progress_png("out")
     assert drawn == [(9, "out"), (19, "out"), (24, "out")]
+
+
+@pytest.mark.parametrize("recipe", [pytest.param(c, id=c.__name__) for c in trainers.RECIPE_TRAINERS])
+def test_a_paper_twin_is_its_trainer_with_the_protocol_just_before_the_plans_network(recipe):
+    """The factory's twin has the recipe trainer's whole MRO, the protocol inserted right before PlansNetworkMixin:
+    the trainer's own mixins (the edge gate's owner, telemetry, ...) wrap the optimizer and loss it makes."""
+    from nnunet_filternet.training.networks import PlansNetworkMixin
+    from nnunet_filternet.training.paper_protocol import PaperProtocolMixin
+
+    twin = getattr(trainers, recipe.__name__ + "Paper")
+    assert (twin.__name__, twin.__qualname__, twin.__module__) == (recipe.__name__ + "Paper",) * 2 + (
+        trainers.__name__,
+    )
+    mro = twin.__mro__
+    assert [c for c in mro[1:] if c is not PaperProtocolMixin] == list(recipe.__mro__)
+    assert mro[mro.index(PaperProtocolMixin) + 1] is PlansNetworkMixin
+    assert twin.batch_norm and not recipe.batch_norm
+
+
+def test_paper_twins_are_written_out_one_line_each_and_registered():
+    """grep finds every Paper twin's definition: a line ``XPaper = paper_twin(X)`` in trainers.py, listed in order."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(trainers))
+    twins = {
+        node.targets[0].id: node.value.args[0].id
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and node.value.func.id == "paper_twin"
+    }
+    assert list(twins) == [c.__name__ for c in trainers.PAPER_TRAINERS]
+    assert [base + "Paper" for base in twins.values()] == list(twins)
+    assert [c.__name__ for c in trainers.RECIPE_TRAINERS] == list(twins.values())
+    assert trainers.__all__ == [c.__name__ for c in trainers.RECIPE_TRAINERS + trainers.PAPER_TRAINERS]
+
+
+def test_one_factory_one_naming_rule_for_both_kinds():
+    from nnunet_filternet.errors import FilterNetError
+    from nnunet_filternet.training.progress_plot import ThrottledProgressPlotMixin
+    from nnunet_filternet.training.variants import make_variant, variant_name
+
+    assert variant_name("X", paper=True, budget=Budget(40, 40, 4)) == "XPaper_40epochs_40iters_4val"
+    both = trainers.nnUNetTrainerFilterNetPaper_2epochs  # a budget variant of a twin, by the same rule
+    assert both.__mro__[1:3] == (ThrottledProgressPlotMixin, trainers.nnUNetTrainerFilterNetPaper)
+    assert both.budget == Budget(2) and "Paper_2epochs" in both.__name__
+    with pytest.raises(FilterNetError, match="PlansNetworkMixin"):
+        make_variant(trainers.nnUNetTrainer, trainers.__name__, paper=True)  # stock: its network is the plans'
+    with pytest.raises(FilterNetError, match="expected the paper's protocol or a budget"):
+        make_variant(trainers.nnUNetTrainerUNet, trainers.__name__)
+    assert not hasattr(trainers, "nnUNetTrainerPaper")  # twins only where written out: no lazy Paper names

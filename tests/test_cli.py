@@ -43,8 +43,8 @@ def test_every_verb_refuses_the_same_bad_jobs(tmp_path, verb, jobs):
         "phantom": ["--out", tmp_path / "c"],
         "convert": ["--images", tmp_path, "--out", tmp_path / "o"],
         "restore": ["--pred", tmp_path, "--records", tmp_path / "legs.json", "--out", tmp_path / "o"],
-        "evaluate": ["--pred", tmp_path, "--ref", tmp_path, "--out", tmp_path / "m.csv"],
-        "quantify": ["--images", tmp_path, "--labels", tmp_path, "--out", tmp_path / "b.csv"],
+        "evaluate": ["--pred", tmp_path, "--labels", tmp_path, "--csv", tmp_path / "m.csv"],
+        "quantify": ["--images", tmp_path, "--labels", tmp_path, "--csv", tmp_path / "b.csv"],
     }[verb]
     r = run_cli(verb, *args, "-j", jobs)
     assert r.returncode == 2 and "expected a positive number of worker processes" in r.stderr

@@ -115,9 +115,9 @@ def test_infinite_distances_and_nan_are_left_out_and_counted(tmp_path):
     mean_assd = rows_of(result, "mean", "assd_mm")  # s03's mean over compartments is +inf; s05 has TA only
     assert (mean_assd.n_subjects, mean_assd.n_missed_candidate) == (11, 1)
     text = "\n".join(result.summary)
-    assert "TA assd_mm: left out: +inf (missed or hallucinated) in 0 subject(s) for reference and 1 for" in text
+    assert "TA assd_mm: left out: +inf (missed or hallucinated) in 0 subject(s) for baseline and 1 for" in text
     assert "TP dice: left out: 1 subject(s) with NaN (compartment absent); 11 used." in text
-    assert "candidate missed compartments that reference found: TA in 1 subject(s) (s03)." in text
+    assert "candidate missed compartments that baseline found: TA in 1 subject(s) (s03)." in text
 
 
 def _fold_oracle(ref, cand, subjects, fold_of):
@@ -160,7 +160,7 @@ def test_the_fold_is_the_unit_of_the_test(tmp_path):
     text = "\n".join(result.summary)
     assert "Unit of the test: the fold (4 folds" in text
     assert "Variance components, mean dice (percent points): run SD of a fold run" in text
-    assert "(reference, 4 df)" in text and "--subject-sd" in text
+    assert "(baseline, 4 df)" in text and "--subject-sd" in text
     with open(tmp_path / "out.csv", newline="") as f:
         assert next(csv.DictReader(f))["n_folds"] == "4"
 
@@ -296,7 +296,7 @@ def test_cli_writes_the_csv_the_figure_and_prints_the_table(tmp_path):
     ]
     before = [p.read_bytes() for p in ref + cand]
     out = tmp_path / "out" / "comparison.csv"
-    r = run_cli("compare", "--reference", *ref, "--candidate", *cand, "--names", "nnU-Net", "FilterNet", "--out", out)
+    r = run_cli("compare", "--baseline", *ref, "--candidate", *cand, "--names", "nnU-Net", "FilterNet", "--csv", out)
     assert r.returncode == 0, r.stderr
     with open(out, newline="") as f:
         table = list(csv.reader(f))
@@ -307,7 +307,7 @@ def test_cli_writes_the_csv_the_figure_and_prints_the_table(tmp_path):
     assert [p.read_bytes() for p in ref + cand] == before  # inputs untouched
     # one repeat: run SDs are empty; the verdict needs no second run
     single = tmp_path / "single.csv"
-    assert main(["compare", "--reference", str(ref[0]), "--candidate", str(cand[0]), "--out", str(single)]) == 0
+    assert main(["compare", "--baseline", str(ref[0]), "--candidate", str(cand[0]), "--csv", str(single)]) == 0
     with open(tmp_path / "single.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows[0]["run_sd_reference"] == "" and rows[0]["verdict"] == "better"
@@ -363,14 +363,14 @@ def _bad_inputs(tmp_path):
 def test_bad_input_is_one_line_naming_the_file_exit_2(tmp_path, capsys):
     good, cases = _bad_inputs(tmp_path)
     for name, (reference, candidate, *messages) in cases.items():
-        args = ["compare", "--reference", *map(str, reference), "--candidate", *map(str, candidate)]
-        code = main(args + ["--out", str(tmp_path / "out.csv")])
+        args = ["compare", "--baseline", *map(str, reference), "--candidate", *map(str, candidate)]
+        code = main(args + ["--csv", str(tmp_path / "out.csv")])
         err = capsys.readouterr().err
         assert code == 2, name
         assert err.startswith("filternet compare: error: ") and err.count("\n") == 1, (name, err)
         assert all(m in err for m in messages), (name, err)
     assert not (tmp_path / "out.csv").exists()
-    code = main(["compare", "--reference", str(good), "--candidate", str(good.with_name("other.csv")), "--out",
+    code = main(["compare", "--baseline", str(good), "--candidate", str(good.with_name("other.csv")), "--csv",
                  str(tmp_path / "out.csv"), "--metrics", "asd_pred_to_ref_mm"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "good.csv: expected a filternet evaluate metrics CSV" in err
@@ -382,9 +382,7 @@ def test_cli_misuse_exits_2(tmp_path, option):
     good = write_metrics(tmp_path / "good.csv", cohort(0.8))
     other = write_metrics(tmp_path / "other.csv", cohort(0.9))
     with pytest.raises(SystemExit) as e:
-        main(
-            ["compare", "--reference", str(good), "--candidate", str(other), "--out", str(tmp_path / "o.csv"), *option]
-        )
+        main(["compare", "--baseline", str(good), "--candidate", str(other), "--csv", str(tmp_path / "o.csv"), *option])
     assert e.value.code == 2
 
 

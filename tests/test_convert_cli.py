@@ -132,7 +132,7 @@ def test_bad_inputs_stop_the_run_or_are_listed_with_keep_going(tmp_path, nnunet_
     assert r.stderr.startswith("filternet convert: error:") and "nolabel.nrrd: no label map named nolabel" in r.stderr
     assert "Traceback" not in r.stderr
 
-    r = run_cli(*args, "--keep-going", "--folds", "2", "-j", "2")
+    r = run_cli(*args, "--keep-going", "--n-folds", "2", "-j", "2")
     assert r.returncode == 1, r.stderr
     assert "5 input(s) failed" in r.stderr and "Traceback" not in r.stderr
     expected = {

@@ -38,7 +38,7 @@ def _cohort(root: Path, names) -> Path:
 
 def _convert(root: Path, *extra: str, dataset_id: int = 20, name: str = "Calf"):
     return run_cli("convert", "--images", root / "images", "--labels", root / "labels", "--dataset-id",
-                   str(dataset_id), "--name", name, "--folds", "2", "-j", "1", *extra)  # fmt: skip
+                   str(dataset_id), "--name", name, "--n-folds", "2", "-j", "1", *extra)  # fmt: skip
 
 
 # ---- class 4: labels on one leg only, empty label maps -----------------------------------------------------
@@ -173,8 +173,8 @@ def test_a_doubtful_split_is_reported_not_written(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--folds", "5"], "4 subject(s) with scan and label map cannot be split into 5 folds"),
-        (["--folds", "1"], "expected an integer >= 2"),
+        (["--n-folds", "5"], "4 subject(s) with scan and label map cannot be split into 5 folds"),
+        (["--n-folds", "1"], "expected an integer >= 2"),
         (["--seed", "-1"], "expected an integer >= 0"),
         (["--subjects-csv", "SUBJECTS"], "expected a row for every subject to convert, missing ['d']"),
         (["-j", "0"], "expected a positive number of worker processes"),

@@ -235,7 +235,7 @@ def test_command_parses_with_its_programs_parser(command):
 @pytest.mark.parametrize(
     "text",
     [
-        "filternet compare --reference a.csv --candidate b.csv --no-such-option",
+        "filternet compare --baseline a.csv --candidate b.csv --no-such-option",
         "filternet evaluate --pred p",  # --ref and --out missing
         "nnUNetv2_train 501 3d_fullres 0 --trainer nnUNetTrainerFilterNet",  # nnU-Net spells it -tr
         "make no-such-target",

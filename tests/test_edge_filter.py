@@ -1,15 +1,18 @@
-"""The L-rho-G operator and its kernels: numpy / scipy as oracle, float64 gradcheck (input and sigma), sigma fit."""
+"""The L-rho-G operator (the edge gate) and its kernels: numpy / scipy as oracle, float64 gradcheck (input and
+sigma), sigma fit."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage
 
-from nnunet_filternet.edge.filter import gaussian_filter, laplacian_filter, lrhog_filter
+from nnunet_filternet.edge.filter import gaussian_filter, laplacian_filter
 from nnunet_filternet.edge.gate import EdgeGate
-from nnunet_filternet.edge.kernels import GAUSSIAN_SIZE, SECOND_DIFFERENCE, gaussian_taps
+from nnunet_filternet.edge.kernels import DEFAULT_NORMALISATION, GAUSSIAN_SIZE, SECOND_DIFFERENCE, gaussian_taps
 from nnunet_filternet.errors import FilterNetError
 
 #: The test oracle's kernels, written out from the paper (eq. 4) and the 7-point stencil.
@@ -40,6 +43,16 @@ def scipy_lrhog(x: np.ndarray, sigma: float, axes: tuple[int, ...]) -> np.ndarra
     return ndimage.gaussian_filter(edges, sigma, mode="nearest", truncate=2.0 / sigma, axes=axes)
 
 
+def exact_gate(
+    n_spatial_dims: int, axes: tuple[int, ...] | None, sigma: float, normalisation: str = DEFAULT_NORMALISATION
+) -> EdgeGate:
+    """The production gate in float64 with a fixed sigma of exactly ``sigma`` (the float32 log sigma rounded)."""
+    gate = EdgeGate(n_spatial_dims, axes, train_sigma=False, normalisation=normalisation).double()
+    with torch.no_grad():
+        gate.log_sigma.fill_(math.log(sigma))
+    return gate
+
+
 def _dense_laplacian(n_dims: int) -> np.ndarray:
     """The operator laplacian_filter applies, as a dense kernel: its response to a unit impulse."""
     impulse = torch.zeros((1, 1) + (5,) * n_dims, dtype=torch.float64)
@@ -67,10 +80,10 @@ def test_kernels_match_the_paper(normalisation, sigma):
     ("shape", "axes", "sigma"),
     [((9, 11), None, 1.0), ((4, 9, 11), (1, 2), 1.6), ((4, 9, 11), (0, 2), 0.8), ((6, 7, 8), None, 1.2)],
 )
-def test_lrhog_matches_scipy(shape, axes, sigma):
+def test_gate_matches_scipy(shape, axes, sigma):
     rng = np.random.default_rng(0)
     x = rng.random((2, 3, *shape))  # B C *spatial, not constant
-    got = lrhog_filter(torch.from_numpy(x), torch.tensor(sigma, dtype=torch.float64), axes).numpy()
+    got = exact_gate(len(shape), axes, sigma)(torch.from_numpy(x)).numpy()
     scipy_axes = tuple(range(len(shape))) if axes is None else axes
     for b in range(2):
         for c in range(3):
@@ -97,12 +110,11 @@ def test_unclamped_log_matches_scipy_and_border_is_not_an_edge():
 def test_volume_is_filtered_slice_by_slice():
     rng = np.random.default_rng(2)
     volume = torch.from_numpy(rng.random((1, 2, 3, 10, 10)))  # three different slices along axis 0
-    sigma = torch.tensor(1.2, dtype=torch.float64)
-    per_volume = lrhog_filter(volume, sigma, axes=(1, 2))
+    per_volume = exact_gate(3, (1, 2), 1.2)(volume)
     for k in range(3):
-        per_slice = lrhog_filter(volume[:, :, k], sigma, axes=None)
+        per_slice = exact_gate(2, None, 1.2)(volume[:, :, k])
         torch.testing.assert_close(per_volume[:, :, k], per_slice, rtol=0, atol=1e-12)
-    assert (lrhog_filter(volume, sigma, axes=None) - per_volume).abs().max() > 1e-3  # 3D filtering differs
+    assert (exact_gate(3, None, 1.2)(volume) - per_volume).abs().max() > 1e-3  # 3D filtering differs
 
 
 @pytest.mark.parametrize("normalisation", ["tau_differentiated", "unit_energy", "tau_constant"])
@@ -116,11 +128,12 @@ def test_gradcheck_wrt_input_and_sigma(shape, axes, normalisation):
     distance_to_kinks = torch.minimum(lap.abs(), (lap - 1).abs())
     assert distance_to_kinks.min() > 1e-3  # finite differences never cross rho's kinks
     assert ((lap > 0) & (lap < 1)).sum() >= 5  # the linear part of rho is exercised
-    sigma = torch.tensor(1.3, dtype=torch.float64, requires_grad=normalisation != "tau_constant")
-    check = (x, sigma) if sigma.requires_grad else (x,)
+    gate = EdgeGate(len(shape) - 2, axes, normalisation=normalisation).double()
+    log_sigma = torch.tensor(math.log(1.3), dtype=torch.float64, requires_grad=normalisation != "tau_constant")
+    check = (x, log_sigma) if log_sigma.requires_grad else (x,)
 
-    def f(x, s=sigma):
-        return lrhog_filter(x, s, axes, normalisation)
+    def f(x, s=log_sigma):  # the gate with its parameter log sigma as an input: d/dsigma by the chain rule
+        return torch.func.functional_call(gate, {"log_sigma": s}, (x,))
 
     assert torch.autograd.gradcheck(f, check, eps=1e-6, atol=1e-6)
 
@@ -129,7 +142,7 @@ def test_sigma_is_recovered_by_fitting():
     """With the exact gradient (tau differentiated), fitting the gate to F(labels | 1.6) recovers sigma = 1.6."""
     labels = ndimage.label(ndimage.gaussian_filter(np.random.default_rng(3).random((32, 32)), 3) > 0.5)[0]
     one_hot = torch.from_numpy(np.stack([labels == v for v in range(labels.max() + 1)])[None].astype(np.float32))
-    target = lrhog_filter(one_hot, torch.tensor(1.6))
+    target = EdgeGate(2, None, sigma_init=1.6, train_sigma=False)(one_hot)
     gate = EdgeGate(2, None, sigma_init=1.0, normalisation="tau_differentiated")
     optimiser = torch.optim.Adam(gate.parameters(), lr=0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1 - step / 60)
@@ -144,7 +157,7 @@ def test_sigma_is_recovered_by_fitting():
 @pytest.mark.parametrize("axes", [(0,), (0, 0), (1, 3)])
 def test_bad_axes_raise(axes):
     with pytest.raises(FilterNetError, match="in-plane axes"):
-        lrhog_filter(torch.rand(1, 1, 4, 5, 6), torch.tensor(1.0), axes)
+        EdgeGate(3, axes)
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 7])

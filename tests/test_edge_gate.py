@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from nnunet_filternet.edge.filter import laplacian_filter, lrhog_filter
+from nnunet_filternet.edge.filter import gaussian_filter, laplacian_filter, rho
 from nnunet_filternet.edge.gate import EdgeGate, LaplacianGate, in_plane_axes_from_spacing
 from nnunet_filternet.errors import FilterNetError
+
+
+def lrhog(x: torch.Tensor, sigma: torch.Tensor, axes: tuple[int, ...] | None = None) -> torch.Tensor:
+    """F(x | sigma) = G(sigma) * rho(L * x) (eq. 2) composed from the filter's parts: what the gate must compute."""
+    return gaussian_filter(rho(laplacian_filter(x, axes)), sigma, axes)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +82,7 @@ def test_isotropic_3d_gate_filters_all_axes():
     x = torch.zeros(1, 1, 7, 7, 7)
     x[0, 0, 3, 3, 3] = 1.0
     out = gate(x)
-    torch.testing.assert_close(out, lrhog_filter(x, torch.tensor(1.0), None))
+    torch.testing.assert_close(out, lrhog(x, torch.tensor(1.0), None))
     assert out[0, 0, 2, 3, 3] != 0  # a 3D kernel spreads the response to the neighbouring slice
     assert EdgeGate(3, (1, 2))(x)[0, 0, 2, 3, 3] == 0  # the in-plane gate does not
 
@@ -88,7 +93,7 @@ def test_gate_computes_in_float32_under_autocast():
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         out = gate(x.bfloat16())
     assert out.dtype == torch.float32
-    torch.testing.assert_close(out, lrhog_filter(x.bfloat16().float(), torch.tensor(1.0)))
+    torch.testing.assert_close(out, lrhog(x.bfloat16().float(), torch.tensor(1.0)))
 
 
 def test_gate_rejects_bad_input():
@@ -105,7 +110,7 @@ def test_fixed_sigma_gate_has_no_parameter_and_keeps_sigma_in_its_state():
     assert list(gate.parameters()) == [] and list(gate.state_dict()) == ["log_sigma"]
     assert gate.sigma.item() == 1.0 and not gate.sigma.requires_grad
     x = torch.rand(1, 2, 3, 9, 9, dtype=torch.float64)
-    torch.testing.assert_close(gate(x), lrhog_filter(x, torch.tensor(1.0, dtype=torch.float64), (1, 2)))
+    torch.testing.assert_close(gate(x), lrhog(x, torch.tensor(1.0, dtype=torch.float64), (1, 2)))
     trained = EdgeGate(3, (1, 2), sigma_init=0.8)
     gate.load_state_dict(trained.state_dict())  # same key: a checkpoint of either gate loads into the other
     assert gate.sigma.item() == pytest.approx(0.8)

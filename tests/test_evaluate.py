@@ -135,12 +135,12 @@ def test_rerun_reuses_rows_of_unchanged_cases(folders, tmp_path, capsys):
 
 def test_cli_writes_both_tables_and_reports_bad_input(folders, tmp_path):
     pred_dir, ref_dir = folders
-    r = run_cli("evaluate", "--pred", pred_dir, "--ref", ref_dir, "--out", tmp_path / "m.csv", "-j", "2")
+    r = run_cli("evaluate", "--pred", pred_dir, "--labels", ref_dir, "--csv", tmp_path / "m.csv", "-j", "2")
     assert r.returncode == 0, r.stderr
     assert "| TA | 2 |" in r.stdout
     assert (tmp_path / "m_per_subject.csv").is_file()
     os.remove(ref_dir / "s02_L.nii.gz")
-    r = run_cli("evaluate", "--pred", pred_dir, "--ref", ref_dir, "--out", tmp_path / "m2.csv")
+    r = run_cli("evaluate", "--pred", pred_dir, "--labels", ref_dir, "--csv", tmp_path / "m2.csv")
     assert r.returncode == 2
     assert r.stderr.startswith("filternet evaluate: error:") and "s02_L" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
@@ -199,7 +199,7 @@ def test_splits_that_do_not_give_one_fold_per_subject_exit_2(folders, tmp_path, 
     }
     for splits, message in cases.items():
         out = tmp_path / "m.csv"
-        code = main(["evaluate", "--pred", str(pred_dir), "--ref", str(ref_dir), "--out", str(out), "--splits",
+        code = main(["evaluate", "--pred", str(pred_dir), "--labels", str(ref_dir), "--csv", str(out), "--splits",
                      str(splits), "-j", "1"])  # fmt: skip
         err = capsys.readouterr().err
         assert code == 2 and err.startswith(f"filternet evaluate: error: {splits}: ") and message in err, err

@@ -84,7 +84,7 @@ def test_evaluate_refuses_a_prediction_on_other_voxels(evaluation, how):
     with pytest.raises(FilterNetError, match=r"s01_L\.nii\.gz: prediction does not cover the same voxels"):
         evaluate_folders(root / "pred", root / "ref", root / f"{how}.csv", jobs=1)
     assert not (root / f"{how}.csv").exists()
-    r = run_cli("evaluate", "--pred", root / "pred", "--ref", root / "ref", "--out", root / "cli.csv")
+    r = run_cli("evaluate", "--pred", root / "pred", "--labels", root / "ref", "--csv", root / "cli.csv")
     assert r.returncode == 2 and "s01_L.nii.gz" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -7,6 +7,7 @@ FLOP part of the benchmark. So a first GPU run exercises only what needs the GPU
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -17,7 +18,7 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.e2e  # whole nnU-Net runs in subprocesses: `make test-fast` skips them
 
 DRY_RUN = (
-    "gpu-check", "--device", "cpu", "--plans", "tiny", "--small", "--epochs", "1", "--iterations", "1",
+    "gpu-check", "--device", "cpu", "--plans", "nnUNetPlans_tiny", "--small", "--epochs", "1", "--iterations", "1",
     "--bench-args", "--quick --parts flops --models FilterNet",
 )  # fmt: skip
 STEPS = (
@@ -50,6 +51,9 @@ def test_dry_run_passes_every_step(dry_run):
         for trainer in ("nnUNetTrainerFilterNet", "nnUNetTrainerUNetF"):
             assert f"{check} {trainer}" in result.stdout
     assert "Targets:" in (workdir / "bench.md").read_text()
+    state = json.loads((workdir / "gpu_check_state.json").read_text())  # the pipeline's StageRunner keeps it
+    assert sorted(state["done"]) == sorted(STEPS) and "sigma 1 -> " in state["details"]["logs"]
+    assert not (workdir / "demo_state.json").exists()  # the demo's own state is the demo's
 
 
 def test_rerun_skips_passed_steps_and_other_settings_are_refused(dry_run):
@@ -138,5 +142,57 @@ def test_a_failed_step_skips_what_needs_it_and_runs_again_next_time(tmp_path, ca
     again = GpuCheck(tmp_path, CheckSettings(device="cpu"))
     again.step("c", lambda: pytest.fail("a step that passed ran again"))
     again.step("a", lambda: "fixed")
-    assert [(r.name, r.status) for r in again.results] == [("c", "PASS"), ("a", "PASS")]
+    assert [(r.name, r.status, r.detail) for r in again.results] == [("c", "PASS", "fine"), ("a", "PASS", "fixed")]
     assert "(earlier run)" in capsys.readouterr().out
+
+
+def test_the_check_is_a_list_of_steps_over_the_demo(tmp_path):
+    """Training arguments, plans, dataset and environment come from the pipeline's Demo; nothing is derived here."""
+    from nnunet_filternet.gpu_check.runner import CheckSettings, GpuCheck
+    from nnunet_filternet.pipeline import nnunet_runs
+
+    settings = CheckSettings(device="cpu", plans_preset="tiny", da_workers=0)
+    check = GpuCheck(tmp_path, settings)
+    assert [s.name for s in check.steps()] == list(STEPS)
+    demo = check.demo
+    assert demo.env["nnUNet_n_proc_DA"] == "0" and demo.env["nnUNet_results"] == str(tmp_path / "nnUNet_results")
+    train = next(s for s in check.steps() if s.name == "train:nnUNetTrainerFilterNet").job()
+    args = demo.train_args("nnUNetTrainerFilterNet", 0, device="cpu")
+    assert list(train.argv) == [*nnunet_runs.command("nnUNetv2_train"), *map(str, args)]
+    assert "-p" in train.argv and train.argv[train.argv.index("-p") + 1] == demo.plans == "nnUNetPlans_tiny"
+    checks = next(s for s in check.steps() if s.name == "device-checks").job()
+    assert checks.argv[checks.argv.index("--dataset") + 1] == demo.dataset
+
+
+def test_a_step_waits_for_the_running_jobs_only_when_it_needs_one(tmp_path):
+    """A job that waits for a file the next (free) step writes: the free step must not wait for the job."""
+    from nnunet_filternet.gpu_check.jobs import Job
+    from nnunet_filternet.gpu_check.runner import CheckSettings, GpuCheck, Step
+
+    go, done = tmp_path / "go", tmp_path / "done"
+    script = (
+        "import pathlib, time\n"
+        f"go, done = pathlib.Path({str(go)!r}), pathlib.Path({str(done)!r})\n"
+        "while not go.exists():\n    time.sleep(0.05)\n"
+        "done.write_text('x')\n"
+    )
+    seen = {}
+
+    def free():
+        seen["free"] = done.exists()
+        go.write_text("x")
+
+    def after():
+        seen["after"] = done.exists()
+        return "saw the job's file"
+
+    check = GpuCheck(tmp_path, CheckSettings(device="cpu"))
+    check._run(
+        [
+            Step("job", job=lambda: Job("job", [sys.executable, "-c", script], tmp_path / "job.log", 20), check=str),
+            Step("free", run=free),
+            Step("after", run=after, needs=("job",)),
+        ]
+    )
+    assert seen == {"free": False, "after": True}
+    assert [(r.name, r.status) for r in check.results] == [("free", "PASS"), ("job", "PASS"), ("after", "PASS")]

@@ -78,7 +78,7 @@ def test_report_names_what_is_missing_and_what_is_there(tmp_path, capsys):
     (results / "B__nnUNetPlans__3d_fullres").mkdir()
 
     def run(*trainers, plans="nnUNetPlans_tiny") -> str:
-        argv = ["report", "--results", str(results), "--trainers", *trainers, "--reference", trainers[0]]
+        argv = ["report", "--results", str(results), "--trainers", *trainers, "--baseline", trainers[0]]
         return _error_line(capsys, [*argv, "--out", str(tmp_path / "out"), "--plans", plans])
 
     line = run("A_2epochs", "C")
@@ -88,5 +88,5 @@ def test_report_names_what_is_missing_and_what_is_there(tmp_path, capsys):
     assert "fold_0/validation, fold_1/validation, found none (is training finished?" in line  # A: no predictions
     assert "B__nnUNetPlans__3d_fullres: expected fold_<k> folders" in run("B", plans="nnUNetPlans")
     assert f"{tmp_path / 'nope'}: expected an nnU-Net results folder" in _error_line(
-        capsys, ["report", "--results", str(tmp_path / "nope"), "--trainers", "A", "--reference", "A", "--out", "o"]
+        capsys, ["report", "--results", str(tmp_path / "nope"), "--trainers", "A", "--baseline", "A", "--out", "o"]
     )

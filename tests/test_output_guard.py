@@ -81,7 +81,10 @@ def test_evaluate_refuses_an_output_that_is_a_label_map(maps, capsys, how):
         out = maps / "m.csv"
     before = snapshot_bytes(maps / "ref", maps / "pred")
     refused(
-        capsys, ["evaluate", "--pred", maps / "pred", "--ref", maps / "ref", "--out", out, "-j", "1"], target, "input"
+        capsys,
+        ["evaluate", "--pred", maps / "pred", "--labels", maps / "ref", "--csv", out, "-j", "1"],
+        target,
+        "input",
     )
     assert snapshot_bytes(maps / "ref", maps / "pred") == before
 
@@ -99,9 +102,9 @@ def test_quantify_refuses_an_output_that_is_a_scan_or_a_label_map(quantify_input
     root = quantify_inputs
     before = snapshot_bytes(root)
     args = ["quantify", "--images", root / "images", "--labels", root / "labels", "-j", "1"]
-    refused(capsys, [*args, "--out", root / victim], root / victim, "input")
+    refused(capsys, [*args, "--csv", root / victim], root / victim, "input")
     os.link(root / victim, root / "hard.csv")
-    refused(capsys, [*args, "--out", root / "hard.csv"], root / victim, "input")
+    refused(capsys, [*args, "--csv", root / "hard.csv"], root / victim, "input")
     assert snapshot_bytes(root / "images", root / "labels") == {k: v for k, v in before.items() if "hard" not in k.name}
 
 
@@ -118,12 +121,12 @@ def test_compare_refuses_to_write_over_its_reference_csv(tmp_path, capsys):
     ref = write_metrics(tmp_path / "ref.csv", cohort(lambda i: 0.8 + 0.001 * i))
     cand = write_metrics(tmp_path / "cand.csv", cohort(lambda i: 0.82 + 0.001 * i))
     before = snapshot_bytes(tmp_path)
-    refused(capsys, ["compare", "--reference", ref, "--candidate", cand, "--out", ref], ref, "input")
-    refused(capsys, ["compare", "--reference", ref, "--candidate", cand, "--out", cand], cand, "input")
+    refused(capsys, ["compare", "--baseline", ref, "--candidate", cand, "--csv", ref], ref, "input")
+    refused(capsys, ["compare", "--baseline", ref, "--candidate", cand, "--csv", cand], cand, "input")
     os.symlink(ref, tmp_path / "link.csv")
-    refused(capsys, ["compare", "--reference", ref, "--candidate", cand, "--out", tmp_path / "link.csv"], ref, "input")
+    refused(capsys, ["compare", "--baseline", ref, "--candidate", cand, "--csv", tmp_path / "link.csv"], ref, "input")
     os.link(cand, tmp_path / "fig.png")  # the figure beside --out fig.csv is the candidate CSV
-    refused(capsys, ["compare", "--reference", ref, "--candidate", cand, "--out", tmp_path / "fig.csv"], cand, "input")
+    refused(capsys, ["compare", "--baseline", ref, "--candidate", cand, "--csv", tmp_path / "fig.csv"], cand, "input")
     assert {k: v for k, v in snapshot_bytes(tmp_path).items() if k.name in ("ref.csv", "cand.csv")} == {
         k: v for k, v in before.items() if k.name in ("ref.csv", "cand.csv")
     }
@@ -136,7 +139,7 @@ def test_report_refuses_an_output_folder_that_is_or_holds_an_input(tmp_path, cap
     results = tmp_path / "Dataset001_X"
     results.mkdir()
     (results / "keep.txt").write_text("results")
-    base = ["report", "--trainers", "A", "--reference", "A"]
+    base = ["report", "--trainers", "A", "--baseline", "A"]
     refused(capsys, [*base, "--results", results, "--out", results], results, "input folder")
     refused(capsys, [*base, "--results", results, "--out", results / "report"], results, "input folder")
     refused(capsys, [*base, "--results", results, "--out", tmp_path], results, "holds the input")
@@ -239,12 +242,12 @@ def test_phantom_refuses_a_work_folder_it_did_not_make(tmp_path, capsys):
 
 
 def _plans_dataset(root: Path, name: str = "Dataset991_Guard") -> Path:
-    from nnunet_filternet.bench.plans import PRESETS, builtin_plans
+    from nnunet_filternet.bench.plans import SIZES, builtin_plans
 
     folder = root / "nnUNet_preprocessed" / name
     folder.mkdir(parents=True)
     (root / "nnUNet_raw" / name).mkdir(parents=True)
-    plans = builtin_plans(PRESETS["quick"])
+    plans = builtin_plans(SIZES["quick"])
     plans["configurations"]["3d_fullres"]["median_image_size_in_voxels"] = [16, 64, 96]
     (folder / "nnUNetPlans_tiny.json").write_text(json.dumps(plans))
     return folder
@@ -261,13 +264,13 @@ def test_plans_refuses_a_preset_written_over_its_source_plans(nnunet_env, tmp_pa
 
 
 def test_bench_refuses_to_put_its_section_into_the_plans_it_reads(tmp_path, capsys):
-    from nnunet_filternet.bench.plans import PRESETS, builtin_plans
+    from nnunet_filternet.bench.plans import SIZES, builtin_plans
 
     plans = tmp_path / "plans.json"
-    plans.write_text(json.dumps(builtin_plans(PRESETS["quick"])))
+    plans.write_text(json.dumps(builtin_plans(SIZES["quick"])))
     before = plans.read_bytes()
-    args = ["bench", "--device", "cpu", "--quick", "--parts", "flops", "--models", "FilterNet", "--plans", plans]
-    refused(capsys, [*args, "--out", plans], plans, "input")
+    args = ["bench", "--device", "cpu", "--quick", "--parts", "flops", "--models", "FilterNet", "--plans-file", plans]
+    refused(capsys, [*args, "--markdown", plans], plans, "input")
     os.symlink(plans, tmp_path / "notes.md")
-    refused(capsys, [*args, "--out", tmp_path / "notes.md"], plans, "input")
+    refused(capsys, [*args, "--markdown", tmp_path / "notes.md"], plans, "input")
     assert plans.read_bytes() == before

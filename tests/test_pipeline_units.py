@@ -43,7 +43,7 @@ def test_demo_trains_budget_variants_named_after_the_preset_budget(tmp_path):
     )
 
 
-def test_demo_refuses_unknown_trainers_and_earlier_work_folders_before_any_stage(tmp_path, monkeypatch):
+def test_demo_refuses_unknown_trainers_before_any_stage(tmp_path, monkeypatch):
     def no_stage(self):
         raise AssertionError("a stage ran before the checks")
 
@@ -52,11 +52,6 @@ def test_demo_refuses_unknown_trainers_and_earlier_work_folders_before_any_stage
     with pytest.raises(FilterNetError, match=r"--trainers: nnU-Net cannot find nnUNetTrainerDoesNotExist \(looked"):
         demo.run()
     assert not (tmp_path / "scans").exists() and not (tmp_path / "demo_state.json").exists()
-    legacy = tmp_path / "trainers" / "filternet_demo_budget_trainers.py"
-    legacy.parent.mkdir()
-    legacy.write_text("")
-    with pytest.raises(FilterNetError, match="earlier filternet demo.*nnUNet_extTrainer=.*trainers; run the demo in a"):
-        Demo(tmp_path, CPU).run()
 
 
 def test_model_folder_and_folds_lookup(tmp_path):

@@ -48,7 +48,7 @@ def _widths(network) -> tuple[list[int], list[int]]:
 
 def _source_plans(spacing, patch=(16, 64, 64)) -> dict:
     """nnUNetPlans.json content with a default-planner 3d_fullres configuration at ``spacing`` (z, y, x) mm."""
-    from nnunet_filternet.bench.plans import plain_unet_configuration
+    from plans.topology import plain_unet_configuration
 
     config = plain_unet_configuration(patch, 2, tuple(spacing))
     config["median_image_size_in_voxels"] = [2 * p for p in config["patch_size"]]
@@ -235,14 +235,53 @@ def test_paper_preset_unet_has_table_ii_size_with_relu(spacing, widths):
     assert (kwargs["nonlin"], kwargs["nonlin_kwargs"]) == ("torch.nn.ReLU", {"inplace": True})
     assert kwargs["norm_op"].endswith("BatchNorm3d") and kwargs["kernel_sizes"] == [[3, 3, 3]] * kwargs["n_stages"]
     nonlin = source["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["nonlin"]
-    assert nonlin == "torch.nn.modules.activation.LeakyReLU"  # the source is not modified
+    assert nonlin == "torch.nn.LeakyReLU"  # the source is not modified
 
 
 def test_exact_topology_keeps_the_paper_patch():
-    from plans.presets import nnunet_topology
+    from plans.topology import nnunet_topology
 
     padded = nnunet_topology([7.0, 0.7, 0.7], (28, 120, 120))
     exact = nnunet_topology([7.0, 0.7, 0.7], (28, 120, 120), exact=True)
     assert padded["patch_size"] == [28, 128, 128]  # nnU-Net's deepest topology pads 120 to 128
     assert exact["patch_size"] == [28, 120, 120]
     assert exact["n_stages"] == len(exact["strides"]) == len(exact["kernel_sizes"])
+
+
+def test_plain_unet_configuration_is_what_nnunets_planner_wrote(tiny_nnunet):  # noqa: F811
+    """For the patch, batch and spacing nnU-Net's planner chose, the plans package builds the same network."""
+    from plans.topology import plain_unet_configuration
+
+    planned = json.loads((tiny_nnunet.dataset_folder / "nnUNetPlans.json").read_text())["configurations"]
+    for name in ("3d_fullres", "2d"):
+        config = planned[name]
+        ours = plain_unet_configuration(config["patch_size"], config["batch_size"], config["spacing"])
+        assert ours["patch_size"] == config["patch_size"]
+        assert ours["architecture"] == config["architecture"], name
+
+
+def test_planner_constants_are_nnunets_planner_attributes(tiny_nnunet, monkeypatch):  # noqa: F811
+    """The constants plans/topology.py copies equal those of nnU-Net's planners built on a real dataset."""
+    from nnunetv2.experiment_planning.experiment_planners import default_experiment_planner
+    from nnunetv2.experiment_planning.experiment_planners.residual_unets.residual_encoder_unet_planners import (
+        nnUNetPlannerResEncM,
+    )
+
+    from plans import topology
+
+    monkeypatch.setattr(default_experiment_planner, "nnUNet_raw", str(tiny_nnunet.raw))
+    monkeypatch.setattr(default_experiment_planner, "nnUNet_preprocessed", str(tiny_nnunet.preprocessed))
+    default = default_experiment_planner.ExperimentPlanner(tiny_nnunet.dataset_name)
+    resenc = nnUNetPlannerResEncM(tiny_nnunet.dataset_name)
+    assert (topology.BASE_FEATURES, topology.MAX_FEATURES_3D, topology.MAX_FEATURES_2D) == (
+        default.UNet_base_num_features,
+        default.UNet_max_features_3d,
+        default.UNet_max_features_2d,
+    )
+    assert topology.MIN_FEATURE_MAP_EDGE == default.UNet_featuremap_min_edge_length
+    assert set(default.UNet_blocks_per_stage_encoder) | set(default.UNet_blocks_per_stage_decoder) == {
+        topology.CONVS_PER_STAGE
+    }
+    assert topology.RESENC_BLOCKS_PER_STAGE == tuple(resenc.UNet_blocks_per_stage_encoder)
+    assert set(resenc.UNet_blocks_per_stage_decoder) == {topology.RESENC_DECODER_CONVS}
+    assert topology.RESENC_UNET == f"{resenc.UNet_class.__module__}.{resenc.UNet_class.__name__}"

@@ -238,7 +238,7 @@ def test_cli_colour_table_only_and_missing_arguments(tmp_path):
     assert (tmp_path / "ct" / "filternet_labels.ctbl").is_file()
     assert (tmp_path / "ct" / "filternet_labels_itksnap.txt").is_file()
     r = run_cli("quantify", "--images", tmp_path)
-    assert r.returncode == 2 and "expected --images, --labels and --out" in r.stderr
+    assert r.returncode == 2 and "expected --images, --labels and --csv" in r.stderr
 
 
 def test_validation_against_true_fat_fraction_maps(folders):

@@ -77,9 +77,9 @@ def test_an_unwritable_output_is_refused_before_any_work(tmp_path):
     blocker.write_text("in the way")
     for verb, args in (
         ("quantify", ["--images", tmp_path / "images", "--labels", tmp_path / "labels"]),
-        ("evaluate", ["--pred", tmp_path / "labels", "--ref", tmp_path / "labels"]),
+        ("evaluate", ["--pred", tmp_path / "labels", "--labels", tmp_path / "labels"]),
     ):
-        r = run_cli(verb, *args, "--out", blocker / "out.csv")
+        r = run_cli(verb, *args, "--csv", blocker / "out.csv")
         assert r.returncode == 2 and "a_file is a file, not a folder" in r.stderr and "Traceback" not in r.stderr
     assert blocker.read_text() == "in the way"
     assert SPACING_XYZ[0] == 1.5  # the columns above are 1.5 mm: 14 columns = 21 mm

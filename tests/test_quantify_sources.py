@@ -128,7 +128,7 @@ def test_fat_and_water_holding_the_same_voxels_are_refused(dixon, capsys):
     (dixon / "water" / "s01.nii.gz").write_bytes((dixon / "fat" / "s01.nii.gz").read_bytes())  # a copy
     with pytest.raises(FilterNetError, match=r"water/s01\.nii\.gz: the Dixon water image holds the same voxels"):
         _quantify_dixon(dixon, dixon / "fat", dixon / "water")
-    args = ["quantify", "--images", dixon / "images", "--labels", dixon / "labels", "--out", dixon / "c.csv"]
+    args = ["quantify", "--images", dixon / "images", "--labels", dixon / "labels", "--csv", dixon / "c.csv"]
     assert main([str(a) for a in [*args, "--fat", dixon / "fat", "--water", dixon / "fat"]]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the Dixon water folder is the fat folder" in err and "Traceback" not in err

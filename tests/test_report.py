@@ -15,7 +15,7 @@ from nnunet_filternet.metrics import evaluate as evaluate_module
 from nnunet_filternet.metrics.evaluate import read_rows
 from nnunet_filternet.report.report import headline_table, write_report
 from tests.conftest import run_cli
-from tests.results_fixture import FAKE_PARAMETERS, make_results
+from tests.results_fixture import FAKE_PARAMETERS, checkpoint_sigma, make_results
 
 TRAINERS = {
     "nnUNetTrainer": "bad",
@@ -96,9 +96,29 @@ def test_postprocessing_table_and_sigma(report_dir):
     assert rows[("nnUNetTrainer", "Sol")]["DSC after"] == rows[("nnUNetTrainer", "Sol")]["DSC before"]
     sigma = _csv(report_dir / "sigma.csv")
     assert [r["trainer"] for r in sigma] == [REFERENCE]  # only trainers that logged a gate
-    # last line of the later session (logs ordered by date, not by name)
-    assert sigma[0]["fold 0: sigma (lambda)"] == "0.970 (0.01)"
-    assert sigma[0]["fold 1: sigma (lambda)"] == "0.960 (0.01)"
+    # sigma exact from the checkpoint (the log shows 0.970 and 0.960); lambda from the last line of the later
+    # session (logs ordered by date, not by name)
+    assert sigma[0]["fold 0: sigma (lambda)"] == f"{checkpoint_sigma(0):.5f} (0.01)" == "0.97012 (0.01)"
+    assert sigma[0]["fold 1: sigma (lambda)"] == f"{checkpoint_sigma(1):.5f} (0.01)" == "0.96012 (0.01)"
+
+
+def test_sigma_of_a_fold_without_checkpoint_comes_from_its_log_and_is_marked(tmp_path):
+    from nnunet_filternet.report.results import FoldRun, TrainerRun
+    from nnunet_filternet.report.tables import sigma_table
+    from nnunet_filternet.report.training import summarise_training
+    from tests.results_fixture import fake_checkpoint, log_text
+
+    folds = []
+    for fold in (0, 1):
+        fold_dir = tmp_path / f"fold_{fold}"
+        fold_dir.mkdir()
+        (fold_dir / "training_log_2026_9_5_10_00_00.txt").write_text(log_text(fold, range(4), True, True))
+        folds.append(FoldRun(fold, fold_dir, {}))
+    fake_checkpoint(tmp_path / "fold_1" / "checkpoint_latest.pth", sigma=0.987654321)
+    summary = summarise_training(TrainerRun("T", tmp_path, tuple(folds)))
+    assert summary.sigma_per_fold == pytest.approx({0: 0.97, 1: 0.987654321}, abs=1e-7)
+    assert summary.sigma_logged_folds == {0}
+    assert sigma_table([summary]).rows == [["T", "0.970* (0.01)", "0.98765 (0.01)"]]
 
 
 def _subject_mean(report_dir, file: str, compartment: str, column: str) -> float:
@@ -175,7 +195,7 @@ def test_missing_predictions_and_trainers_are_listed(fake, tmp_path, monkeypatch
     assert "2 trainer(s)" in message
     assert "fold_0/validation, fold_1/validation" in message
     assert "Missing__nnUNetPlans__3d_fullres" in message and "present: X__nnUNetPlans__3d_fullres" in message
-    with pytest.raises(FilterNetError, match="reference trainer 'Y' is not among"):
+    with pytest.raises(FilterNetError, match="baseline trainer 'Y' is not among"):
         write_report(results, ["X"], "Y", tmp_path / "out")
 
 
@@ -189,7 +209,7 @@ def test_prediction_without_ground_truth_is_an_error(fake, tmp_path):
 
 def test_cli_prints_headline_table(fake, tmp_path):
     env = {"nnUNet_raw": fake.raw, "nnUNet_preprocessed": fake.preprocessed}
-    args = ["--results", fake.dataset_results, "--trainers", "nnUNetTrainer", REFERENCE, "--reference", REFERENCE]
+    args = ["--results", fake.dataset_results, "--trainers", "nnUNetTrainer", REFERENCE, "--baseline", REFERENCE]
     r = run_cli("report", *args, "--out", tmp_path / "out", "-j", "2", env=env)
     assert r.returncode == 0, r.stderr
     assert "| TA |" in r.stdout and "report.md" in r.stdout
@@ -292,7 +312,7 @@ def test_repeats_cli_partial_repeat_and_misuse(repeated, tmp_path, monkeypatch, 
     shutil.copytree(fake.repeat_results[1], partial)  # file times kept: the copied report's metrics are reused
     shutil.rmtree(partial / "nnUNetTrainer__nnUNetPlans__3d_fullres" / "fold_1" / "validation")
     shutil.copytree(out, tmp_path / "out")
-    args = ["report", "--trainers", *REPEATED, "--reference", REFERENCE, "-j", "1", "--out", str(tmp_path / "out")]
+    args = ["report", "--trainers", *REPEATED, "--baseline", REFERENCE, "-j", "1", "--out", str(tmp_path / "out")]
     assert main(args + ["--results", str(fake.repeat_results[0]), str(partial)]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     fold_1 = ", ".join(f"sub{i:02d}" for i in range(1, 12, 4))
@@ -334,7 +354,7 @@ def test_a_byte_identical_copy_is_not_a_second_repeat(repeated, tmp_path, monkey
     monkeypatch.setenv("nnUNet_preprocessed", str(fake.preprocessed))
     copy = tmp_path / "nnUNet_results_copy" / "Dataset900_Fake"
     shutil.copytree(fake.repeat_results[0], copy)
-    args = ["report", "--trainers", *REPEATED, "--reference", REFERENCE, "-j", "1", "--out", str(tmp_path / "out")]
+    args = ["report", "--trainers", *REPEATED, "--baseline", REFERENCE, "-j", "1", "--out", str(tmp_path / "out")]
     assert main(args + ["--results", str(fake.repeat_results[0]), str(copy)]) == 2
     err = capsys.readouterr().err
     assert (

@@ -55,7 +55,7 @@ def test_evaluate_recomputes_when_the_prediction_folder_changes(evaluation):
     assert dice(out) == [1.0] * 10
     evaluate_folders(evaluation / "empty", evaluation / "ref", out, jobs=1)  # older files, another folder
     assert dice(out) == [0.0] * 10
-    r = run_cli("evaluate", "--pred", evaluation / "good", "--ref", evaluation / "ref", "--out", out)
+    r = run_cli("evaluate", "--pred", evaluation / "good", "--labels", evaluation / "ref", "--csv", out)
     assert r.returncode == 0, r.stderr
     assert dice(out) == [1.0] * 10
 
@@ -126,7 +126,7 @@ def test_quantify_recomputes_when_the_label_folder_changes(tmp_path, capsys):
     shutil.copy2(tmp_path / "labels" / "s01.nii.gz", tmp_path / "empty" / "s01.nii.gz")
     quantify_folder(tmp_path / "images", tmp_path / "empty", out, jobs=1)
     assert reuse_counts(capsys, "quantify") == (0, 1) and min(_biomarkers(out).values()) > 0
-    r = run_cli("quantify", "--images", tmp_path / "images", "--labels", tmp_path / "empty", "--out", out, "--fresh")
+    r = run_cli("quantify", "--images", tmp_path / "images", "--labels", tmp_path / "empty", "--csv", out, "--fresh")
     assert r.returncode == 0, r.stderr
 
 

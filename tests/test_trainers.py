@@ -150,14 +150,27 @@ def test_checkpoint_is_written_once_and_never_read_back(make_trainer, tmp_path, 
     assert EDGE_GATE_KEY not in trainer.optimizer.state_dict()  # only while nnU-Net builds a checkpoint
 
 
-def test_gate_state_is_read_from_the_optimizer_state_or_where_earlier_versions_wrote_it():
+def test_gate_state_is_read_from_the_optimizer_state_only():
     from nnunet_filternet.training.edge_gate_owner import EDGE_GATE_KEY, gate_state_from_checkpoint
 
     state = {"log_sigma": torch.tensor(0.25)}
     assert gate_state_from_checkpoint({"optimizer_state": {"state": {}, EDGE_GATE_KEY: state}}) is state
-    assert gate_state_from_checkpoint({"optimizer_state": {"state": {}}, EDGE_GATE_KEY: state}) is state
-    with pytest.raises(InputError, match=f"expected the key .{EDGE_GATE_KEY}. in its optimizer_state"):
-        gate_state_from_checkpoint({"optimizer_state": {"state": {}}, "network_weights": {}})
+    for elsewhere in ({"optimizer_state": {"state": {}}, EDGE_GATE_KEY: state}, {"network_weights": {}}):
+        with pytest.raises(InputError, match=f"expected the key .{EDGE_GATE_KEY}. in its optimizer_state"):
+            gate_state_from_checkpoint(elsewhere)
+
+
+def test_sigma_from_a_saved_gate_state_is_the_gates_own():
+    """log sigma -> exp; a direct sigma as the gate uses it (floored at MIN_DIRECT_SIGMA); no sigma -> None."""
+    from nnunet_filternet.edge.gate import MIN_DIRECT_SIGMA, EdgeGate, LaplacianGate
+    from nnunet_filternet.training.edge_gate_owner import sigma_from_gate_state
+
+    assert sigma_from_gate_state({"log_sigma": torch.tensor(math.log(0.8))}) == pytest.approx(0.8, abs=1e-7)
+    assert sigma_from_gate_state({"direct_sigma": torch.tensor(0.7)}) == pytest.approx(0.7, abs=1e-7)
+    assert sigma_from_gate_state({"direct_sigma": torch.tensor(-0.3)}) == pytest.approx(MIN_DIRECT_SIGMA)
+    assert sigma_from_gate_state(LaplacianGate(3, (1, 2)).state_dict()) is None
+    trained = EdgeGate(3, (1, 2), sigma_init=1.37)
+    assert sigma_from_gate_state(trained.state_dict()) == trained.sigma.item()  # bit for bit
 
 
 def test_continue_training_restores_sigma_and_goes_on_with_the_schedule(make_trainer, monkeypatch):

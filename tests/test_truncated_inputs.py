@@ -142,8 +142,8 @@ def test_restore_and_evaluate_and_quantify_refuse_truncated_files(tmp_path, nnun
     cut = tmp_path / "cutpred"
     cut.mkdir()
     truncate(write(draw(spec).label, cut / "a.nii.gz", True), 0.6)
-    r = run_cli("evaluate", "--pred", cut, "--ref", ref, "--out", tmp_path / "m.csv")
+    r = run_cli("evaluate", "--pred", cut, "--labels", ref, "--csv", tmp_path / "m.csv")
     assert r.returncode == 2 and "a.nii.gz: truncated" in r.stderr and not (tmp_path / "m.csv").exists()
-    r = run_cli("quantify", "--images", root / "images", "--labels", cut, "--out", tmp_path / "b.csv")
+    r = run_cli("quantify", "--images", root / "images", "--labels", cut, "--csv", tmp_path / "b.csv")
     assert r.returncode == 2 and "a.nii.gz: truncated" in r.stderr and not (tmp_path / "b.csv").exists()
     assert "Traceback" not in r.stderr

@@ -149,16 +149,6 @@ def run_checked(args: list[str], env: dict, timeout: float = 600):
     return result
 
 
-def write_splits(dataset_folder: Path) -> None:
-    """nnU-Net's own seeded 5-fold split, written before any training (concurrent runs would race to write it)."""
-    from nnunetv2.utilities.crossval_split import generate_crossval_split
-
-    from nnunet_filternet.utils.atomic import write_json
-
-    cases = sorted(p.name[: -len(".nii.gz")] for p in (dataset_folder / "gt_segmentations").glob("*.nii.gz"))
-    write_json(dataset_folder / "splits_final.json", generate_crossval_split(cases, seed=12345, n_splits=5))
-
-
 def prepare_tiny_nnunet(root: str | Path) -> TinyNnunet:
     """Write the tiny dataset and run nnU-Net's planning and preprocessing for ``nnUNetPlans`` and ``nnUNetPlans_tiny``.
 

@@ -20,7 +20,7 @@ class BenchOptions:
         device: ``cpu`` or ``cuda``.
         repeats: timed rounds (median reported); warm-up calls are extra.
         quick: small sizes everywhere (built-in plans, scans for throughput).
-        preset: built-in plans preset (``cpu``, ``cuda`` or ``quick``); None picks ``quick`` with ``quick``,
+        size: sizes of the built-in plans (``cpu``, ``cuda`` or ``quick``); None picks ``quick`` with ``quick``,
             else the device's.
         models: model names to run (None: all); stock nnU-Net is always included.
         parts: subset of :data:`PARTS`.
@@ -32,7 +32,7 @@ class BenchOptions:
     device: str = "cpu"
     repeats: int = 5
     quick: bool = False
-    preset: str | None = None
+    size: str | None = None
     models: tuple[str, ...] | None = None
     parts: tuple[str, ...] = PARTS
     seed: int = 0

@@ -1,10 +1,11 @@
 """The one nnU-Net configuration every benchmarked model shares: plans, patch, batch and inference volume.
 
-Either a real ``nnUNetPlans.json`` (``--plans FILE --configuration NAME``) or a built-in 3d_fullres
-configuration for the phantom leg data (0.7 x 0.7 x 7 mm). The built-in topology comes from nnU-Net's own
-``get_pool_and_conv_props`` with the constants of nnU-Net's default ``ExperimentPlanner`` (32 base
-features, at most 320, two convs per stage, feature maps of at least 4 voxels, batch size 2), so it is
-what ``nnUNetv2_plan_experiment`` would plan for that patch size. Axes are in nnU-Net's order (z, y, x).
+Either a real ``nnUNetPlans.json`` (``--plans-file FILE --configuration NAME``) or a built-in 3d_fullres
+configuration for the phantom leg data (0.7 x 0.7 x 7 mm) at one of the :data:`SIZES` (``--size``). The built-in
+configuration is what nnU-Net's default planner writes for that patch
+(:func:`plans.topology.plain_unet_configuration`: nnU-Net's ``get_pool_and_conv_props`` and its planner's widths
+and convs per stage); the stock variants add the ResEnc planners' network on the same topology. Axes are in
+nnU-Net's order (z, y, x).
 """
 
 from __future__ import annotations
@@ -18,32 +19,19 @@ from pathlib import Path
 
 from nnunet_filternet.errors import FilterNetError, InputError
 from nnunet_filternet.labels import EDGE_WEIGHTS_KEY, LABELS, PAPER_EDGE_WEIGHTS
+from nnunet_filternet.training.networks import FILTERNET, PLAIN_UNET
+from plans.topology import RESENC_UNET, plain_unet_configuration, resenc_kwargs
 
 #: Voxel spacing of the phantom legs (and the paper's scans), (z, y, x) in mm.
 PHANTOM_SPACING_ZYX: tuple[float, float, float] = (7.0, 0.7, 0.7)
-
-PLAIN_UNET = "dynamic_network_architectures.architectures.unet.PlainConvUNet"
-RESENC_UNET = "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
-FILTERNET = "nnunet_filternet.network.filternet.FilterNet"
-
-#: Residual blocks per encoder stage of nnU-Net's ResEnc planners (M, L and XL share them; M differs from L and
-#: XL only in its GPU-memory target, hence in patch and batch size, which here are fixed by the shared plans).
-RESENC_BLOCKS_PER_STAGE: tuple[int, ...] = (1, 3, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6)
 
 #: Configuration variants added to every benchmarked plans for stock nnU-Net's trainer: the plain U-Net of the
 #: configuration (also when the plans name FilterNet) and ResEnc M on the same topology.
 STOCK_VARIANTS: tuple[str, ...] = ("stock", "resenc_m")
 
-# Constants of nnU-Net's default ExperimentPlanner (set in its __init__, which needs a dataset on disk).
-_BASE_FEATURES = 32
-_MAX_FEATURES_3D = 320
-_MAX_FEATURES_2D = 512
-_CONVS_PER_STAGE = 2
-_MIN_FEATURE_MAP_EDGE = 4
-
 
 @dataclass(frozen=True)
-class Preset:
+class Sizes:
     """Sizes of a built-in configuration.
 
     Attributes:
@@ -60,10 +48,10 @@ class Preset:
 #: Built-in sizes: ``cuda`` is nnU-Net-like for a leg (30 x 256 x 256 voxels, 2 x 3 x 3 tiles); ``cpu`` and
 #: ``quick`` are smaller so that all models finish in minutes on two cores: ``cpu`` predicts 1.5 patches in-plane
 #: (2 x 2 tiles), ``quick`` 1.5 patches along x only (2 tiles, still exercising nnU-Net's tile blending).
-PRESETS: dict[str, Preset] = {
-    "cuda": Preset(patch_size=(24, 160, 160), batch_size=2, inference_shape=(30, 256, 256)),
-    "cpu": Preset(patch_size=(16, 96, 96), batch_size=2, inference_shape=(16, 144, 144)),
-    "quick": Preset(patch_size=(16, 64, 64), batch_size=2, inference_shape=(16, 64, 96)),
+SIZES: dict[str, Sizes] = {
+    "cuda": Sizes(patch_size=(24, 160, 160), batch_size=2, inference_shape=(30, 256, 256)),
+    "cpu": Sizes(patch_size=(16, 96, 96), batch_size=2, inference_shape=(16, 144, 144)),
+    "quick": Sizes(patch_size=(16, 64, 64), batch_size=2, inference_shape=(16, 64, 96)),
 }
 
 #: dataset.json used when the plans file has none beside it: one T1 channel, the project's labels and the
@@ -74,73 +62,6 @@ DEFAULT_DATASET_JSON: dict = {
     "file_ending": ".nii.gz",
     EDGE_WEIGHTS_KEY: list(PAPER_EDGE_WEIGHTS),
 }
-
-
-def _dotted(cls: type) -> str:
-    """``module.Class``, the way plans name ops."""
-    return f"{cls.__module__}.{cls.__name__}"
-
-
-def plain_unet_configuration(
-    patch_size: tuple[int, ...], batch_size: int, spacing: tuple[float, ...] = PHANTOM_SPACING_ZYX
-) -> dict:
-    """An nnU-Net 3d_fullres (or 2d) configuration dict for a PlainConvUNet, as the default planner writes it.
-
-    Args:
-        patch_size: requested patch (z, y, x) in voxels; padded up to what the pooling needs.
-        batch_size: patches per step.
-        spacing: voxel spacing in mm, same axis order.
-
-    Returns:
-        The configuration dict (``patch_size``, ``batch_size``, ``spacing``, ``architecture``, ...).
-    """
-    import torch
-    from dynamic_network_architectures.building_blocks.helper import convert_dim_to_conv_op, get_matching_instancenorm
-    from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
-
-    _, strides, kernels, patch, _ = get_pool_and_conv_props(spacing, patch_size, _MIN_FEATURE_MAP_EDGE, 999999)
-    n_stages = len(strides)
-    conv_op = convert_dim_to_conv_op(len(spacing))
-    norm = get_matching_instancenorm(conv_op)
-    max_features = _MAX_FEATURES_3D if len(spacing) == 3 else _MAX_FEATURES_2D
-    return {
-        "data_identifier": "nnUNetPlans_bench",
-        "preprocessor_name": "DefaultPreprocessor",
-        "batch_size": int(batch_size),
-        "patch_size": [int(p) for p in patch],
-        "spacing": [float(s) for s in spacing],
-        "batch_dice": False,
-        "architecture": {
-            "network_class_name": PLAIN_UNET,
-            "arch_kwargs": {
-                "n_stages": n_stages,
-                "features_per_stage": [min(max_features, _BASE_FEATURES * 2**i) for i in range(n_stages)],
-                "conv_op": _dotted(conv_op),
-                "kernel_sizes": [list(k) for k in kernels],
-                "strides": [list(s) for s in strides],
-                "n_conv_per_stage": [_CONVS_PER_STAGE] * n_stages,
-                "n_conv_per_stage_decoder": [_CONVS_PER_STAGE] * (n_stages - 1),
-                "conv_bias": True,
-                "norm_op": _dotted(norm),
-                "norm_op_kwargs": {"eps": 1e-5, "affine": True},
-                "dropout_op": None,
-                "dropout_op_kwargs": None,
-                "nonlin": _dotted(torch.nn.LeakyReLU),
-                "nonlin_kwargs": {"inplace": True},
-            },
-            "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
-        },
-    }
-
-
-def resenc_m_kwargs(plain_kwargs: dict) -> dict:
-    """ResidualEncoderUNet kwargs as nnU-Net's ResEnc planners write them, on a plain U-Net's topology."""
-    out = copy.deepcopy(plain_kwargs)
-    del out["n_conv_per_stage"]
-    n_stages = out["n_stages"]
-    out["n_blocks_per_stage"] = list(RESENC_BLOCKS_PER_STAGE[:n_stages])
-    out["n_conv_per_stage_decoder"] = [1] * (n_stages - 1)
-    return out
 
 
 def variant_name(configuration: str, variant: str | None) -> str:
@@ -164,7 +85,7 @@ def with_stock_variants(plans: dict, configuration: str) -> dict:
 
     architecture = PlansManager(plans).get_configuration(configuration).configuration["architecture"]
     plain = plain_arch_kwargs(architecture["arch_kwargs"])
-    networks = {"stock": (PLAIN_UNET, plain), "resenc_m": (RESENC_UNET, resenc_m_kwargs(plain))}
+    networks = {"stock": (PLAIN_UNET, plain), "resenc_m": (RESENC_UNET, resenc_kwargs(plain))}
     out = copy.deepcopy(plans)
     for variant in STOCK_VARIANTS:
         class_name, kwargs = networks[variant]
@@ -179,13 +100,17 @@ def with_stock_variants(plans: dict, configuration: str) -> dict:
     return out
 
 
-def builtin_plans(preset: Preset, spacing: tuple[float, ...] = PHANTOM_SPACING_ZYX) -> dict:
-    """A minimal nnUNetPlans.json dict with one ``3d_fullres`` configuration for ``preset``."""
+def builtin_plans(sizes: Sizes, spacing: tuple[float, ...] = PHANTOM_SPACING_ZYX) -> dict:
+    """A minimal nnUNetPlans.json dict with one ``3d_fullres`` configuration of these ``sizes``."""
     return {
         "dataset_name": "Dataset000_FilterNetBench",
         "plans_name": "nnUNetPlans",
         "label_manager": "LabelManager",
-        "configurations": {"3d_fullres": plain_unet_configuration(preset.patch_size, preset.batch_size, spacing)},
+        "configurations": {
+            "3d_fullres": plain_unet_configuration(
+                sizes.patch_size, sizes.batch_size, spacing, data_identifier="nnUNetPlans_bench"
+            )
+        },
     }
 
 
@@ -200,7 +125,7 @@ class BenchSetup:
         dataset_json: dataset.json dict (labels and channels).
         inference_shape: volume predicted by the sliding window, spatial axes in nnU-Net's order.
         source: where the plans came from, for the report.
-        preset: the :data:`PRESETS` key of built-in plans, None for a plans file.
+        size: the :data:`SIZES` key of built-in plans, None for a plans file.
     """
 
     plans: dict
@@ -208,7 +133,7 @@ class BenchSetup:
     dataset_json: dict
     inference_shape: tuple[int, ...]
     source: str
-    preset: str | None = None
+    size: str | None = None
 
     @cached_property
     def plans_manager(self):
@@ -259,7 +184,7 @@ class BenchSetup:
         kwargs = self.configuration_manager.network_arch_init_kwargs
         return {
             "source": self.source,
-            "preset": self.preset,
+            "size": self.size,
             "configuration": self.configuration,
             "patch_size": list(self.patch_size),
             "batch_size": self.batch_size,
@@ -273,20 +198,20 @@ class BenchSetup:
 
 
 def _inference_shape_for(patch_size: tuple[int, ...]) -> tuple[int, ...]:
-    """One patch, 1.5 patches along the last axis: two sliding-window tiles, as the ``quick`` preset."""
+    """One patch, 1.5 patches along the last axis: two sliding-window tiles, as the ``quick`` size."""
     return (*patch_size[:-1], (3 * patch_size[-1]) // 2)
 
 
-def builtin_setup(preset: str) -> BenchSetup:
-    """The built-in phantom-leg configuration of a :data:`PRESETS` key (``cpu``, ``cuda`` or ``quick``)."""
-    sizes = PRESETS[preset]
+def builtin_setup(size: str) -> BenchSetup:
+    """The built-in phantom-leg configuration of a :data:`SIZES` key (``cpu``, ``cuda`` or ``quick``)."""
+    sizes = SIZES[size]
     return BenchSetup(
         plans=with_stock_variants(builtin_plans(sizes), "3d_fullres"),
         configuration="3d_fullres",
         dataset_json=DEFAULT_DATASET_JSON,
         inference_shape=sizes.inference_shape,
-        source=f"built-in 3d_fullres for the phantom legs ({preset} preset)",
-        preset=preset,
+        source=f"built-in 3d_fullres for the phantom legs ({size} size)",
+        size=size,
     )
 
 
@@ -357,21 +282,21 @@ def resolve_setup(
     plans_file: str | Path | None,
     configuration: str | None,
     quick: bool = False,
-    preset: str | None = None,
+    size: str | None = None,
 ) -> BenchSetup:
-    """The setup the CLI asks for: a plans file's configuration, or a built-in preset.
+    """The setup the CLI asks for: a plans file's configuration, or the built-in plans at one of the sizes.
 
     Args:
-        device: ``cpu`` or ``cuda``; picks the built-in preset unless ``quick`` or ``preset`` does.
+        device: ``cpu`` or ``cuda``; picks the built-in size unless ``quick`` or ``size`` does.
         plans_file: an nnUNetPlans.json, or None for the built-in plans.
         configuration: configuration in ``plans_file`` (default ``3d_fullres``).
-        quick: smallest sizes (the ``quick`` preset, or a small inference volume with a plans file).
-        preset: a :data:`PRESETS` key, only without ``plans_file``.
+        quick: smallest sizes (the ``quick`` size, or a small inference volume with a plans file).
+        size: a :data:`SIZES` key, only without ``plans_file``.
     """
     if plans_file is None:
         if configuration is not None:
-            raise FilterNetError("--configuration needs --plans FILE (the built-in plans have only 3d_fullres)")
-        return builtin_setup(preset or ("quick" if quick else device))
-    if preset is not None:
-        raise FilterNetError("--preset chooses built-in plans; it cannot be combined with --plans FILE")
+            raise FilterNetError("--configuration needs --plans-file (the built-in plans have only 3d_fullres)")
+        return builtin_setup(size or ("quick" if quick else device))
+    if size is not None:
+        raise FilterNetError("--size chooses built-in plans; it cannot be combined with --plans-file")
     return setup_from_plans_file(plans_file, configuration or "3d_fullres", quick)

@@ -3,7 +3,7 @@
 A result is the dict :func:`~nnunet_filternet.bench.runner.run_benchmark` returns: ``environment``,
 ``setup``, ``models`` (one dict per model with ``parameters``, ``flops``, ``step_seconds``, ``peak_bytes``,
 ``inference_seconds`` and ``ratios`` to stock nnU-Net), ``edge_gate``, ``throughput`` and ``targets``.
-``--out FILE`` replaces only the section between this run's markers (one per device and size), so the
+``--markdown FILE`` replaces only the section between this run's markers (one per device and size), so the
 prose of the document and the sections of other devices stay as they are.
 """
 
@@ -124,12 +124,12 @@ def _method_line(result: dict, repeats: int, warmup: int) -> str:
 
 
 def section_key(result: dict) -> str:
-    """Marker key of a result's section: device, then the preset if not the device's, or the plans file."""
+    """Marker key of a result's section: device, then the size if not the device's, or the plans file."""
     env, setup = result["environment"], result["setup"]
     key = env["device"]
-    if setup.get("preset") not in (None, env["device"]):
-        key += f"-{setup['preset']}"
-    if setup.get("preset") is None:
+    if setup.get("size") not in (None, env["device"]):
+        key += f"-{setup['size']}"
+    if setup.get("size") is None:
         key += f"-{'quick-' if env['options']['quick'] else ''}{Path(setup['source']).stem}-{setup['configuration']}"
     return re.sub(r"[^A-Za-z0-9_.-]", "_", key)
 

@@ -4,6 +4,32 @@ Each verb lives in ``nnunet_filternet/cli/<verb>.py`` (``-`` written ``_``) and 
 ``run(args) -> int``. Verb modules are imported lazily so that ``filternet --help`` stays fast (no
 torch import). Misuse (argparse), bad input (:class:`~nnunet_filternet.errors.FilterNetError`) and files
 that cannot be read or written (``OSError``) exit with code 2 and a one-line reason naming the file.
+
+One name per concept in every verb, nnU-Net's short option beside ours where nnU-Net has one:
+
+==========================  ====================================================================================
+option                      meaning
+==========================  ====================================================================================
+``-i/--images DIR``         the scans read (a folder)
+``--labels DIR``            label maps: the ground truth (``convert``, ``evaluate``, ``report``); in ``quantify``
+                            the label maps measured, manual or predicted
+``-o/--out DIR``            the folder written; a single file written is ``--csv FILE`` (``evaluate``,
+                            ``compare``, ``quantify``) or ``--markdown FILE`` (``bench``)
+``-d/--dataset-id N``       an nnU-Net dataset id
+``-c/--configuration``      an nnU-Net configuration (``2d``, ``3d_fullres``)
+``-f/--folds K [K ...]``    fold ids (``fold_<K>``); a number of folds is ``--n-folds``
+``-tr/--trainer(s)``        nnU-Net trainer class names
+``-p/--plans NAME``         a plans identifier (``nnUNetPlans``, ``nnUNetPlans_tiny``); a plans JSON file is
+                            ``--plans-file``, a plans preset ``filternet plans --preset``
+``-chk/--checkpoint``       a checkpoint file name
+``--baseline``              the model the others are compared with (``compare``, ``report``): differences are
+                            other - baseline
+``--repeats N``             training repeats (a benchmark's timed rounds are ``--rounds``)
+``--setup`` / ``--size``    the demo's setup (``cpu``, ``study``, ``gpu``) / the benchmark's built-in sizes
+==========================  ====================================================================================
+
+Old spellings (``--ref``, ``--gt``, ``--reference``, convert's ``--folds K``, bench's ``--plans FILE``, ...) still
+parse for one release, with one warning each on stderr (:func:`deprecated_alias`).
 """
 
 from __future__ import annotations
@@ -66,6 +92,101 @@ odd_positive_int = bounded(int, lambda v: v >= 1 and v % 2 == 1, "an odd positiv
 gpu_memory_gb = bounded(float, lambda v: math.isfinite(v) and 0 < v <= 1024, "a GPU memory in GB, > 0 and <= 1024")
 
 
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that knows the deprecated spellings of its options (:func:`deprecated_alias`).
+
+    Before parsing, every old spelling in the arguments is replaced by the current one and named once on stderr
+    (``filternet evaluate: warning: --ref is deprecated, use --labels``), so the current option's type, choices,
+    ``required`` and help apply unchanged and ``--help`` shows only the current spelling. Sub-parsers (the verbs)
+    are of this class too, each with its own spellings.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: old option string -> current one.
+        self.deprecated_options: dict[str, str] = {}
+        #: option string -> {old value: current value}.
+        self.deprecated_values: dict[str, dict[str, str]] = {}
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else args
+        return super().parse_known_args(self._current_spellings([str(a) for a in args]), namespace)
+
+    def _current_spellings(self, args: list[str]) -> list[str]:
+        """``args`` with old option names and values replaced by the current ones (nothing after ``--``)."""
+        out, warned = [], set()
+
+        def warn(old: str, new: str) -> None:
+            if old not in warned:
+                warned.add(old)
+                print(f"{self.prog}: warning: {old} is deprecated, use {new}", file=sys.stderr)
+
+        value_of = None  # the option whose value the next argument is, when that option has deprecated values
+        for i, arg in enumerate(args):
+            if arg == "--":
+                return out + args[i:]
+            if value_of is not None:
+                new_value = self.deprecated_values[value_of].get(arg)
+                if new_value is not None:
+                    warn(f"{value_of} {arg}", f"{value_of} {new_value}")
+                    arg = new_value
+                out.append(arg)
+                value_of = None
+                continue
+            name, equals, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+            if name in self.deprecated_options:
+                warn(name, self.deprecated_options[name])
+                name = self.deprecated_options[name]
+            if name in self.deprecated_values:
+                if not equals:
+                    value_of = name
+                elif value in self.deprecated_values[name]:
+                    warn(f"{name} {value}", f"{name} {self.deprecated_values[name][value]}")
+                    value = self.deprecated_values[name][value]
+            out.append(name + equals + value)
+        return out
+
+
+def deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str) -> None:
+    """Let ``parser`` accept the option string ``old`` for its option ``new`` (one release), with one warning.
+
+    Args:
+        parser: a :class:`Parser` (every ``filternet`` verb's parser is one) that has the option ``new``.
+        old: the former option string, e.g. ``--ref``; it must not be an option of ``parser`` any more.
+        new: the current option string, e.g. ``--labels``.
+    """
+    _check_parser(parser, new)
+    if old in parser._option_string_actions:
+        raise ValueError(f"deprecated_alias: {old} is still an option of {parser.prog}")
+    parser.deprecated_options[old] = new
+
+
+def deprecated_values(parser: argparse.ArgumentParser, option: str, renamed: dict[str, str]) -> None:
+    """Let ``parser``'s ``option`` (every spelling of it) accept the old values in ``renamed`` (old -> current)."""
+    action = _check_parser(parser, option)
+    for spelling in action.option_strings:
+        parser.deprecated_values.setdefault(spelling, {}).update(renamed)
+
+
+def _check_parser(parser: argparse.ArgumentParser, option: str) -> argparse.Action:
+    if not isinstance(parser, Parser):
+        raise TypeError(f"deprecated spellings need a nnunet_filternet.cli.Parser, found {type(parser).__name__}")
+    if option not in parser._option_string_actions:
+        raise ValueError(f"{parser.prog} has no option {option}")
+    return parser._option_string_actions[option]
+
+
+#: The shared option vocabulary, shown by ``filternet --help`` (the module docstring has the full table).
+VOCABULARY = """options mean one thing in every verb (nnU-Net's short option beside ours):
+  -i/--images DIR      scans read            --labels DIR        ground-truth (or measured) label maps
+  -o/--out DIR         folder written        --csv/--markdown F  a single file written
+  -d/--dataset-id N    nnU-Net dataset id    -c/--configuration  nnU-Net configuration
+  -f/--folds K [K ..]  fold ids              --n-folds K         a number of folds
+  -tr/--trainer(s)     trainer class names   -p/--plans NAME     plans identifier (a JSON file: --plans-file)
+  -chk/--checkpoint    checkpoint file name  --baseline          the model the others are compared with
+old spellings (--ref, --gt, --reference, ...) still work for one release, with a warning"""
+
+
 def _module_name(verb: str) -> str:
     """``nnunet_filternet.cli.<verb>``, with ``-`` as ``_`` (``gpu-check`` lives in ``gpu_check.py``)."""
     return f"nnunet_filternet.cli.{verb.replace('-', '_')}"
@@ -82,7 +203,12 @@ def _available_verbs() -> dict[str, str]:
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """Top-level parser; only the named verb's module is imported (all of them when ``verb`` is None)."""
-    parser = argparse.ArgumentParser(prog="filternet", description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog="filternet",
+        description=__doc__.splitlines()[0],
+        epilog=VOCABULARY,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     from nnunet_filternet import __version__
 
     parser.add_argument("--version", action="version", version=f"nnunet-filternet {__version__}")

@@ -10,8 +10,8 @@ import sys
 
 from nnunet_filternet.bench.models import MODELS
 from nnunet_filternet.bench.options import EDGE_GATE, PARTS, BenchOptions
-from nnunet_filternet.bench.plans import PRESETS
-from nnunet_filternet.cli import positive_int
+from nnunet_filternet.bench.plans import SIZES
+from nnunet_filternet.cli import deprecated_alias, positive_int
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -22,20 +22,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), default=None, help="where to run (default: cuda if available, else cpu)"
     )
-    parser.add_argument("--plans", metavar="FILE", help="an nnUNetPlans.json (default: built-in phantom-leg plans)")
-    parser.add_argument("--configuration", metavar="NAME", help="configuration in --plans (default: 3d_fullres)")
     parser.add_argument(
-        "--repeats", type=positive_int, default=None, metavar="N", help="timed rounds (default 5, --quick 3)"
+        "--plans-file", metavar="FILE", help="an nnUNetPlans.json (default: built-in phantom-leg plans)"
+    )
+    parser.add_argument(
+        "-c", "--configuration", metavar="NAME", help="configuration in --plans-file (default: 3d_fullres)"
+    )
+    parser.add_argument(
+        "--rounds", type=positive_int, default=None, metavar="N", help="timed rounds (default 5, --quick 3)"
     )
     parser.add_argument("--quick", action="store_true", help="small patch, volume and scans (a few minutes on a CPU)")
     parser.add_argument(
-        "--preset",
-        choices=tuple(PRESETS),
-        help="built-in plans preset (default: quick with --quick, else the device's), e.g. the cuda sizes on a CPU",
+        "--size",
+        choices=tuple(SIZES),
+        help="patch, batch and volume of the built-in plans (default: quick with --quick, else the device's), e.g. "
+        "the cuda sizes on a CPU",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of Markdown")
     parser.add_argument(
-        "--out", metavar="FILE", help="also put the Markdown section into FILE (e.g. docs/benchmarks.md), in place"
+        "--markdown",
+        metavar="FILE",
+        help="also put the Markdown section into FILE (e.g. docs/benchmarks.md), in place",
     )
     parser.add_argument(
         "--compile",
@@ -65,6 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "first their time per part of the step side by side (gate, loss, convs by role, norm, ...; the first is "
         "the reference), then each operator table",
     )
+    deprecated_alias(parser, "--plans", "--plans-file")
+    deprecated_alias(parser, "--repeats", "--rounds")
+    deprecated_alias(parser, "--preset", "--size")
+    deprecated_alias(parser, "--out", "--markdown")
 
 
 def _device(requested: str | None) -> str:
@@ -81,8 +92,8 @@ def _device(requested: str | None) -> str:
 def _check(args, device: str) -> None:
     from nnunet_filternet.errors import FilterNetError
 
-    if args.repeats is not None and args.repeats < 1:
-        raise FilterNetError(f"--repeats: expected a positive number of rounds, found {args.repeats}")
+    if args.rounds is not None and args.rounds < 1:
+        raise FilterNetError(f"--rounds: expected a positive number of rounds, found {args.rounds}")
     if args.threads is not None and args.threads < 1:
         raise FilterNetError(f"--threads: expected a positive number, found {args.threads}")
     if args.compile and device != "cuda":
@@ -90,12 +101,12 @@ def _check(args, device: str) -> None:
     unknown = sorted(set(args.parts or ()) - set(PARTS))
     if unknown:
         raise FilterNetError(f"--parts: expected names from {list(PARTS)}, found {unknown}")
-    if args.out:
+    if args.markdown:
         from nnunet_filternet.utils.atomic import check_writable
         from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
 
-        check_writable(args.out, "benchmark section (--out)")
-        refuse_inputs_as_outputs({args.plans: "plans (--plans)"}, files=[args.out])
+        check_writable(args.markdown, "benchmark section (--markdown)")
+        refuse_inputs_as_outputs({args.plans_file: "plans (--plans-file)"}, files=[args.markdown])
 
 
 def _profile(names: str, setup, device: str, options: BenchOptions) -> int:
@@ -142,12 +153,12 @@ def run(args) -> int:
         os.environ["nnUNet_compile"] = "t" if args.compile else "f"
     if args.threads:
         torch.set_num_threads(args.threads)
-    setup = resolve_setup(device, args.plans, args.configuration, args.quick, args.preset)
+    setup = resolve_setup(device, args.plans_file, args.configuration, args.quick, args.size)
     options = BenchOptions(
         device=device,
-        repeats=args.repeats or (3 if args.quick else 5),
+        repeats=args.rounds or (3 if args.quick else 5),
         quick=args.quick,
-        preset=args.preset,
+        size=args.size,
         models=args.models or None,
         parts=args.parts or PARTS,
         system_malloc=args.system_malloc,
@@ -158,6 +169,6 @@ def run(args) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # nnU-Net prints notes on stdout; keep it for the result
         result = run_benchmark(setup, options, command=command)
     print(to_json(result) if args.json else to_markdown(result), end="")
-    if args.out:
-        print(f"wrote {write_section(args.out, result)}", file=sys.stderr)
+    if args.markdown:
+        print(f"wrote {write_section(args.markdown, result)}", file=sys.stderr)
     return 0

@@ -1,8 +1,10 @@
-"""``filternet compare``: a candidate model against a reference, several training repeats each."""
+"""``filternet compare``: a candidate model against a baseline, several training repeats each."""
 
 from __future__ import annotations
 
 import argparse
+
+from nnunet_filternet.cli import deprecated_alias
 
 
 def _alpha(text: str) -> float:
@@ -20,24 +22,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nnunet_filternet.statistics import ALPHA
 
     parser.add_argument(
-        "--reference", required=True, nargs="+", metavar="CSV",
-        help="the reference model's filternet evaluate metrics CSV, one per training repeat (with a fold column from "
-        "filternet evaluate --splits: the fold is the unit of the test; without: each subject is its own fold)",
+        "--baseline", required=True, nargs="+", metavar="CSV",
+        help="the baseline model's filternet evaluate metrics CSV, one per training repeat (with a fold column from "
+        "filternet evaluate --splits: the fold is the unit of the test; without: each subject is its own fold); "
+        "differences are candidate - baseline",
     )  # fmt: skip
     parser.add_argument(
         "--candidate", required=True, nargs="+", metavar="CSV",
         help="the candidate model's metrics CSV, one per training repeat (the same subjects)",
     )  # fmt: skip
     parser.add_argument(
-        "--names", nargs=2, default=("reference", "candidate"), metavar=("REFERENCE", "CANDIDATE"),
-        help="display names of the two models (default: reference candidate)",
+        "--names", nargs=2, default=("baseline", "candidate"), metavar=("BASELINE", "CANDIDATE"),
+        help="display names of the two models (default: baseline candidate)",
     )  # fmt: skip
     parser.add_argument(
         "--metrics", nargs="+", default=list(DEFAULT_METRICS), choices=list(METRICS), metavar="METRIC",
         help=f"metric columns to compare, of {', '.join(METRICS)} (default: {' '.join(DEFAULT_METRICS)})",
     )  # fmt: skip
     parser.add_argument("--alpha", type=_alpha, default=ALPHA, help=f"significance level (default: {ALPHA})")
-    parser.add_argument("--out", required=True, help="comparison CSV to write; the figure goes beside it (.png)")
+    parser.add_argument(
+        "--csv", required=True, metavar="FILE", help="comparison CSV to write; the figure goes beside it (.png)"
+    )
+    deprecated_alias(parser, "--reference", "--baseline")
+    deprecated_alias(parser, "--out", "--csv")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,11 +52,11 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
 
     inputs = {**{p: "a --candidate metrics CSV" for p in args.candidate},
-              **{p: "a --reference metrics CSV" for p in args.reference}}  # fmt: skip
-    refuse_inputs_as_outputs(inputs, files=[args.out, figure_path(args.out)])
+              **{p: "a --baseline metrics CSV" for p in args.baseline}}  # fmt: skip
+    refuse_inputs_as_outputs(inputs, files=[args.csv, figure_path(args.csv)])
 
     result = compare_files(
-        args.reference, args.candidate, args.out, names=tuple(args.names), metrics=args.metrics, alpha=args.alpha
+        args.baseline, args.candidate, args.csv, names=tuple(args.names), metrics=args.metrics, alpha=args.alpha
     )
     print(result.table_markdown)
     print()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_filternet.cli import bounded, dataset_id, jobs_type
+from nnunet_filternet.cli import bounded, dataset_id, deprecated_alias, jobs_type
 
 EPILOG = """modes:
-  training:  filternet convert --images DIR --labels DIR --dataset-id N --name NAME
+  training:  filternet convert -i DIR --labels DIR -d N --name NAME [--n-folds K]
              -> $nnUNet_raw/DatasetNNN_NAME (imagesTr, labelsTr, dataset.json, legs.json)
                 and $nnUNet_preprocessed/DatasetNNN_NAME/splits_final.json
-  inference: filternet convert --images DIR --out DIR
+  inference: filternet convert -i DIR -o DIR
              -> DIR/<subject>_<L|R>_0000.nii.gz and DIR/legs.json, for nnUNetv2_predict
 see docs/conversion.md"""
 
@@ -23,17 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add = parser.add_argument
-    add("--images", required=True, metavar="DIR", help="folder of scans (NIfTI, NRRD, MHA/MHD, DICOM folders)")
-    add("--labels", metavar="DIR", help="training: folder of label maps named like the scans (0..5)")
-    add("--dataset-id", type=dataset_id, metavar="N", help="training: nnU-Net dataset id (1..999)")
+    add("-i", "--images", required=True, metavar="DIR", help="folder of scans (NIfTI, NRRD, MHA/MHD, DICOM folders)")
+    add("--labels", metavar="DIR", help="training: folder of ground-truth label maps named like the scans (0..5)")
+    add("-d", "--dataset-id", type=dataset_id, metavar="N", help="training: nnU-Net dataset id (1..999)")
     add("--name", help="training: dataset name (folder DatasetNNN_NAME)")
-    add("--out", metavar="DIR", help="inference: output folder for the leg images and legs.json")
+    add("-o", "--out", metavar="DIR", help="inference: output folder for the leg images and legs.json")
     add(
-        "--folds",
+        "--n-folds",
         type=bounded(int, lambda v: v >= 2, "an integer >= 2"),
         default=4,
         metavar="K",
-        help="training: cross-validation folds (default 4)",
+        help="training: number of cross-validation folds, written to splits_final.json (default 4)",
     )
     add(
         "--seed",
@@ -52,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="training: keep a leg without any labelled compartment as an all-background case (listed in "
         "dataset.json); by default such a leg is an error",
     )
+    deprecated_alias(parser, "--folds", "--n-folds")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             flags = ", ".join("--" + m.replace("_", "-") for m in missing)
             raise FilterNetError(f"training mode needs {flags} (or give --out for inference mode)")
         result = training_conversion(
-            args.images, args.labels, args.dataset_id, args.name, folds=args.folds, seed=args.seed,
+            args.images, args.labels, args.dataset_id, args.name, folds=args.n_folds, seed=args.seed,
             jobs=args.jobs, keep_going=args.keep_going, subjects_csv=args.subjects_csv,
             allow_unlabelled_legs=args.allow_unlabelled_legs,
         )  # fmt: skip

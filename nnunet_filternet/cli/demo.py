@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_filternet.cli import at_least_4_subjects, bounded, jobs_type, positive_int
+from nnunet_filternet.cli import at_least_4_subjects, bounded, deprecated_alias, jobs_type, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workdir", default="filternet_demo", help="work folder (default: ./filternet_demo)")
     parser.add_argument(
-        "--preset",
+        "--workdir", default="filternet_demo", metavar="DIR", help="work folder (default: ./filternet_demo)"
+    )
+    parser.add_argument(
+        "--setup",
         choices=("auto", "cpu", "study", "gpu"),
         default="auto",
-        help="cpu: small cohort, tiny plans, fold 0, ~4 min training per trainer; study: 32 subjects in 8 folds, "
+        help="cohort, plans, folds and training budget: "
+        "cpu: small cohort, tiny plans, fold 0, ~4 min training per trainer; study: 32 subjects in 8 folds, "
         "the tiny plans' 2d configuration, FilterNet against stock nnU-Net with a verdict, at most 90 minutes "
         "(docs/study.md); gpu: 40 subjects at full resolution, nnU-Net's 3d_fullres plans, 4 folds; auto: gpu "
         "when CUDA is available, else cpu (default)",
@@ -21,35 +24,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--subjects",
         type=at_least_4_subjects,
-        help="cohort size (default: the preset's)",
+        help="cohort size (default: the setup's)",
     )
     parser.add_argument(
+        "-f",
         "--folds",
         type=bounded(int, lambda v: 0 <= v <= 15, "a fold number 0-15"),
         nargs="+",
-        help="folds to train, of the preset's folds (0 1 2 3; the study's 0-7) (default: all the preset's)",
+        metavar="K",
+        help="fold ids to train, of the setup's folds (0 1 2 3; the study's 0-7) (default: all the setup's)",
     )
     parser.add_argument(
-        "--trainers", nargs="+", help="nnU-Net trainers (default: nnUNetTrainerFilterNet nnUNetTrainer)"
-    )
+        "-tr", "--trainers", nargs="+", metavar="TRAINER",
+        help="nnU-Net trainers, the baseline last: every other is compared with it (default: nnUNetTrainerFilterNet "
+        "nnUNetTrainer)",
+    )  # fmt: skip
     parser.add_argument(
         "--repeats", type=positive_int, metavar="N",
-        help="train every trainer and fold N times (default: the preset's; a rerun with a larger N trains "
+        help="train every trainer and fold N times (default: the setup's; a rerun with a larger N trains "
         "only the new repeats) and judge the comparison against the run-to-run spread",
     )  # fmt: skip
     parser.add_argument("-j", "--jobs", type=jobs_type, help="worker processes for cohort, conversion and metrics")
+    deprecated_alias(parser, "--preset", "--setup")
 
 
 def check_arguments(args: argparse.Namespace) -> str | None:
-    """The problem with arguments that are valid one by one but not together (``--folds`` beyond the preset's)."""
+    """The problem with arguments that are valid one by one but not together (``--folds`` beyond the setup's)."""
     if args.folds is None:
         return None
     from nnunet_filternet.pipeline.presets import resolve
 
-    n_folds = resolve(args.preset).n_folds
+    n_folds = resolve(args.setup).n_folds
     bad = sorted({f for f in args.folds if f >= n_folds})
     if bad:
-        return f"argument --folds: {bad}: the {args.preset} preset's folds are 0 to {n_folds - 1}"
+        return f"argument --folds: {bad}: the {args.setup} setup's folds are 0 to {n_folds - 1}"
     return None
 
 
@@ -59,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_filternet.pipeline.demo import run_demo
     from nnunet_filternet.pipeline.presets import resolve
 
-    preset = resolve(args.preset)
-    print(f"filternet demo: preset {preset.name}, work folder {Path(args.workdir).resolve()}", flush=True)
+    preset = resolve(args.setup)
+    print(f"filternet demo: setup {preset.name}, work folder {Path(args.workdir).resolve()}", flush=True)
     report = run_demo(
         args.workdir,
         preset,

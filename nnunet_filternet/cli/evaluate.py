@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_filternet.cli import jobs_type
+from nnunet_filternet.cli import deprecated_alias, jobs_type
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pred", required=True, help="folder of predicted label maps (<case>.nii.gz)")
-    parser.add_argument("--ref", required=True, help="folder of reference label maps with the same file names")
+    parser.add_argument("--pred", required=True, metavar="DIR", help="folder of predicted label maps (<case>.nii.gz)")
     parser.add_argument(
-        "--out",
+        "--labels", required=True, metavar="DIR", help="folder of ground-truth label maps with the same file names"
+    )
+    parser.add_argument(
+        "--csv",
         required=True,
+        metavar="FILE",
         help="per-case CSV to write; the per-subject table (mean over _L/_R legs) goes beside it "
         "as <stem>_per_subject.csv",
     )
@@ -26,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fresh",
         action="store_true",
         help="recompute every case (default: reuse the rows of cases whose files and options are unchanged since "
-        "the last run into --out)",
+        "the last run into --csv)",
     )
+    deprecated_alias(parser, "--ref", "--labels")
+    deprecated_alias(parser, "--out", "--csv")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_filternet.metrics.summary import summary_markdown
 
     case_csv, subject_csv = evaluate_folders(
-        args.pred, args.ref, args.out, jobs=args.jobs, fresh=args.fresh, splits=args.splits
+        args.pred, args.labels, args.csv, jobs=args.jobs, fresh=args.fresh, splits=args.splits
     )
     print(summary_markdown(read_rows(subject_csv)))
     print(f"wrote {case_csv} and {subject_csv}")

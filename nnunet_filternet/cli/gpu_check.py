@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from nnunet_filternet.cli import at_least_4_subjects, non_negative_int, positive_float, positive_int
+from nnunet_filternet.cli import at_least_4_subjects, deprecated_values, non_negative_int, positive_float, positive_int
 
 #: Phantom scans of the check: (matrix x, y, z), spacing (mm). ``--small`` is the size of the demo's test.
 SCAN = ((256, 256, 16), (1.4, 1.4, 7.0))
 SMALL_SCAN = ((128, 128, 12), (2.8, 2.8, 7.0))
+#: ``--plans`` identifier -> the plans preset that writes it (None: nnU-Net's own default plans).
+PLANS = {"nnUNetPlans": None, "nnUNetPlans_tiny": "tiny"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,15 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="cuda",
         help="cuda: the check (default); cpu: its dry run with nnU-Net's CPU rules (no compile, no AMP)",
     )
-    parser.add_argument("--workdir", default="filternet_gpu_check", help="work folder (default ./filternet_gpu_check)")
+    parser.add_argument(
+        "--workdir", default="filternet_gpu_check", metavar="DIR", help="work folder (default ./filternet_gpu_check)"
+    )
     parser.add_argument("--subjects", type=at_least_4_subjects, default=4, help="phantom subjects, >= 4 (default 4)")
     parser.add_argument("--epochs", type=positive_int, default=2, help="training epochs per trainer (default 2)")
     parser.add_argument("--iterations", type=positive_int, default=10, help="iterations per epoch (default 10)")
     parser.add_argument(
+        "-p",
         "--plans",
-        choices=("nnunet", "tiny"),
-        default="nnunet",
-        help="nnunet: nnU-Net's own default plans (default); tiny: the CPU plans preset, for a fast dry run",
+        choices=tuple(PLANS),
+        default="nnUNetPlans",
+        help="plans identifier trained: nnUNetPlans, nnU-Net's own default plans (default); nnUNetPlans_tiny, the "
+        "tiny plans preset, for a fast dry run",
     )
     parser.add_argument("--small", action="store_true", help="phantom scans of 128 x 128 x 12 (default 256 x 256 x 16)")
     parser.add_argument(
@@ -45,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="nnU-Net augmentation processes per training (cuda 4, cpu 0)",
     )
+    deprecated_values(parser, "--plans", {"nnunet": "nnUNetPlans", "tiny": "nnUNetPlans_tiny"})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         subjects=args.subjects,
         shape=shape,
         spacing=spacing,
-        plans_preset=None if args.plans == "nnunet" else args.plans,
+        plans_preset=PLANS[args.plans],
         budget=Budget(epochs=args.epochs, iterations=args.iterations, val_iterations=2),
         bench_args=tuple(shlex.split(args.bench_args)),
         timeout_s=args.timeout,

@@ -12,7 +12,7 @@ _share = bounded(float, lambda v: 0 <= v <= 1, "a share of the subjects between 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR", help="cohort folder to create")
+    parser.add_argument("-o", "--out", required=True, metavar="DIR", help="cohort folder to create")
     parser.add_argument("--subjects", type=positive_int, default=40, metavar="N", help="number of subjects (40)")
     parser.add_argument(
         "--healthy",

@@ -18,17 +18,35 @@ from nnunet_filternet.pipeline.predict import CHUNK_SCANS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", required=True, help="folder of scans (files or DICOM series sub-folders)")
-    parser.add_argument("--out", required=True, help="output folder: <subject>.nii.gz label maps + biomarkers.csv")
-    parser.add_argument("--results", required=True, help="$nnUNet_results/DatasetNNN_NAME of the trained model")
-    parser.add_argument("--trainer", default="nnUNetTrainerFilterNet", help="trainer name (default: %(default)s)")
-    parser.add_argument("--plans", help="plans identifier (default: the only one trained with this trainer)")
-    parser.add_argument("--configuration", default="3d_fullres", help="default: %(default)s")
-    parser.add_argument("--folds", type=fold_number, nargs="+", help="folds to ensemble (default: all trained)")
+    parser.add_argument(
+        "-i", "--images", required=True, metavar="DIR", help="folder of scans (files or DICOM series sub-folders)"
+    )
+    parser.add_argument(
+        "-o", "--out", required=True, metavar="DIR", help="output folder: <subject>.nii.gz label maps + biomarkers.csv"
+    )
+    parser.add_argument(
+        "--results", required=True, metavar="DIR", help="$nnUNet_results/DatasetNNN_NAME of the trained model"
+    )
+    parser.add_argument(
+        "-tr",
+        "--trainer",
+        default="nnUNetTrainerFilterNet",
+        metavar="TRAINER",
+        help="trainer name (default: %(default)s)",
+    )
+    parser.add_argument(
+        "-p", "--plans", metavar="NAME", help="plans identifier (default: the only one trained with this trainer)"
+    )
+    parser.add_argument("-c", "--configuration", default="3d_fullres", metavar="NAME", help="default: %(default)s")
+    parser.add_argument(
+        "-f", "--folds", type=fold_number, nargs="+", metavar="K", help="fold ids to ensemble (default: all trained)"
+    )
     parser.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda when available (default)"
     )
-    parser.add_argument("--checkpoint", default="checkpoint_final.pth", help="default: %(default)s")
+    parser.add_argument(
+        "-chk", "--checkpoint", default="checkpoint_final.pth", metavar="FILE", help="default: %(default)s"
+    )
     parser.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation")
     parser.add_argument("-j", "--jobs", type=jobs_type, help="worker processes for conversion and restore")
     cohort = parser.add_argument_group("cohort scale (docs/predict.md)")

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_filternet.cli import jobs_type
+from nnunet_filternet.cli import deprecated_alias, jobs_type
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", help="T1 images (<case>.nii.gz or <case>_0000.nii.gz)")
-    parser.add_argument("--labels", help="label maps (<case>.nii.gz): leg cases <subject>_L/_R or full scans")
-    parser.add_argument("--out", help="biomarker CSV to write (colour tables are written beside it)")
-    parser.add_argument("--subjects-csv", default=None, help="CSV with a 'subject' column; other columns are appended")
-    parser.add_argument("--fat", default=None, help="Dixon fat images (with --water): adds fat_fraction_dixon")
-    parser.add_argument("--water", default=None, help="Dixon water images (with --fat)")
+    parser.add_argument("-i", "--images", metavar="DIR", help="T1 images (<case>.nii.gz or <case>_0000.nii.gz)")
+    parser.add_argument(
+        "--labels", metavar="DIR", help="label maps to measure, manual or predicted (<case>.nii.gz): leg cases "
+        "<subject>_L/_R or full scans",
+    )  # fmt: skip
+    parser.add_argument("--csv", metavar="FILE", help="biomarker CSV to write (colour tables are written beside it)")
+    parser.add_argument(
+        "--subjects-csv", default=None, metavar="FILE", help="CSV with a 'subject' column; other columns are appended"
+    )
+    parser.add_argument(
+        "--fat", default=None, metavar="DIR", help="Dixon fat images (with --water): adds fat_fraction_dixon"
+    )
+    parser.add_argument("--water", default=None, metavar="DIR", help="Dixon water images (with --fat)")
     parser.add_argument(
         "--colour-table",
         metavar="DIR",
@@ -25,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fresh",
         action="store_true",
         help="recompute every subject (default: reuse the rows of subjects whose files and options are unchanged "
-        "since the last run into --out)",
+        "since the last run into --csv)",
     )
+    deprecated_alias(parser, "--out", "--csv")
 
 
 def _refuse_colour_tables_over_inputs(args: argparse.Namespace) -> None:
@@ -46,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_filternet.errors import FilterNetError
     from nnunet_filternet.quantify.colour_table import write_colour_tables
 
-    wanted = (args.images, args.labels, args.out)
+    wanted = (args.images, args.labels, args.csv)
     if args.colour_table is not None:
         _refuse_colour_tables_over_inputs(args)
         for path in write_colour_tables(args.colour_table):
@@ -54,11 +62,11 @@ def run(args: argparse.Namespace) -> int:
         if not any(wanted):
             return 0
     if not all(wanted):
-        raise FilterNetError("expected --images, --labels and --out (or only --colour-table DIR)")
+        raise FilterNetError("expected --images, --labels and --csv (or only --colour-table DIR)")
     from nnunet_filternet.quantify.biomarkers import quantify_folder
 
     out = quantify_folder(
-        args.images, args.labels, args.out, subjects_csv=args.subjects_csv, fat_dir=args.fat, water_dir=args.water,
+        args.images, args.labels, args.csv, subjects_csv=args.subjects_csv, fat_dir=args.fat, water_dir=args.water,
         jobs=args.jobs, fresh=args.fresh,
     )  # fmt: skip
     print(f"wrote {out} (colour tables beside it)")

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--pred", required=True, metavar="DIR", help="folder of leg predictions <subject>_<L|R>.nii.gz")
     add("--records", required=True, metavar="LEGS_JSON", help="legs.json written by `filternet convert`")
-    add("--out", required=True, metavar="DIR", help="output folder for the <subject>.nii.gz label maps (uint8)")
+    add("-o", "--out", required=True, metavar="DIR", help="output folder for the <subject>.nii.gz label maps (uint8)")
     add("-j", "--jobs", type=jobs_type, default=None, help="worker processes (default: all cores)")
     add("--keep-going", action="store_true", help="restore the good scans when others fail; exit 1, list them")
 

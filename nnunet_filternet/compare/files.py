@@ -36,7 +36,7 @@ def compare_files(
     reference: Sequence[str | os.PathLike],
     candidate: Sequence[str | os.PathLike],
     out_csv: str | os.PathLike,
-    names: tuple[str, str] = ("reference", "candidate"),
+    names: tuple[str, str] = ("baseline", "candidate"),
     metrics: Sequence[str] = DEFAULT_METRICS,
     alpha: float = ALPHA,
 ) -> ComparisonFiles:
@@ -55,11 +55,11 @@ def compare_files(
             subjects that do not pair, one file given twice, a subject whose fold differs between files).
     """
     if not reference or not candidate:
-        raise FilterNetError("expected at least one metrics CSV for --reference and for --candidate")
+        raise FilterNetError("expected at least one metrics CSV for --baseline and for --candidate")
     if names[0] == names[1]:
         raise FilterNetError(f"expected two different --names, found {names[0]!r} twice")
     if Path(out_csv).is_dir():
-        raise FilterNetError(f"{out_csv}: expected a CSV file name for --out, found a folder")
+        raise FilterNetError(f"{out_csv}: expected a CSV file name for --csv, found a folder")
     paths = [Path(p) for p in (*reference, *candidate)]
     check_distinct_files(paths)
     tables = [(p, read_metric_table(p, metrics)) for p in paths]

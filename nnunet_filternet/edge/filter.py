@@ -1,7 +1,9 @@
-"""The functional L-rho-G operator of the edge gate: F(x | sigma) = G(sigma) * rho(L * x).
+"""The parts of the edge gate's operator F(x | sigma) = G(sigma) * rho(L * x), as functions.
 
 ``L`` is the discrete Laplacian, ``rho`` clamps to [0, 1] and ``G`` the normalised 5-wide Gaussian (paper
-eq. 2-6); their taps come from ``kernels.py``. Every channel is filtered on its own. The filtered axes are the
+eq. 2-6); their taps come from ``kernels.py``. :class:`~nnunet_filternet.edge.gate.EdgeGate` composes them
+(``edges`` = rho(L * x), ``smooth`` = G(sigma) * x), and so does the edge loss, which smooths a difference of
+two edge maps once. Every channel is filtered on its own. The filtered axes are the
 in-plane ones (``axes``); the others are left alone, so a volume is filtered slice by slice. Borders are padded
 by replication, so the image border is not an edge.
 
@@ -279,25 +281,3 @@ def gaussian_filter(
 def rho(x: torch.Tensor) -> torch.Tensor:
     """The paper's rho (eq. 3): x clamped to [0, 1] (a hard tanh shifted to [0, 1])."""
     return x.clamp(0.0, 1.0)
-
-
-def lrhog_filter(
-    x: torch.Tensor,
-    sigma: torch.Tensor,
-    axes: Sequence[int] | None = None,
-    normalisation: str = DEFAULT_NORMALISATION,
-) -> torch.Tensor:
-    """F(x | sigma) = G(sigma) * rho(L * x), per channel, on ``axes``; differentiable in ``x`` and ``sigma``.
-
-    Computed in float32 even under autocast (float64 input stays float64).
-
-    Args:
-        x: tensor B C *spatial, e.g. softmax probabilities or one-hot labels.
-        sigma: scalar tensor, Gaussian standard deviation in voxels (> 0).
-        axes: filtered spatial axes (0-based); None filters all spatial axes.
-        normalisation: see :func:`gaussian_filter`.
-
-    Returns:
-        Tensor of the same shape as ``x``, values in [0, 1] (for ``unit_energy``: in [0, kernel sum]).
-    """
-    return gaussian_filter(laplacian_rho(x, axes), sigma, axes, normalisation)

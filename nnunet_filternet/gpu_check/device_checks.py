@@ -21,35 +21,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-from collections.abc import Iterator
 
 import torch
 
+from nnunet_filternet.pipeline.nnunet_runs import variables_set
+
 #: The trainers whose step differs from stock nnU-Net's by our code (the edge gate and its loss).
 EDGE_GATE_TRAINERS: tuple[str, ...] = ("nnUNetTrainerFilterNet", "nnUNetTrainerUNetF")
-
-
-@contextlib.contextmanager
-def _environment(**variables: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def load_trainer(dataset: str, plans: str, trainer_name: str, device: torch.device, configuration: str = "3d_fullres"):
     """An initialised trainer as ``nnUNetv2_train DATASET CONFIGURATION 0 -tr NAME -p PLANS`` builds it, uncompiled."""
     from nnunetv2.run.run_training import get_trainer_from_args
 
-    with _environment(nnUNet_compile="f"):
+    with variables_set({"nnUNet_compile": "f"}):
         trainer = get_trainer_from_args(dataset, configuration, 0, trainer_name, plans, device=device)
         trainer.initialize()
     return trainer
@@ -57,7 +43,7 @@ def load_trainer(dataset: str, plans: str, trainer_name: str, device: torch.devi
 
 def loader_batch(trainer) -> dict:
     """The first training batch of nnU-Net's own data loader for ``trainer`` (augmentation in this process)."""
-    with _environment(nnUNet_n_proc_DA="0"):
+    with variables_set({"nnUNet_n_proc_DA": "0"}):
         loader, _ = trainer.get_dataloaders()
     return next(loader)
 

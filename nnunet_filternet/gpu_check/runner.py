@@ -6,18 +6,24 @@ Steps, in one work folder (the demo's layout, :class:`~nnunet_filternet.pipeline
 2. ``bench``: ``filternet bench --device DEVICE --quick``, started at once in the background (it needs no data);
 3. ``phantom``, ``convert``, ``plan``, ``budget-trainers``: a small synthetic cohort through ``filternet convert``
    and nnU-Net's own fingerprint, default plans and preprocessing; nnU-Net finding the two trainers' budget
-   variants (``training/budget.py``) with the run's ``nnUNet_extTrainer``;
+   variants (``training/variants.py``) with the run's ``nnUNet_extTrainer``;
 4. in parallel: ``train:<trainer>`` for FilterNet and stock nnU-Net (``nnUNetv2_train`` with nnU-Net's defaults:
    on CUDA ``torch.compile`` and float16 AMP; a short budget, ``<trainer>_<E>epochs_<I>iters_<V>val``) and
    ``device-checks`` (:mod:`~nnunet_filternet.gpu_check.device_checks`: AMP against float32, host-to-device copies);
 5. ``logs``: FilterNet's training log holds one ``edge gate: lambda ... sigma ...`` line per epoch, its final
    checkpoint holds a sigma that moved; on CUDA both logs say ``Using torch.compile...`` and both checkpoints
    hold GradScaler state (AMP was on);
-6. ``predict``: ``nnUNetv2_predict`` of both models on the held-out subject, label maps with labels 0..5.
+6. ``predict``: both models' predictions of the held-out subject's legs (the demo's stage: nnU-Net's own
+   validation outputs of the fold), label maps with labels 0..5.
 
-A step that passed is skipped when the command is run again in the same folder with the same settings; a step
-whose inputs failed is reported as SKIP. ``--device cpu`` is the dry run: the same steps with nnU-Net's CPU rules
-(no compile, no AMP) and the CPU stand-ins of the device checks.
+The check is a list of steps (:meth:`GpuCheck.steps`) over the pipeline: the demo's stages, training arguments,
+plans identifier and model folders (:class:`~nnunet_filternet.pipeline.demo.Demo`), its nnU-Net environment
+(:func:`~nnunet_filternet.pipeline.nnunet_runs.environment`), nnU-Net's trainer search
+(:func:`~nnunet_filternet.nnunet_ext.find_trainer`). Which steps passed is kept by the pipeline's
+:class:`~nnunet_filternet.pipeline.stages.StageRunner` in ``gpu_check_state.json``: a step that passed is skipped
+when the command is run again in the same folder with the same settings; a step whose inputs failed is reported
+as SKIP. ``--device cpu`` is the dry run: the same steps with nnU-Net's CPU rules (no compile, no AMP) and the
+CPU stand-ins of the device checks.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 from nnunet_filternet.errors import FilterNetError
@@ -103,46 +110,53 @@ class StepFailed(Exception):
     """A step's check did not hold; the message says what was expected and what was found."""
 
 
+@dataclass(frozen=True)
+class Step:
+    """One step of the check: run in this process (``run``) or as a background job (``job`` and ``check``).
+
+    Attributes:
+        name: the step's name in the report and the state file.
+        run: returns what the step found (a line of the report) or raises :class:`StepFailed`.
+        job: makes the step's background job; it passes when it exits with 0 and ``check(job)`` holds.
+        check: what a finished job must have left behind (raises :class:`StepFailed` otherwise).
+        needs: steps that must have passed first (else this one is a SKIP); an in-process step waits for the
+            running jobs when it needs one of them.
+    """
+
+    name: str
+    run: Callable[[], str | None] | None = None
+    job: Callable[[], Job] | None = None
+    check: Callable[[Job], str] | None = None
+    needs: tuple[str, ...] = ()
+
+
 class GpuCheck:
     """The check in ``workdir`` (see the module docstring); :meth:`run` runs it and returns the results."""
 
     def __init__(self, workdir: str | Path, settings: CheckSettings):
         from nnunet_filternet.pipeline.demo import Demo
+        from nnunet_filternet.pipeline.stages import StageRunner
 
         self.settings = settings
         self.workdir = Path(workdir).resolve()
-        self.demo = Demo(self.workdir, settings.preset())
+        threads = 1 if settings.device == "cpu" else None  # the dry run's processes share the CPU
+        self.demo = Demo(self.workdir, settings.preset(), da_workers=settings.da_workers, threads=threads)
         self.logs = self.workdir / "logs"
-        self.state_file = self.workdir / "gpu_check_state.json"
+        self.stages = StageRunner(self.workdir / "gpu_check_state.json", settings.as_dict())
         self.results: list[StepResult] = []
         self._jobs: list[Job] = []
-        self._passed = self._load_state()
 
-    # ---- state ----------------------------------------------------------------------------------
-    def _load_state(self) -> dict[str, dict]:
-        if not self.state_file.exists():
-            return {}
-        state = json.loads(self.state_file.read_text(encoding="utf-8"))
-        if state.get("settings") != self.settings.as_dict():
-            raise FilterNetError(
-                f"{self.state_file}: this work folder was checked with other settings ({state.get('settings')}); "
-                "use another --workdir or the same options"
-            )
-        return state.get("passed", {})
-
+    # ---- recording ------------------------------------------------------------------------------
     def _record(self, result: StepResult) -> StepResult:
-        from nnunet_filternet.utils.atomic import write_json
-
         self.results.append(result)
         print(result.line(), flush=True)
         if result.status == "PASS":
-            self._passed[result.name] = asdict(result)
-            write_json(self.state_file, {"settings": self.settings.as_dict(), "passed": self._passed})
+            self.stages.mark_done(result.name, result.seconds, result.detail)
         return result
 
     def _earlier(self, name: str) -> bool:
-        if name in self._passed:
-            earlier = StepResult(**self._passed[name])
+        if self.stages.done(name):
+            earlier = StepResult(name, "PASS", self.stages.seconds(name), self.stages.detail(name))
             self.results.append(earlier)
             print(f"{earlier.line()}  (earlier run)", flush=True)
             return True
@@ -153,13 +167,19 @@ class GpuCheck:
         status = {r.name: r.status for r in self.results}
         return all(status.get(n) == "PASS" for n in names)
 
-    # ---- running steps --------------------------------------------------------------------------
-    def step(self, name: str, fn: Callable[[], str], needs: tuple[str, ...] = ()) -> None:
-        """Run in-process step ``name`` unless it passed before or a step it needs did not pass."""
+    def _ready(self, name: str, needs: tuple[str, ...]) -> bool:
+        """False (after recording it or a SKIP) when step ``name`` passed before or a step it needs did not pass."""
         if self._earlier(name):
-            return
+            return False
         if not self.ok(*needs):
             self._record(StepResult(name, "SKIP", 0.0, f"needs {', '.join(needs)}"))
+            return False
+        return True
+
+    # ---- running steps --------------------------------------------------------------------------
+    def step(self, name: str, fn: Callable[[], str | None], needs: tuple[str, ...] = ()) -> None:
+        """Run in-process step ``name`` unless it passed before or a step it needs did not pass."""
+        if not self._ready(name, needs):
             return
         start = time.perf_counter()
         try:
@@ -172,13 +192,10 @@ class GpuCheck:
 
     def start_job(self, job: Job, needs: tuple[str, ...] = ()) -> Job | None:
         """Start background step ``job`` (None when it passed before or cannot run)."""
-        if self._earlier(job.name):
-            return None
-        if not self.ok(*needs):
-            self._record(StepResult(job.name, "SKIP", 0.0, f"needs {', '.join(needs)}"))
+        if not self._ready(job.name, needs):
             return None
         print(f"start {job.name}: {' '.join(map(str, job.argv))}", flush=True)
-        self._jobs.append(job.start(self.job_environment()))
+        self._jobs.append(job.start(self.demo.env))
         return job
 
     def finish_jobs(self, jobs: list[tuple[Job, Callable[[Job], str]]]) -> None:
@@ -198,22 +215,38 @@ class GpuCheck:
                     status, detail = "FAIL", f"{type(e).__name__}: {e}; log {job.log}"
             self._record(StepResult(job.name, status, job.seconds, detail))
 
-    def job_environment(self) -> dict[str, str]:
-        env = dict(self.demo.env)
-        env["nnUNet_n_proc_DA"] = str(self.settings.da_workers)
-        if self.settings.device == "cpu":
-            env.setdefault("OMP_NUM_THREADS", "1")  # the dry run's processes share the CPU
-        return env
-
     # ---- the steps ------------------------------------------------------------------------------
+    def steps(self) -> list[Step]:
+        """The check, in order (see the module docstring)."""
+        trainings = tuple(f"train:{t}" for t in TRAINERS)
+        return [
+            Step("environment", run=self.environment),
+            Step("bench", job=self.bench_job, check=self.check_bench, needs=("environment",)),
+            Step("phantom", run=self.demo.make_cohort, needs=("environment",)),
+            Step("convert", run=self.demo.convert, needs=("phantom",)),
+            Step("plan", run=self.demo.plan_and_preprocess, needs=("convert",)),
+            Step("budget-trainers", run=self.budget_trainers, needs=("plan",)),
+            *(
+                Step(
+                    f"train:{t}",
+                    job=partial(self.train_job, t),
+                    check=partial(self.check_training, t),
+                    needs=("budget-trainers",),
+                )
+                for t in TRAINERS
+            ),
+            Step("device-checks", job=self.device_checks_job, check=self.check_device_checks, needs=("plan",)),
+            Step("logs", run=self.logs_step, needs=trainings),
+            Step("predict", run=self.predict_step, needs=trainings),
+        ]
+
     def environment(self) -> str:
         import platform
-        from contextlib import redirect_stdout
         from importlib.metadata import version
-        from io import StringIO
 
         import torch
 
+        from nnunet_filternet.nnunet_ext import find_trainer
         from nnunet_filternet.pipeline import nnunet_runs
 
         parts = [f"python {platform.python_version()}", f"torch {torch.__version__}"]
@@ -223,10 +256,11 @@ class GpuCheck:
             parts += [f"CUDA {torch.version.cuda}", torch.cuda.get_device_name(0)]
         parts.append(f"nnunetv2 {version('nnunetv2')}")
         with nnunet_runs.environment_set(self.demo.env):
-            from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-
-            with redirect_stdout(StringIO()):  # nnU-Net narrates its search
-                found = recursive_find_trainer_class_by_name(EDGE_GATE_TRAINER)
+            found = find_trainer(EDGE_GATE_TRAINER)
+        if found is None:
+            raise StepFailed(
+                f"expected nnU-Net to find {EDGE_GATE_TRAINER} (nnUNet_extTrainer={self.demo.env['nnUNet_extTrainer']})"
+            )
         parts.append(f"nnU-Net finds {found.__module__}.{found.__name__}")
         return ", ".join(parts)
 
@@ -254,16 +288,14 @@ class GpuCheck:
         argv = [*nnunet_runs.command("nnUNetv2_train"), *map(str, args)]
         return Job(f"train:{trainer}", argv, self.logs / f"train_{trainer}.log", self.settings.timeout_s)
 
-    def check_training(self, trainer: str) -> str:
+    def check_training(self, trainer: str, _job: Job | None = None) -> str:
         fold_dir = self.demo.model_dir(trainer) / "fold_0"
         if not (fold_dir / "checkpoint_final.pth").is_file():
             raise StepFailed(f"expected {fold_dir / 'checkpoint_final.pth'}, found none")
         return f"{self.settings.budget.epochs} epochs x {self.settings.budget.iterations} iterations, {fold_dir}"
 
     def device_checks_job(self) -> Job:
-        from nnunet_filternet.pipeline.demo import DATASET_ID
-
-        argv = [sys.executable, "-m", "nnunet_filternet.gpu_check.device_checks", "--dataset", str(DATASET_ID)]
+        argv = [sys.executable, "-m", "nnunet_filternet.gpu_check.device_checks", "--dataset", self.demo.dataset]
         argv += ["--plans", self.demo.plans, "--device", self.settings.device]
         return Job("device-checks", argv, self.logs / "device_checks.log", self.settings.timeout_s)
 
@@ -287,7 +319,7 @@ class GpuCheck:
         for trainer in TRAINERS:
             cases = self.demo.held_out_cases(0)
             for case in cases:
-                path = self.demo.out / trainer / "legs" / f"{case}.nii.gz"
+                path = self.demo.trainer_out(trainer) / "legs" / f"{case}.nii.gz"
                 if not path.is_file():
                     raise StepFailed(f"{trainer}: expected the prediction {path}, found none")
                 labels = set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(path)))).tolist())
@@ -296,43 +328,36 @@ class GpuCheck:
             counted.append(f"{trainer} {len(cases)} legs")
         return ", ".join(counted)
 
-    # ---- all ------------------------------------------------------------------------------------
     def budget_trainers(self) -> str:
         """nnU-Net finds both budget variants with the run's variables (a PYTHONPATH install has no start-up hook)."""
-        self.demo.check_trainers()  # the variables are the jobs' own (job_environment), so this is what they see
+        self.demo.check_trainers()  # with the demo's environment, which the jobs run with
         return ", ".join(self.demo.trained_name(t) for t in TRAINERS) + f" ({self.settings.budget.describe()})"
 
+    # ---- all ------------------------------------------------------------------------------------
     def run(self) -> list[StepResult]:
-        """Every step (see the module docstring); background jobs still running on an error are ended."""
+        """Every step of :meth:`steps`; background jobs still running on an error are ended."""
         try:
-            return self._run()
+            return self._run(self.steps())
         finally:
             for job in self._jobs:
                 if job.running:
                     job.kill()
                     job.poll()
 
-    def _run(self) -> list[StepResult]:
-        self.step("environment", self.environment)
-        bench = self.start_job(self.bench_job(), needs=("environment",))
-        self.step("phantom", self.demo.make_cohort, needs=("environment",))
-        self.step("convert", self.demo.convert, needs=("phantom",))
-        self.step("plan", self.demo.plan_and_preprocess, needs=("convert",))
-        self.step("budget-trainers", self.budget_trainers, needs=("plan",))
-        jobs: list[tuple[Job, Callable[[Job], str]]] = []
-        if bench is not None:
-            jobs.append((bench, self.check_bench))
-        for trainer in TRAINERS:
-            job = self.start_job(self.train_job(trainer), needs=("budget-trainers",))
-            if job is not None:
-                jobs.append((job, lambda _job, t=trainer: self.check_training(t)))
-        checks = self.start_job(self.device_checks_job(), needs=("plan",))
-        if checks is not None:
-            jobs.append((checks, self.check_device_checks))
-        self.finish_jobs(jobs)
-        trainings = tuple(f"train:{t}" for t in TRAINERS)
-        self.step("logs", self.logs_step, needs=trainings)
-        self.step("predict", self.predict_step, needs=trainings)
+    def _run(self, steps: list[Step]) -> list[StepResult]:
+        """In order: a job step starts its job; an in-process step first waits for the running jobs it needs."""
+        running: list[tuple[Job, Callable[[Job], str]]] = []
+        for s in steps:
+            if s.job is not None:
+                job = self.start_job(s.job(), needs=s.needs)
+                if job is not None:
+                    running.append((job, s.check))
+                continue
+            if any(job.name in s.needs for job, _ in running):
+                self.finish_jobs(running)
+                running = []
+            self.step(s.name, s.run, needs=s.needs)
+        self.finish_jobs(running)
         return self.results
 
 
@@ -352,7 +377,7 @@ def check_training_records(fold_dirs: dict[str, Path], edge_gate_trainer: str, d
 
     from nnunet_filternet.edge.schedule import edge_lambda
     from nnunet_filternet.report.logs import read_fold_logs
-    from nnunet_filternet.training.edge_gate_owner import gate_state_from_checkpoint
+    from nnunet_filternet.training.edge_gate_owner import gate_state_from_checkpoint, sigma_from_gate_state
 
     found = []
     for trainer, fold_dir in fold_dirs.items():
@@ -372,10 +397,10 @@ def check_training_records(fold_dirs: dict[str, Path], edge_gate_trainer: str, d
             raise StepFailed(
                 f"{trainer}: expected edge gate lines with lambda {expected} in {log.files}, found {log.edge_gate}"
             )
-        log_sigma = float(gate_state_from_checkpoint(checkpoint)["log_sigma"])
-        if log_sigma == 0.0:
+        state = gate_state_from_checkpoint(checkpoint)  # sigma starts at 1: log sigma 0, or sigma itself 1
+        if float(state.get("log_sigma", 0.0)) == 0.0 and float(state.get("direct_sigma", 1.0)) == 1.0:
             raise StepFailed(f"{trainer}: expected a sigma that moved from 1 in {checkpoint_file}, found 1")
-        found.append(f"{len(log.edge_gate)} edge gate lines, sigma 1 -> {torch.tensor(log_sigma).exp().item():.7f}")
+        found.append(f"{len(log.edge_gate)} edge gate lines, sigma 1 -> {sigma_from_gate_state(state):.7f}")
     if device == "cuda":
         found.append("compile and AMP on in both trainings")
     return "; ".join(found)

@@ -256,7 +256,7 @@ def evaluate_folders(
     for path in (out_csv, per_subject_csv_path(out_csv)):
         check_writable(path, "metrics table")
     refuse_inputs_as_outputs(
-        {pred_dir: "predicted label maps (--pred)", ref_dir: "reference label maps (--ref)"},
+        {pred_dir: "predicted label maps (--pred)", ref_dir: "ground-truth label maps (--labels)"},
         files=[out_csv, per_subject_csv_path(out_csv), sidecar_path(out_csv)],
     )
     pairs = match_cases(pred_dir, ref_dir, require_all_refs=True)

@@ -38,20 +38,27 @@ from nnunet_filternet.training.budget import budget_variant_name
 
 DATASET_ID = 501
 DATASET_NAME = "FilterNetPhantom"
-#: What earlier versions of the demo wrote into the work folder: budget trainers ``<Trainer>_demo`` as source.
-LEGACY_TRAINER_MODULE = "trainers/filternet_demo_budget_trainers.py"
 
 
 class Demo:
     """The demo's folders and stages. ``run()`` does everything; each stage is a method."""
 
-    def __init__(self, workdir: str | Path, preset: DemoPreset, jobs: int | None = None):
+    def __init__(
+        self,
+        workdir: str | Path,
+        preset: DemoPreset,
+        jobs: int | None = None,
+        da_workers: int | None = None,
+        threads: int | None = None,
+    ):
+        """The demo in ``workdir``; ``da_workers`` and ``threads`` set its nnU-Net runs' environment
+        (:func:`~nnunet_filternet.pipeline.nnunet_runs.environment`; None: nnU-Net's and the libraries' defaults)."""
         self.workdir = Path(workdir).resolve()
         self.preset = preset
         self.jobs = jobs
         self.scans = self.workdir / "scans"
         self.folders = nnunet_runs.nnunet_folders(self.workdir)
-        self.env = nnunet_runs.environment(self.folders)
+        self.env = nnunet_runs.environment(self.folders, da_workers=da_workers, threads=threads)
         self.dataset = f"Dataset{DATASET_ID:03d}_{DATASET_NAME}"
         self.out = self.workdir / "outputs"
         self.repeat = 1  # the repeat that stages 4-6 work on (set by run())
@@ -159,22 +166,22 @@ class Demo:
         from nnunet_filternet.report.report import write_report
 
         subjects = sorted({c.rsplit("_", 1)[0] for f in self.preset.folds for c in self.held_out_cases(f)})
-        ref = self._link_subset(self.scans / "labels", subjects, self.workdir / "held_out" / "reference")
+        labels = self._link_subset(self.scans / "labels", subjects, self.workdir / "held_out" / "labels")
         images = self._link_subset(self.scans / "images", subjects, self.workdir / "held_out" / "scans")
         repeats = range(1, self.preset.repeats + 1)
         for trainer in self.preset.trainers:
             for k in repeats:
                 out = self.trainer_out(trainer, k)
                 splits = self.folders["nnUNet_preprocessed"] / self.dataset / "splits_final.json"
-                evaluate_folders(out / "scans", ref, out / "metrics.csv", jobs=self.jobs, splits=splits)
+                evaluate_folders(out / "scans", labels, out / "metrics.csv", jobs=self.jobs, splits=splits)
             out = self.trainer_out(trainer, 1)
             quantify_folder(
                 images, out / "scans", out / "biomarkers.csv", subjects_csv=self.scans / "subjects.csv"
             )  # fmt: skip
         names = [self.trained_name(t) for t in self.preset.trainers]
-        with nnunet_runs.environment_set(self.env):
+        with nnunet_runs.environment_set(self.env):  # the baseline last, as in compare_restored
             report = write_report(
-                [self.results_root(k) / self.dataset for k in repeats], names, names[0], self.out / "report",
+                [self.results_root(k) / self.dataset for k in repeats], names, names[-1], self.out / "report",
                 plans=self.plans, configuration=self.preset.configuration,
             )  # fmt: skip
         if len(self.preset.folds) >= 2 or self.preset.repeats > 1:
@@ -238,16 +245,9 @@ class Demo:
         return self.results_root(repeat) / self.dataset / name
 
     def check_trainers(self) -> None:
-        """Fail before any stage when the work folder is an earlier version's or nnU-Net cannot find a trainer."""
+        """Fail before any stage when nnU-Net cannot find a trainer."""
         from nnunet_filternet.nnunet_ext import find_trainer
 
-        legacy = self.workdir / LEGACY_TRAINER_MODULE
-        if legacy.exists():
-            raise FilterNetError(
-                f"{legacy}: this work folder was made by an earlier filternet demo, whose trainers (<Trainer>_demo) "
-                f"exist only there; its models stay usable with nnUNet_extTrainer={legacy.parent}; run the demo "
-                "in a new --workdir"
-            )
         with nnunet_runs.environment_set(self.env):
             unknown = [t for t in self.preset.trainers if find_trainer(self.trained_name(t)) is None]
         if unknown:

@@ -32,8 +32,12 @@ def nnunet_folders(workdir: str | Path) -> dict[str, Path]:
     return folders
 
 
-def environment(folders: dict[str, Path]) -> dict[str, str]:
-    """A copy of this process' environment with nnU-Net's folders set.
+#: The variables :func:`environment_set` sets in this process: nnU-Net's folders and its trainer search path.
+NNUNET_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer")
+
+
+def environment(folders: dict[str, Path], da_workers: int | None = None, threads: int | None = None) -> dict[str, str]:
+    """A copy of this process' environment with nnU-Net's folders set: the environment of every nnU-Net run.
 
     ``nnUNet_extTrainer`` keeps the user's folders (their own trainers) and lists ours, as the package's
     start-up hook does in every interpreter. ``nnUNet_def_n_proc`` (nnU-Net's worker processes for exporting
@@ -42,6 +46,12 @@ def environment(folders: dict[str, Path]) -> dict[str, str]:
     ``OMP_WAIT_POLICY`` becomes ``PASSIVE`` when unset (idle OpenMP threads sleep instead of spinning): a
     training whose second thread shares a core with any other work otherwise waits at every parallel region
     (measured on this project's 2-core machine beside other jobs: 12-26 s epochs instead of 5 s).
+
+    Args:
+        folders: nnU-Net's three folders (:func:`nnunet_folders`).
+        da_workers: nnU-Net's data-augmentation processes per training (``nnUNet_n_proc_DA``); None: nnU-Net's.
+        threads: torch / OpenMP threads of each process (``OMP_NUM_THREADS``) unless the user set them; None:
+            the libraries' default (all cores).
     """
     from nnunet_filternet.nnunet_ext import add_to_environment
 
@@ -49,21 +59,24 @@ def environment(folders: dict[str, Path]) -> dict[str, str]:
     env.update({k: str(v) for k, v in folders.items()})
     env.setdefault("nnUNet_def_n_proc", str(min(8, os.cpu_count() or 1)))
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if da_workers is not None:
+        env["nnUNet_n_proc_DA"] = str(da_workers)
+    if threads is not None:
+        env.setdefault("OMP_NUM_THREADS", str(threads))
     add_to_environment(env)
     return env
 
 
 @contextlib.contextmanager
-def environment_set(env: dict[str, str]) -> Iterator[None]:
-    """Set ``env``'s nnU-Net variables in this process for the duration of the block, then restore."""
-    keys = ["nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer"]
-    old = {k: os.environ.get(k) for k in keys}
+def variables_set(variables: dict[str, str | None]) -> Iterator[None]:
+    """Set (a value) or unset (None) environment variables in this process for the block, then restore them."""
+    old = {k: os.environ.get(k) for k in variables}
     try:
-        for k in keys:
-            if k in env:
-                os.environ[k] = env[k]
-            else:
+        for k, v in variables.items():
+            if v is None:
                 os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         yield
     finally:
         for k, v in old.items():
@@ -71,6 +84,11 @@ def environment_set(env: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def environment_set(env: dict[str, str]) -> contextlib.AbstractContextManager[None]:
+    """Set ``env``'s :data:`NNUNET_VARIABLES` in this process for the duration of the block, then restore."""
+    return variables_set({k: env.get(k) for k in NNUNET_VARIABLES})
 
 
 def command(script: str) -> list[str]:

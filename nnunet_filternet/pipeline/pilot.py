@@ -11,7 +11,7 @@ the sample SD of those fold means over the repeats; its 95 % interval is the chi
 
 Usage::
 
-    python -m nnunet_filternet.pipeline.pilot WORKDIR [--preset study] [--configurations 2d 3d_fullres]
+    python -m nnunet_filternet.pipeline.pilot WORKDIR [--setup study] [--configurations 2d 3d_fullres]
         [--epochs 40 80 160] [--repeats 3] [--fold 0] [--trainer nnUNetTrainer]
 
 The cohort, conversion (with the preset's folds) and plans are the preset's (so the pilot measures the study's
@@ -213,7 +213,7 @@ def write_csv(runs: Sequence[PilotRun], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workdir", type=Path)
-    parser.add_argument("--preset", default="study", choices=sorted(PRESETS))
+    parser.add_argument("--setup", default="study", choices=sorted(PRESETS), help="the demo's setup (--setup)")
     parser.add_argument("--configurations", nargs="+", default=["2d", "3d_fullres"])
     parser.add_argument("--epochs", nargs="+", type=int, default=[40, 80, 160], help="0: tabulate only")
     parser.add_argument("--iterations", type=int, default=40)
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--trainer", default="nnUNetTrainer")
     args = parser.parse_args(argv)
-    pilot = Pilot(args.workdir, PRESETS[args.preset], args.trainer, args.fold, args.iterations)
+    pilot = Pilot(args.workdir, PRESETS[args.setup], args.trainer, args.fold, args.iterations)
     pilot.prepare(args.configurations)
     for epochs in sorted(args.epochs):  # shortest first: early lengths are complete early
         for config in args.configurations:

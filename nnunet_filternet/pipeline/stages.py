@@ -2,7 +2,9 @@
 
 A stage is marked done only after its function returned, so an interrupt (Ctrl-C, a killed job) leaves
 the stage unfinished and the next run repeats it; each stage is itself written to resume or redo its
-work safely (atomic outputs, nnU-Net's ``--c``).
+work safely (atomic outputs, nnU-Net's ``--c``). Every resumable run of the package keeps its state here: the
+demo's stages (:meth:`StageRunner.run`) and ``filternet gpu-check``'s steps (:meth:`StageRunner.mark_done`, with
+what each step found).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ class StageRunner:
     """Runs named stages once, recording them in ``state_file``.
 
     Args:
-        state_file: JSON file holding ``{"settings": {...}, "done": {stage: seconds}}``.
+        state_file: JSON file holding ``{"settings": {...}, "done": {stage: seconds}, "details": {stage: text}}``
+            (``details`` only for stages recorded with one).
         settings: the run's settings; a rerun with different settings in the same folder is refused,
             because finished stages would not match them.
     """
@@ -38,12 +41,26 @@ class StageRunner:
                     f"{self.state_file}: this work folder was started with other settings "
                     f"({_diff(old.get('settings', {}), self.settings)}); use another --workdir or the same settings"
                 )
-            self.state = old
-        self.n_total = 0
+            self.state = {**old, "done": old.get("done", {})}
 
     def done(self, name: str) -> bool:
         """Whether stage ``name`` finished in an earlier run."""
         return name in self.state["done"]
+
+    def seconds(self, name: str) -> float:
+        """How long stage ``name`` took when it finished."""
+        return self.state["done"][name]
+
+    def detail(self, name: str) -> str:
+        """What stage ``name`` reported when it finished (``""`` when nothing was recorded)."""
+        return self.state.get("details", {}).get(name, "")
+
+    def mark_done(self, name: str, seconds: float, detail: str = "") -> None:
+        """Record stage ``name`` as finished, run by the caller (e.g. a background job), with what it reported."""
+        self.state["done"][name] = round(seconds, 1)
+        if detail:
+            self.state.setdefault("details", {})[name] = detail
+        write_json(self.state_file, self.state)
 
     def run(self, index: int, total: int, name: str, description: str, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` as stage ``index``/``total`` unless it is already done; print what happens."""
@@ -54,10 +71,8 @@ class StageRunner:
         print(f"{header} ...", flush=True)
         start = time.perf_counter()
         result = fn()
-        seconds = round(time.perf_counter() - start, 1)
-        self.state["done"][name] = seconds
-        write_json(self.state_file, self.state)
-        print(f"{header}: finished in {seconds:.1f} s", flush=True)
+        self.mark_done(name, time.perf_counter() - start)
+        print(f"{header}: finished in {self.seconds(name):.1f} s", flush=True)
         sys.stdout.flush()
         return result
 

@@ -1,4 +1,4 @@
-"""The tables of docs/study.md from a finished ``filternet demo --preset study`` work folder.
+"""The tables of docs/study.md from a finished ``filternet demo --setup study`` work folder.
 
 Usage::
 
@@ -122,7 +122,7 @@ def fold_table(demo: Demo) -> str:
 
 def sigma_table(demo: Demo) -> str:
     """sigma at the end of every FilterNet training (rows: repeats; columns: folds)."""
-    from nnunet_filternet.training.edge_gate_owner import gate_state_from_checkpoint
+    from nnunet_filternet.training.edge_gate_owner import gate_state_from_checkpoint, sigma_from_gate_state
 
     folds = demo.preset.folds
     lines = ["| repeat | " + " | ".join(f"fold {f}" for f in folds) + " |", "|---" * (len(folds) + 1) + "|"]
@@ -130,7 +130,7 @@ def sigma_table(demo: Demo) -> str:
         cells = []
         for f in folds:
             state = gate_state_from_checkpoint(demo.model_dir(CANDIDATE, k) / f"fold_{f}" / "checkpoint_final.pth")
-            cells.append(f"{math.exp(float(state['log_sigma'])):.3f}")  # the gate stores log sigma
+            cells.append(f"{sigma_from_gate_state(state):.3f}")
         lines.append(f"| {k} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""What nnU-Net checkpoints tell: the network's parameter count.
+"""What nnU-Net checkpoints tell: the network's parameter count and the edge gate's sigma.
 
 The count is taken from ``network_weights`` (the network's state dict) for every trainer, stock or ours:
 floating-point tensors, without batch-norm running statistics (``running_mean``, ``running_var``) and
@@ -66,3 +66,14 @@ def checkpoint_parameters(path: str | os.PathLike) -> int:
     if not isinstance(checkpoint, dict) or "network_weights" not in checkpoint:
         raise InputError(path, "expected an nnU-Net checkpoint with key 'network_weights', found none")
     return count_state_dict_parameters(checkpoint["network_weights"])
+
+
+def checkpoint_sigma(path: str | os.PathLike) -> float | None:
+    """The edge gate's sigma stored in a checkpoint of an edge-gate trainer (exact); None for a gate without sigma.
+
+    Raises:
+        InputError: the checkpoint holds no gate state.
+    """
+    from nnunet_filternet.training.edge_gate_owner import gate_state_from_checkpoint, sigma_from_gate_state
+
+    return sigma_from_gate_state(gate_state_from_checkpoint(path))

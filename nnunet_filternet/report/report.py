@@ -115,7 +115,7 @@ def _check_arguments(trainers: list[str], reference: str) -> None:
     if duplicates:
         raise FilterNetError(f"trainers are listed twice: {', '.join(duplicates)}")
     if reference not in trainers:
-        raise FilterNetError(f"the reference trainer {reference!r} is not among --trainers ({', '.join(trainers)})")
+        raise FilterNetError(f"the baseline trainer {reference!r} is not among --trainers ({', '.join(trainers)})")
 
 
 def _results_roots(results_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:

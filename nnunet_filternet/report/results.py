@@ -139,7 +139,7 @@ def default_gt_dir(results_dir: str | os.PathLike) -> Path:
     """Ground-truth folder of the results' dataset (preprocessed ``gt_segmentations``, else raw ``labelsTr``).
 
     Raises:
-        InputError: neither exists (both candidates are named; pass ``--gt``).
+        InputError: neither exists (both candidates are named; pass ``--labels``).
     """
     name = dataset_name(results_dir)
     candidates = [
@@ -150,7 +150,7 @@ def default_gt_dir(results_dir: str | os.PathLike) -> Path:
         if folder is not None and folder.is_dir():
             return folder
     shown = ", ".join(str(c) for c in candidates if c is not None) or "nnUNet_preprocessed and nnUNet_raw are not set"
-    raise InputError(results_dir, f"expected ground truth for {name} in {shown}; found none (pass --gt DIR)")
+    raise InputError(results_dir, f"expected ground truth for {name} in {shown}; found none (pass --labels DIR)")
 
 
 def default_images_dir(results_dir: str | os.PathLike) -> Path | None:

@@ -240,9 +240,19 @@ def sigma_table(summaries: Sequence[TrainingSummary]) -> Table | None:
     folds = sorted({f for s in gated for f in s.sigma_per_fold})
     table = Table(["trainer"] + [f"fold {f}: sigma (lambda)" for f in folds])
     for s in gated:
-        cells = [
-            f"{s.sigma_per_fold[f]:.3f} ({s.lambda_per_fold[f]:g})" if f in s.sigma_per_fold else "n/a" for f in folds
-        ]
-        table.rows.append([s.trainer, *cells])
-    table.notes.append("Last logged 'edge gate: lambda ... sigma ...' line of each fold's training log.")
+        table.rows.append([s.trainer, *(_sigma_cell(s, f) for f in folds)])
+    table.notes.append(
+        "sigma at the end of training, read from each fold's checkpoint (the gate's state); lambda from the last "
+        "'edge gate: lambda ... sigma ...' line of its training log. * : no checkpoint, sigma from that log line "
+        "(3 decimals)."
+    )
     return table
+
+
+def _sigma_cell(summary: TrainingSummary, fold: int) -> str:
+    """``1.00123 (0.001)``: sigma to 5 decimals and lambda; ``1.001* (...)`` when read from the log; ``n/a``."""
+    if fold not in summary.sigma_per_fold:
+        return "n/a"
+    if fold in summary.sigma_logged_folds:
+        return f"{summary.sigma_per_fold[fold]:.3f}* ({summary.lambda_per_fold[fold]:g})"
+    return f"{summary.sigma_per_fold[fold]:.5f} ({summary.lambda_per_fold[fold]:g})"

@@ -137,8 +137,8 @@ def add_gate_state(optimizer_state: dict, gate: nn.Module) -> dict:
 def gate_state_from_checkpoint(filename_or_checkpoint) -> dict:
     """The gate's state dict stored in a checkpoint (file path or loaded checkpoint dict).
 
-    It is read from ``checkpoint["optimizer_state"][EDGE_GATE_KEY]``, or from ``checkpoint[EDGE_GATE_KEY]`` where
-    earlier versions of this package wrote it (so that their runs can be continued).
+    It is read from ``checkpoint["optimizer_state"][EDGE_GATE_KEY]``, where :meth:`EdgeGateOwnerMixin.save_checkpoint`
+    writes it.
 
     Raises:
         InputError: the checkpoint has no gate state (it was not written by an edge-gate trainer).
@@ -149,13 +149,12 @@ def gate_state_from_checkpoint(filename_or_checkpoint) -> dict:
         source = os.fspath(filename_or_checkpoint)
         checkpoint = torch.load(source, map_location="cpu", weights_only=False, mmap=True)
     optimizer_state = checkpoint.get("optimizer_state") or {}
-    for place in (optimizer_state, checkpoint):
-        if EDGE_GATE_KEY in place:
-            return place[EDGE_GATE_KEY]
+    if EDGE_GATE_KEY in optimizer_state:
+        return optimizer_state[EDGE_GATE_KEY]
     raise InputError(
         source,
         f'expected the key "{EDGE_GATE_KEY}" in its optimizer_state (the edge gate\'s sigma, written by every '
-        f"edge-gate trainer), found only {sorted(optimizer_state)} there and {sorted(checkpoint)} at the top",
+        f"edge-gate trainer), found only {sorted(optimizer_state)}",
     )
 
 
@@ -173,6 +172,25 @@ def edge_gate_log_line(edge_lambda_value: float, sigma: float | None) -> str:
 def gate_sigma(gate: nn.Module) -> float | None:
     """The gate's current sigma as a number, None for a gate without one (``LaplacianGate``)."""
     return None if gate.sigma is None else float(gate.sigma.detach().cpu())
+
+
+def sigma_from_gate_state(state: dict) -> float | None:
+    """The sigma a gate with this state dict (as saved in a checkpoint) filters with, exactly; None for none.
+
+    The state holds ``log_sigma`` (trained or fixed sigma), ``direct_sigma`` (sigma trained as itself) or nothing
+    (the Laplacian-only gate). The value is the gate's own :attr:`~nnunet_filternet.edge.gate.EdgeGate.sigma` after
+    loading the state, so it follows the gate's definition (``exp``, the floor of a direct sigma) in float32.
+    """
+    from nnunet_filternet.edge.gate import EdgeGate
+
+    if "direct_sigma" in state:
+        gate = EdgeGate(2, None, parametrisation="direct")
+    elif "log_sigma" in state:
+        gate = EdgeGate(2, None, train_sigma=False)
+    else:
+        return None
+    gate.load_state_dict(state)
+    return gate_sigma(gate)
 
 
 class EdgeGateOwnerMixin:

@@ -26,10 +26,12 @@ grows; ``...UnitEnergy`` is the scale-invariant option under which sigma settles
 (docs/training.md, "Sigma").
 
 ``nnUNetTrainerUNet`` differs from the stock trainer only by our log lines (parameter count, peak memory)
-and by building a plain U-Net even from ``nnUNetPlans_FilterNet``. Each trainer ``X`` also exists as
-``XPaper`` (the paper's protocol, :mod:`paper_protocol`). Budget variants of these and of any other trainer
-(``X_1epoch``, ``X_50epochs``, ``nnUNetTrainer_40epochs_40iters_4val``, ...) are attributes of this module too,
-made on first use by the module's ``__getattr__`` (:mod:`budget`).
+and by building a plain U-Net even from ``nnUNetPlans_FilterNet``.
+
+Variants, all made by one factory under one naming rule (:mod:`variants`): each trainer ``X`` above has its twin
+``XPaper`` (the paper's protocol, :mod:`paper_protocol`), one line each below; budget variants of these and of any
+other trainer (``X_1epoch``, ``X_50epochs``, ``nnUNetTrainer_40epochs_40iters_4val``, ...) are attributes of this
+module too, made on first use by the module's ``__getattr__``.
 """
 
 from __future__ import annotations
@@ -37,11 +39,15 @@ from __future__ import annotations
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_filternet.training.boundary_aware_loss import BoundaryAwareLossMixin
-from nnunet_filternet.training.budget import budget_variant_attribute
 from nnunet_filternet.training.edge_gate_owner import EdgeGateOwnerMixin
 from nnunet_filternet.training.networks import BOUNDARY_AWARE_FCN, FILTERNET, PLAIN_UNET, PlansNetworkMixin
-from nnunet_filternet.training.paper_protocol import PaperProtocolMixin
 from nnunet_filternet.training.telemetry import TelemetryMixin
+from nnunet_filternet.training.variants import make_variant, variant_attribute
+
+
+def paper_twin(base: type) -> type:
+    """``<base>Paper``: ``base`` with the paper's protocol, a class of this module (training/variants.py)."""
+    return make_variant(base, __name__, paper=True)
 
 
 # --- nnU-Net recipe ---------------------------------------------------------------------------------------
@@ -107,68 +113,21 @@ class nnUNetTrainerFilterNetConstantTarget(nnUNetTrainerFilterNet):
     edge_loss_constant_target = True
 
 
-# --- the paper's protocol ---------------------------------------------------------------------------------
-class nnUNetTrainerUNetPaper(TelemetryMixin, PaperProtocolMixin, PlansNetworkMixin, nnUNetTrainer):
-    """UNet baseline, paper protocol."""
-
-    network_class_name = PLAIN_UNET
-
-
-class nnUNetTrainerBUNetPaper(TelemetryMixin, PaperProtocolMixin, PlansNetworkMixin, nnUNetTrainer):
-    """BUNet, paper protocol."""
-
-    network_class_name = FILTERNET
-
-
-class nnUNetTrainerFilterNetPaper(EdgeGateOwnerMixin, nnUNetTrainerBUNetPaper):
-    """FilterNet, paper protocol (CE + lambda Le)."""
+# --- the paper's protocol: each trainer above with PaperProtocolMixin (training/variants.py) --------------
+nnUNetTrainerUNetPaper = paper_twin(nnUNetTrainerUNet)
+nnUNetTrainerBUNetPaper = paper_twin(nnUNetTrainerBUNet)
+nnUNetTrainerFilterNetPaper = paper_twin(nnUNetTrainerFilterNet)
+nnUNetTrainerUNetFPaper = paper_twin(nnUNetTrainerUNetF)
+nnUNetTrainerBoundaryAwareFCNPaper = paper_twin(nnUNetTrainerBoundaryAwareFCN)
+nnUNetTrainerFilterNetLaplacianPaper = paper_twin(nnUNetTrainerFilterNetLaplacian)
+nnUNetTrainerFilterNetFixedSigmaPaper = paper_twin(nnUNetTrainerFilterNetFixedSigma)
+nnUNetTrainerFilterNetUnitEnergyPaper = paper_twin(nnUNetTrainerFilterNetUnitEnergy)
+nnUNetTrainerFilterNetSigmaDecayPaper = paper_twin(nnUNetTrainerFilterNetSigmaDecay)
+nnUNetTrainerFilterNetConstantTargetPaper = paper_twin(nnUNetTrainerFilterNetConstantTarget)
 
 
-class nnUNetTrainerUNetFPaper(EdgeGateOwnerMixin, nnUNetTrainerUNetPaper):
-    """UNet-F, paper protocol (CE + lambda Le)."""
-
-
-class nnUNetTrainerBoundaryAwareFCNPaper(
-    BoundaryAwareLossMixin, TelemetryMixin, PaperProtocolMixin, PlansNetworkMixin, nnUNetTrainer
-):
-    """Boundary-Aware FCN, paper protocol (CE on final, region and edge outputs)."""
-
-    network_class_name = BOUNDARY_AWARE_FCN
-
-
-class nnUNetTrainerFilterNetLaplacianPaper(nnUNetTrainerFilterNetPaper):
-    """FilterNet with the Laplacian-only gate F_L, paper protocol."""
-
-    edge_gate_laplacian_only = True
-
-
-class nnUNetTrainerFilterNetFixedSigmaPaper(nnUNetTrainerFilterNetPaper):
-    """FilterNet with sigma fixed at 1, paper protocol."""
-
-    edge_gate_train_sigma = False
-
-
-class nnUNetTrainerFilterNetUnitEnergyPaper(nnUNetTrainerFilterNetPaper):
-    """FilterNet with the unit-energy Gaussian, paper protocol."""
-
-    edge_gate_normalisation = "unit_energy"
-
-
-class nnUNetTrainerFilterNetSigmaDecayPaper(nnUNetTrainerFilterNetPaper):
-    """FilterNet with sigma trained directly under weight decay :data:`SIGMA_WEIGHT_DECAY`, paper protocol."""
-
-    edge_gate_sigma_parametrisation = "direct"
-    edge_gate_sigma_weight_decay = SIGMA_WEIGHT_DECAY
-
-
-class nnUNetTrainerFilterNetConstantTargetPaper(nnUNetTrainerFilterNetPaper):
-    """FilterNet with the labels' edge map as a constant target, paper protocol."""
-
-    edge_loss_constant_target = True
-
-
-#: The trainers above, in table order.
-BASE_TRAINERS: tuple[type, ...] = (
+#: The nnU-Net-recipe trainers, in table order.
+RECIPE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerUNet,
     nnUNetTrainerBUNet,
     nnUNetTrainerFilterNet,
@@ -179,6 +138,9 @@ BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerFilterNetUnitEnergy,
     nnUNetTrainerFilterNetSigmaDecay,
     nnUNetTrainerFilterNetConstantTarget,
+)
+#: Their Paper twins, in the same order.
+PAPER_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerUNetPaper,
     nnUNetTrainerBUNetPaper,
     nnUNetTrainerFilterNetPaper,
@@ -190,10 +152,12 @@ BASE_TRAINERS: tuple[type, ...] = (
     nnUNetTrainerFilterNetSigmaDecayPaper,
     nnUNetTrainerFilterNetConstantTargetPaper,
 )
+#: Every trainer of this module by name (budget variants of any trainer are made on demand, below).
+BASE_TRAINERS: tuple[type, ...] = RECIPE_TRAINERS + PAPER_TRAINERS
 
 __all__ = [cls.__name__ for cls in BASE_TRAINERS]
 
 
 def __getattr__(name: str) -> type:
     """Budget variants (``X_50epochs``, ``X_40epochs_40iters_4val``, ...) of any trainer, made on first access."""
-    return budget_variant_attribute(name, __name__)
+    return variant_attribute(name, __name__)

@@ -211,8 +211,3 @@ def record_inputs(csv_path: str | os.PathLike, options: dict, keys: dict[str, li
         {"schema": SCHEMA, "program": program(), "options": options, "csv_sha256": _sha256(csv_path), "keys": keys},
     )
     return sidecar
-
-
-def forget(csv_path: str | os.PathLike) -> None:
-    """Remove a CSV's sidecar (nothing of the CSV is reused afterwards)."""
-    sidecar_path(csv_path).unlink(missing_ok=True)

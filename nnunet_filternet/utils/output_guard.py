@@ -25,7 +25,7 @@ from pathlib import Path
 
 from nnunet_filternet.errors import InputError
 
-#: input path -> what it is, for the message (e.g. ``"reference label maps (--ref)"``).
+#: input path -> what it is, for the message (e.g. ``"ground-truth label maps (--labels)"``).
 Inputs = Mapping[str | os.PathLike, str]
 
 
