@@ -1,4 +1,9 @@
-"""Packaging hook: ship ``nnunet_filternet.pth`` at the top of site-packages.
+"""Packaging hooks: the package layout, and ``nnunet_filternet.pth`` at the top of site-packages.
+
+The repository keeps ``plans/`` and ``dataset_conversion/`` at its top (a reader finds the plans presets and the
+conversion where the project's layout says), but they install under the project's namespace, as
+``nnunet_filternet.plans`` and ``nnunet_filternet.dataset_conversion``: generic top-level names such as ``plans``
+would shadow, or be shadowed by, any other package of that name on a user's path (:data:`MAPPED`).
 
 nnU-Net v2.8 finds trainers outside its own package only through the ``nnUNet_extTrainer``
 environment variable. The ``.pth`` file runs ``nnunet_filternet.nnunet_ext.register`` at interpreter
@@ -11,9 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 from setuptools.command.editable_wheel import editable_wheel
+
+#: Installed package -> its folder in the repository (besides ``nnunet_filternet/`` itself).
+MAPPED = {"nnunet_filternet.plans": "plans", "nnunet_filternet.dataset_conversion": "dataset_conversion"}
 
 PTH_NAME = "nnunet_filternet.pth"
 PTH_LINE = "import nnunet_filternet.nnunet_ext.register\n"
@@ -40,4 +48,16 @@ class editable_wheel_with_pth(editable_wheel):
         Path(installation_dir, PTH_NAME).write_text(PTH_LINE)
 
 
-setup(cmdclass={"build_py": build_py_with_pth, "editable_wheel": editable_wheel_with_pth})
+def packages() -> list[str]:
+    """``nnunet_filternet`` and its subpackages, and the mapped folders' packages under their installed names."""
+    found = find_packages(include=["nnunet_filternet", "nnunet_filternet.*"])
+    for name, folder in MAPPED.items():
+        found += [name, *(f"{name}.{sub}" for sub in find_packages(folder))]
+    return found
+
+
+setup(
+    packages=packages(),
+    package_dir=MAPPED,
+    cmdclass={"build_py": build_py_with_pth, "editable_wheel": editable_wheel_with_pth},
+)

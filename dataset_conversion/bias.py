@@ -1,7 +1,8 @@
 """Intensity correction: robust clean-up, body mask (Otsu), N4 bias-field correction, z-score.
 
 :func:`clean_scan` first measures the scan from its air level with fills (constant padding, a blanked
-background) set to air and outliers (spike voxels) clipped (:mod:`~dataset_conversion.intensity`); the Otsu
+background) set to air and outliers (spike voxels) clipped (:mod:`~nnunet_filternet.dataset_conversion.intensity`); the
+Otsu
 body mask (:func:`otsu_mask`) is taken on those robust statistics too, so neither N4 nor the z-score depends
 on an intensity offset, a constant fill or a single extreme voxel.
 
@@ -19,8 +20,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from dataset_conversion.intensity import IntensitySettings, clean_intensities, intensity_statistics
-from dataset_conversion.orientation import PatientAxes
+from nnunet_filternet.dataset_conversion.intensity import IntensitySettings, clean_intensities, intensity_statistics
+from nnunet_filternet.dataset_conversion.orientation import PatientAxes
 from nnunet_filternet.errors import FilterNetError
 
 
@@ -91,7 +92,8 @@ def otsu_mask(image: sitk.Image, settings: IntensitySettings | None = None) -> s
     """Body (1) and background (0): above Otsu's threshold of the robust intensities. uint8, same grid as ``image``.
 
     The threshold is Otsu's on the histogram of the intensities clipped to [air level, bright end], fills
-    counted as air (:mod:`~dataset_conversion.intensity`); fills and outliers are never body. So an offset,
+    counted as air (:mod:`~nnunet_filternet.dataset_conversion.intensity`); fills and outliers are never body. So an
+    offset,
     a padded band or a spike voxel (which would stretch a min-max histogram until every other voxel falls
     into its first bin) leave the mask as it is.
 

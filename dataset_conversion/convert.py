@@ -10,7 +10,7 @@ before any scan is converted. The output folder is built in a hidden sibling ``.
 copy of an earlier result, if any) and moved into place only when complete, after ``splits_final.json``: a
 failed or interrupted run leaves the previous result (or nothing) where nnU-Net looks, and the next run resumes
 in the work folder. Scans are converted in parallel (one process per scan, progress bar) by
-:func:`~dataset_conversion.scan_worker.convert_scan`, which skips scans an earlier run finished.
+:func:`~nnunet_filternet.dataset_conversion.scan_worker.convert_scan`, which skips scans an earlier run finished.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dataset_conversion.records import LegRecord, save_records
-from dataset_conversion.scan_worker import LEDGER, ScanJob, convert_scan, remove_outputs
+from nnunet_filternet.dataset_conversion.records import LegRecord, save_records
+from nnunet_filternet.dataset_conversion.scan_worker import LEDGER, ScanJob, convert_scan, remove_outputs
 from nnunet_filternet.errors import FilterNetError, InputError
 
 #: dataset.json key listing leg cases kept without any labelled compartment (``--allow-unlabelled-legs``).
@@ -74,7 +74,7 @@ def _run_scans(
 ) -> ConversionResult:
     """Convert the scans in parallel; collect records, failures and notes; write legs.json (``allow_empty``: also
     when no scan could be converted, listing none)."""
-    import dataset_conversion.legs_of_scan  # noqa: F401  (imported once here, inherited by forked workers)
+    import nnunet_filternet.dataset_conversion.legs_of_scan  # noqa: F401  (imported once here, inherited by forked workers)
     from nnunet_filternet.utils.parallel import parallel_map
 
     keep_going = all(j.keep_going for j in scan_jobs)
@@ -117,14 +117,14 @@ def _threads_per_job(jobs: int | None, n_scans: int) -> int:
 
 
 def _settings(allow_unlabelled_legs: bool = False):
-    from dataset_conversion.legs_of_scan import ConversionSettings
+    from nnunet_filternet.dataset_conversion.legs_of_scan import ConversionSettings
 
     return ConversionSettings(allow_unlabelled_legs=allow_unlabelled_legs)
 
 
 def _find_scans(folder, what: str, notes: list[str]) -> dict[str, Path]:
     """Scans of ``folder``; sub-folders without a DICOM series are named in ``notes`` and skipped."""
-    from dataset_conversion.readers import scan_inputs
+    from nnunet_filternet.dataset_conversion.readers import scan_inputs
 
     found, skipped = scan_inputs(Path(folder).absolute())
     if skipped:
@@ -219,7 +219,7 @@ def plan_training(
         FilterNetError: bad folds, seed, jobs, id or name, unwritable nnU-Net folders, a subjects.csv without
             every subject, unmatched scans or label maps (unless ``keep_going``), fewer subjects than folds.
     """
-    from dataset_conversion.splits import check_fold_arguments, read_groups
+    from nnunet_filternet.dataset_conversion.splits import check_fold_arguments, read_groups
     from nnunet_filternet.utils.atomic import staging_path
     from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
 
@@ -276,9 +276,9 @@ def training_conversion(
     allow_unlabelled_legs: bool = False,
 ) -> ConversionResult:
     """:func:`convert_training`, returning the full :class:`ConversionResult` (failures, notes)."""
-    from dataset_conversion.dataset_json import write_dataset_json
-    from dataset_conversion.splits import nnunet_splits, subject_folds
-    from dataset_conversion.unchanged import write_json_if_changed
+    from nnunet_filternet.dataset_conversion.dataset_json import write_dataset_json
+    from nnunet_filternet.dataset_conversion.splits import nnunet_splits, subject_folds
+    from nnunet_filternet.dataset_conversion.unchanged import write_json_if_changed
     from nnunet_filternet.utils.atomic import publish_dir, staging_dir
 
     plan = plan_training(
@@ -358,7 +358,8 @@ def inference_conversion(
     """:func:`convert_inference`, returning the full :class:`ConversionResult` (``allow_empty`` with ``keep_going``:
     a run in which every scan failed is a result with no records, not an error; ``filternet predict``).
 
-    ``scans`` (subject -> path, scans of ``images_dir`` as :func:`~dataset_conversion.readers.find_scans` lists
+    ``scans`` (subject -> path, scans of ``images_dir`` as
+    :func:`~nnunet_filternet.dataset_conversion.readers.find_scans` lists
     them): convert only these (``filternet predict`` converts a cohort chunk by chunk); the outputs of any other
     scan in ``out_dir`` are removed, as those of a scan that left the folder.
     """
@@ -400,8 +401,8 @@ def time_conversion(image_path, settings=None) -> dict:
     Returns:
         ``{"seconds_total", "seconds_n4", "n4_share", "size", "spacing", "legs"}``; seconds are wall-clock.
     """
-    from dataset_conversion.legs_of_scan import ConversionSettings, legs_of_scan
-    from dataset_conversion.readers import read_scan
+    from nnunet_filternet.dataset_conversion.legs_of_scan import ConversionSettings, legs_of_scan
+    from nnunet_filternet.dataset_conversion.readers import read_scan
     from nnunet_filternet.utils.atomic import write_image
 
     start = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from dataset_conversion.unchanged import replace_if_changed
+from nnunet_filternet.dataset_conversion.unchanged import replace_if_changed
 from nnunet_filternet.labels import EDGE_WEIGHTS_KEY, LABELS, PAPER_EDGE_WEIGHTS
 
 FILE_ENDING = ".nii.gz"

@@ -7,7 +7,7 @@ smooth multiplicative bias field, however strong, leaves local ratios alone; a g
 loses the dark side of a scan whose gain varies 20-fold across the field of view.
 
 Then, on the patient-aligned mask (index axes: left, posterior, superior; see
-:mod:`~dataset_conversion.orientation`):
+:mod:`~nnunet_filternet.dataset_conversion.orientation`):
 
 1. Footprint: the mask projected along the superior axis (one axial silhouette for all slices), holes
    filled, specks smaller than ``min_component_fraction`` of the largest blob dropped.
@@ -38,7 +38,7 @@ from scipy import ndimage
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
-from dataset_conversion.intensity import IntensitySettings, clean_intensities, intensity_statistics
+from nnunet_filternet.dataset_conversion.intensity import IntensitySettings, clean_intensities, intensity_statistics
 from nnunet_filternet.errors import FilterNetError
 
 
@@ -64,7 +64,8 @@ class LegSettings:
         max_aspect: One leg wider (left-right) than this times its depth (antero-posterior) is a doubtful split.
         max_field_fraction: Legs whose footprint covers more than this fraction of the field of view (in-plane)
             are no legs: the background was taken for tissue.
-        intensity: Robust intensity statistics of the tissue mask (:mod:`~dataset_conversion.intensity`).
+        intensity: Robust intensity statistics of the tissue mask
+        (:mod:`~nnunet_filternet.dataset_conversion.intensity`).
     """
 
     margin_mm: float = 10.0
@@ -115,7 +116,8 @@ def tissue_mask(
     """Voxels of tissue, whatever their brightness (module docstring), in two scale-free steps.
 
     1. Seeds: on intensities measured from the air level, constant fills (padding, a blanked background) set
-       to air and outlier voxels clipped (:mod:`~dataset_conversion.intensity`: an offset, a fill or a spike
+       to air and outlier voxels clipped (:mod:`~nnunet_filternet.dataset_conversion.intensity`: an offset, a fill or a
+       spike
        does not matter), the local coefficient of variation (in-plane window of about ``window_mm``, at least
        3 voxels) is below ``max_local_cv``; seed blobs smaller than ``min_component_fraction`` of the largest
        are dropped (noise).
@@ -133,7 +135,8 @@ def tissue_mask(
             the windows do not extend along them (anatomy changes between thick slices).
         settings: See :class:`LegSettings`.
         along: Index axis of ``arr`` along the legs (superior-inferior; its end faces are not border for the
-            fills, :func:`~dataset_conversion.intensity.constant_fills`); None: the thickest axis if thicker
+            fills, :func:`~nnunet_filternet.dataset_conversion.intensity.constant_fills`); None: the thickest axis if
+            thicker
             than twice the finest, else none.
 
     Returns:

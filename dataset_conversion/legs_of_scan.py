@@ -1,16 +1,18 @@
 """One scan (and its label map) -> its leg images, in memory.
 
 Steps: robust clean-up (intensities measured from the air level, constant fills set to air, outlier voxels
-clipped: :mod:`~dataset_conversion.intensity`) -> N4 bias correction (fitted in the Otsu body mask of the
+clipped: :mod:`~nnunet_filternet.dataset_conversion.intensity`) -> N4 bias correction (fitted in the Otsu body mask of
+the
 cleaned scan) -> z-score (mean and std inside the Otsu body mask of the corrected scan, applied to the whole
 scan) -> tissue mask (local coefficient of variation, independent of brightness) in patient alignment -> leg
-boxes (KMeans, :mod:`~dataset_conversion.legs`), doubtful splits refused -> crop, align and mirror each leg
-(:mod:`~dataset_conversion.mirror`). The crop boxes come from the image alone; in training mode every
+boxes (KMeans, :mod:`~nnunet_filternet.dataset_conversion.legs`), doubtful splits refused -> crop, align and mirror
+each leg
+(:mod:`~nnunet_filternet.dataset_conversion.mirror`). The crop boxes come from the image alone; in training mode every
 labelled voxel must fall inside them, and each leg must hold a labelled compartment.
 
 Leg images keep the source spacing (permuted to the leg axes). They are written with identity direction
 and, as origin, the physical position of the source voxel that became their first voxel. That geometry
-is only for viewing: :mod:`~dataset_conversion.restore` inverts the conversion from ``legs.json``.
+is only for viewing: :mod:`~nnunet_filternet.dataset_conversion.restore` inverts the conversion from ``legs.json``.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from dataset_conversion.bias import N4Settings, clean_scan, n4_correct, otsu_mask, zscore
-from dataset_conversion.legs import LegBox, LegSettings, doubtful_split, find_legs, tissue_mask
-from dataset_conversion.mirror import to_leg
-from dataset_conversion.orientation import PatientAxes
+from nnunet_filternet.dataset_conversion.bias import N4Settings, clean_scan, n4_correct, otsu_mask, zscore
+from nnunet_filternet.dataset_conversion.legs import LegBox, LegSettings, doubtful_split, find_legs, tissue_mask
+from nnunet_filternet.dataset_conversion.mirror import to_leg
+from nnunet_filternet.dataset_conversion.orientation import PatientAxes
 from nnunet_filternet.errors import FilterNetError
 
 
@@ -126,7 +128,8 @@ def legs_of_scan(image: sitk.Image, label: sitk.Image | None = None, settings=Co
         A :class:`ScanLegs`, right leg first.
 
     Raises:
-        FilterNetError: no body, or a doubtful split of the legs (:func:`~dataset_conversion.legs.doubtful_split`).
+        FilterNetError: no body, or a doubtful split of the legs
+        (:func:`~nnunet_filternet.dataset_conversion.legs.doubtful_split`).
         LabelMapError: labelled voxels outside the legs, an empty label map, or (unless
             ``settings.allow_unlabelled_legs``) a leg without any labelled compartment.
     """

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dataset_conversion.orientation import PatientAxes
+from nnunet_filternet.dataset_conversion.orientation import PatientAxes
 
 
 def mirror_left_right(arr_lps: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Run on a cohort written by ``filternet phantom --save-bias``::
 
-    python -m dataset_conversion.quality --cohort DIR [--timing K] [-j JOBS]
+    python -m nnunet_filternet.dataset_conversion.quality --cohort DIR [--timing K] [-j JOBS]
 
 For every subject the scan is converted WITHOUT its labels (as in inference, so the crop boxes come from
 the image alone), then:
@@ -15,7 +15,7 @@ the image alone), then:
 - bias: coefficient of variation (std / mean) inside muscle (label > 0) of the scan before and after N4,
   of the true field, and of the ratio estimated / true field (0 = the field is recovered up to a
   constant factor).
-- speed: :func:`dataset_conversion.convert.time_conversion` on the first ``K`` scans.
+- speed: :func:`nnunet_filternet.dataset_conversion.convert.time_conversion` on the first ``K`` scans.
 
 ``--gain A B`` multiplies every scan by ``exp(A x + B y)``, x and y running from -1 to 1 across the field of
 view (index axes 0 and 1), before converting it: a strong smooth bias field (A = 1.5: a 20-fold gain along x).
@@ -66,7 +66,7 @@ def with_gain(image, a: float, b: float):
     """``image`` (SimpleITK) times :func:`gain_field`, as float32 with the same grid."""
     import SimpleITK as sitk
 
-    from dataset_conversion.legs_of_scan import xyz_array
+    from nnunet_filternet.dataset_conversion.legs_of_scan import xyz_array
 
     arr = (xyz_array(image) * gain_field(image.GetSize(), a, b)).astype(np.float32)
     out = sitk.GetImageFromArray(np.ascontiguousarray(arr.transpose(2, 1, 0)))
@@ -77,12 +77,12 @@ def with_gain(image, a: float, b: float):
 def split_margins(image) -> dict:
     """How far a scan is from the doubtful-split limits: footprint area ratio of its legs, widest leg's aspect.
 
-    Computed as :func:`dataset_conversion.legs_of_scan.legs_of_scan` does (tissue mask, patient axes,
-    :func:`~dataset_conversion.legs.find_legs`), on the scan as given.
+    Computed as :func:`nnunet_filternet.dataset_conversion.legs_of_scan.legs_of_scan` does (tissue mask, patient axes,
+    :func:`~nnunet_filternet.dataset_conversion.legs.find_legs`), on the scan as given.
     """
-    from dataset_conversion.legs import LegSettings, _extent, find_legs, footprint, tissue_mask
-    from dataset_conversion.legs_of_scan import xyz_array
-    from dataset_conversion.orientation import PatientAxes
+    from nnunet_filternet.dataset_conversion.legs import LegSettings, _extent, find_legs, footprint, tissue_mask
+    from nnunet_filternet.dataset_conversion.legs_of_scan import xyz_array
+    from nnunet_filternet.dataset_conversion.orientation import PatientAxes
 
     settings = LegSettings()
     axes = PatientAxes.from_direction(image.GetDirection())
@@ -106,7 +106,7 @@ def measure_subject(subject: str, cohort: Path, plane_x: float, gain: tuple[floa
     """
     import SimpleITK as sitk
 
-    from dataset_conversion.legs_of_scan import legs_of_scan, xyz_array
+    from nnunet_filternet.dataset_conversion.legs_of_scan import legs_of_scan, xyz_array
     from nnunet_filternet.errors import FilterNetError
 
     image = sitk.ReadImage(str(cohort / "images" / f"{subject}.nii.gz"))
@@ -193,7 +193,9 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dataset_conversion.quality", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m nnunet_filternet.dataset_conversion.quality", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--cohort", required=True, type=Path, help="phantom cohort folder (with --save-bias)")
     parser.add_argument("--timing", type=int, default=3, help="time the conversion of the first K scans (3)")
     parser.add_argument("-j", "--jobs", type=int, default=None, help="worker processes for the measurements")
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from dataset_conversion.convert import time_conversion
+    from nnunet_filternet.dataset_conversion.convert import time_conversion
 
     rows = measure_cohort(args.cohort, args.jobs, gain=tuple(args.gain) if args.gain else None)
     if args.csv:

@@ -35,8 +35,8 @@ import math
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
-from dataset_conversion.orientation import PatientAxes
-from dataset_conversion.unchanged import write_json_if_changed
+from nnunet_filternet.dataset_conversion.orientation import PatientAxes
+from nnunet_filternet.dataset_conversion.unchanged import write_json_if_changed
 from nnunet_filternet.errors import InputError
 
 SCHEMA = "filternet-legs/1"

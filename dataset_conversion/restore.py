@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dataset_conversion.records import LegRecord, by_subject, load_records
+from nnunet_filternet.dataset_conversion.records import LegRecord, by_subject, load_records
 from nnunet_filternet.errors import FilterNetError, InputError
 from nnunet_filternet.labels import LABELS
 
@@ -60,9 +60,10 @@ def expected_leg_grid(record: LegRecord):
     """The voxel grid of a record's leg image (and of its prediction): :class:`~nnunet_filternet.utils.geometry.Grid`.
 
     Leg images have identity direction, the source spacing in patient-axis order, and as origin the physical
-    position of the source voxel that became their voxel (0, 0, 0) (:mod:`~dataset_conversion.legs_of_scan`).
+    position of the source voxel that became their voxel (0, 0, 0)
+    (:mod:`~nnunet_filternet.dataset_conversion.legs_of_scan`).
     """
-    from dataset_conversion.legs_of_scan import first_voxel
+    from nnunet_filternet.dataset_conversion.legs_of_scan import first_voxel
     from nnunet_filternet.utils.geometry import Grid
 
     geometry = record.geometry
@@ -125,8 +126,8 @@ def check_same_source(records: tuple[LegRecord, ...], records_json: Path) -> dic
 
 def restore_scan(job: RestoreJob) -> Path:
     """Paste the legs of one scan back into its grid and write ``job.out`` (uint8, source geometry)."""
-    from dataset_conversion.legs_of_scan import image_from_xyz
-    from dataset_conversion.mirror import from_leg
+    from nnunet_filternet.dataset_conversion.legs_of_scan import image_from_xyz
+    from nnunet_filternet.dataset_conversion.mirror import from_leg
     from nnunet_filternet.utils.atomic import write_image
 
     geometry = job.records[0].geometry

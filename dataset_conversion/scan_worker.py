@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dataset_conversion.records import SCHEMA, LegRecord
+from nnunet_filternet.dataset_conversion.records import SCHEMA, LegRecord
 from nnunet_filternet.errors import FilterNetError, InputError
 
 if TYPE_CHECKING:
-    from dataset_conversion.legs_of_scan import ConversionSettings
+    from nnunet_filternet.dataset_conversion.legs_of_scan import ConversionSettings
 
 LEDGER = Path(".filternet") / "scans"
 
@@ -104,8 +104,8 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
     """
     import SimpleITK as sitk
 
-    from dataset_conversion.legs_of_scan import legs_of_scan
-    from dataset_conversion.readers import geometry_of, read_label, read_scan
+    from nnunet_filternet.dataset_conversion.legs_of_scan import legs_of_scan
+    from nnunet_filternet.dataset_conversion.readers import geometry_of, read_label, read_scan
     from nnunet_filternet.utils.atomic import write_image, write_json
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(job.threads)
@@ -162,7 +162,7 @@ def convert_scan(job: ScanJob) -> ScanOutcome:
 def scan_error(job: ScanJob, error: Exception) -> InputError:
     """The :class:`InputError` naming the input a failed conversion is about: the label map for labels that do
     not fit the legs, else the scan (its legs not found, a constant scan, a reader's complaint)."""
-    from dataset_conversion.legs_of_scan import LabelMapError
+    from nnunet_filternet.dataset_conversion.legs_of_scan import LabelMapError
 
     if isinstance(error, InputError):
         return error

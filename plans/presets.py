@@ -4,7 +4,8 @@
 preset      plans name                  what changes against nnU-Net's plans
 ==========  ==========================  ========================================================================
 filternet   ``nnUNetPlans_FilterNet``   3D network = our FilterNet, patch/batch re-planned by nnU-Net's planner
-                                        for it (:class:`plans.planner.FilterNetPlanner`); shares preprocessed data
+                                        for it (:class:`nnunet_filternet.plans.planner.FilterNetPlanner`); shares
+                                        preprocessed data
 tiny        ``nnUNetPlans_tiny``        ``3d_fullres`` and ``2d``: in-plane spacing x2 (the slice axis kept;
                                         see :func:`tiny_spacing`), patch <= 8 x 48 x 48 (2d: 48 x 48, batch
                                         16), features 8-16-32-64, batch 2; needs its own preprocessing
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_filternet.errors import FilterNetError, InputError
-from plans.topology import CONVS_PER_STAGE, MAX_FEATURES_3D, nnunet_topology, stage_widths
+from nnunet_filternet.plans.topology import CONVS_PER_STAGE, MAX_FEATURES_3D, nnunet_topology, stage_widths
 
 #: preset -> plans name.
 PLANS_NAMES: dict[str, str] = {
@@ -399,7 +400,7 @@ def _at_least_one_planning_thread():
 
 def run_filternet_planner(dataset_name: str, source_plans: str, gpu_memory_target_gb: float = 8.0) -> dict:
     """Run :class:`FilterNetPlanner` (nnU-Net's planning API); it writes ``nnUNetPlans_FilterNet.json``."""
-    from plans.planner import FILTERNET_PLANS, FilterNetPlanner
+    from nnunet_filternet.plans.planner import FILTERNET_PLANS, FilterNetPlanner
 
     folder = preprocessed_folder(dataset_name)
     if not (folder / "dataset_fingerprint.json").is_file():

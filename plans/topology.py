@@ -5,7 +5,8 @@ Strides, kernels and the padded patch come from nnU-Net's own ``get_pool_and_con
 ResEnc planners' blocks), which set them in ``__init__``, an ``__init__`` that reads a dataset on disk; they are
 written here once, under the planner attribute they copy, and tests/test_plans.py compares them with the
 attributes of nnU-Net's planners built on a real dataset, so a new nnU-Net that changes them fails a test.
-Everything that plans a network in this project asks this module: the plans presets (:mod:`plans.presets`) and
+Everything that plans a network in this project asks this module: the plans presets
+(:mod:`nnunet_filternet.plans.presets`) and
 the benchmark's built-in plans (:mod:`nnunet_filternet.bench.plans`).
 
 Axes are in nnU-Net's order (z, y, x); spacings in mm, sizes in voxels.

@@ -75,7 +75,7 @@ def test_bad_numbers_are_refused_up_front(capsys, argv, flag):
 def test_a_planner_target_too_small_for_any_patch_is_refused_not_looped_on():
     """nnU-Net's planner shrinks the patch until its estimate fits: for a target below the smallest patch's need
     it shrank the patch to nothing and looped for ever (``--gpu-memory-gb -4`` hung)."""
-    from plans.planner import FilterNetPlanner
+    from nnunet_filternet.plans.planner import FilterNetPlanner
 
     with pytest.raises(FilterNetError, match="too small for any patch"):
         FilterNetPlanner.static_estimate_VRAM_usage((0, 8, 8), 1, 6, "x", {}, ())

@@ -13,7 +13,7 @@ from nnunet_filternet.bench.plans import PHANTOM_SPACING_ZYX
 from nnunet_filternet.bench.targets import GATE_SHARE_LIMIT, SMALL_WIDTH_TIME_RATIO
 from nnunet_filternet.bench.throughput import ScanSize, conversion_throughput, metric_throughput
 from nnunet_filternet.cli import main
-from plans.topology import plain_unet_configuration
+from nnunet_filternet.plans.topology import plain_unet_configuration
 from tests.conftest import run_cli
 
 MODELS = ["nnU-Net", "ResEnc M", "FilterNet", "BUNet", "UNet-F", "BA-FCN"]

@@ -92,7 +92,7 @@ def test_builtin_cuda_plans_follow_nnunet_topology():
 
 
 def test_resenc_kwargs_use_residual_blocks_and_one_decoder_conv():
-    from plans.topology import resenc_kwargs
+    from nnunet_filternet.plans.topology import resenc_kwargs
 
     plain = {"n_stages": 5, "n_conv_per_stage": [2] * 5, "n_conv_per_stage_decoder": [2] * 4, "conv_bias": True}
     out = resenc_kwargs(plain)
@@ -132,8 +132,8 @@ def test_bench_trainer_is_built_by_nnunet_and_replaces_only_the_data_loader(tmp_
 
     from nnunet_filternet.bench.models import MODELS
     from nnunet_filternet.bench.training_step import bench_trainer
+    from nnunet_filternet.plans.topology import plain_unet_configuration
     from nnunet_filternet.training import trainers
-    from plans.topology import plain_unet_configuration
 
     config = plain_unet_configuration((4, 32, 32), 2, PHANTOM_SPACING_ZYX)
     kwargs = config["architecture"]["arch_kwargs"]

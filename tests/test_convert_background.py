@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.bias import N4Settings, otsu_mask
-from dataset_conversion.intensity import constant_fills, fill_min_voxels, intensity_statistics
-from dataset_conversion.legs_of_scan import ConversionSettings, legs_of_scan, xyz_array
-from dataset_conversion.mirror import to_leg
+from nnunet_filternet.dataset_conversion.bias import N4Settings, otsu_mask
+from nnunet_filternet.dataset_conversion.intensity import constant_fills, fill_min_voxels, intensity_statistics
+from nnunet_filternet.dataset_conversion.legs_of_scan import ConversionSettings, legs_of_scan, xyz_array
+from nnunet_filternet.dataset_conversion.mirror import to_leg
 from nnunet_filternet.errors import FilterNetError, InputError
 from tests.scan_fixtures import ScanSpec, draw
 
@@ -173,8 +173,8 @@ def test_robust_statistics_move_with_an_offset_and_ignore_spikes():
 
 def test_a_whole_field_leg_is_refused_naming_the_scan(tmp_path, monkeypatch):
     """A square field of view (a whole-field "leg" is no wider than deep): the background taken for tissue."""
-    import dataset_conversion.legs_of_scan as module
-    from dataset_conversion.scan_worker import ScanJob, convert_scan
+    import nnunet_filternet.dataset_conversion.legs_of_scan as module
+    from nnunet_filternet.dataset_conversion.scan_worker import ScanJob, convert_scan
 
     monkeypatch.setattr(module, "tissue_mask", lambda arr, *args, **kwargs: np.ones(arr.shape, bool))
     spec = ScanSpec(size=(48, 48, 4), spacing=(5.0, 5.0, 8.0))

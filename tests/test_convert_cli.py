@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.convert import convert_training, training_conversion
-from dataset_conversion.scan_worker import LEDGER
+from nnunet_filternet.dataset_conversion.convert import convert_training, training_conversion
+from nnunet_filternet.dataset_conversion.scan_worker import LEDGER
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.labels import EDGE_WEIGHTS_KEY, PAPER_EDGE_WEIGHTS
 from tests.conftest import run_cli
@@ -211,7 +211,7 @@ def test_inference_mode_writes_legs_for_nnunet_predict_and_restore_puts_them_bac
 
 
 def test_a_rerun_after_the_inputs_changed_drops_outdated_legs(tmp_path):
-    from dataset_conversion.convert import inference_conversion
+    from nnunet_filternet.dataset_conversion.convert import inference_conversion
 
     images = write_scans(tmp_path / "scans", {"a": ScanSpec(seed=1), "b": ScanSpec(seed=2)}) / "images"
     out = tmp_path / "legs"

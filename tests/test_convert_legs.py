@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.bias import N4Settings, n4_correct, otsu_mask, shrink_factors
-from dataset_conversion.legs import LegSettings, find_cut, find_legs
-from dataset_conversion.legs_of_scan import ConversionSettings, legs_of_scan, xyz_array
-from dataset_conversion.mirror import from_leg, to_leg
-from dataset_conversion.orientation import PatientAxes
+from nnunet_filternet.dataset_conversion.bias import N4Settings, n4_correct, otsu_mask, shrink_factors
+from nnunet_filternet.dataset_conversion.legs import LegSettings, find_cut, find_legs
+from nnunet_filternet.dataset_conversion.legs_of_scan import ConversionSettings, legs_of_scan, xyz_array
+from nnunet_filternet.dataset_conversion.mirror import from_leg, to_leg
+from nnunet_filternet.dataset_conversion.orientation import PatientAxes
 from nnunet_filternet.errors import FilterNetError
 from tests.scan_fixtures import ScanSpec, draw, rotation_z
 

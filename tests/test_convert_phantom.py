@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.convert import convert_training
-from dataset_conversion.quality import measure_cohort
-from dataset_conversion.restore import restore_predictions
+from nnunet_filternet.dataset_conversion.convert import convert_training
+from nnunet_filternet.dataset_conversion.quality import measure_cohort
+from nnunet_filternet.dataset_conversion.restore import restore_predictions
 
 SHAPE, SPACING = (128, 80, 6), (2.8, 2.8, 7.0)
 

@@ -1,4 +1,5 @@
-"""Reading scans in every supported format, and clear errors for bad inputs (dataset_conversion.readers)."""
+"""Reading scans in every supported format, and clear errors for bad inputs
+(nnunet_filternet.dataset_conversion.readers)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.readers import find_scans, read_label, read_scan
+from nnunet_filternet.dataset_conversion.readers import find_scans, read_label, read_scan
 from nnunet_filternet.errors import InputError
 from tests.scan_fixtures import ScanSpec, draw, write_dicom_series
 

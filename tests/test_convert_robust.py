@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.convert import convert_training, inference_conversion, training_conversion
+from nnunet_filternet.dataset_conversion.convert import convert_training, inference_conversion, training_conversion
 from nnunet_filternet.errors import FilterNetError
 from tests.conftest import run_cli
 from tests.scan_fixtures import ScanSpec, draw, rotation_z, write_scans, write_subjects_csv
@@ -122,8 +122,8 @@ def phantom(tmp_path_factory):
 
 
 def test_legs_are_found_under_a_20_fold_bias_field(phantom, tmp_path, nnunet_env):
-    from dataset_conversion.quality import gap_planes, physical_x, with_gain
-    from dataset_conversion.records import load_records
+    from nnunet_filternet.dataset_conversion.quality import gap_planes, physical_x, with_gain
+    from nnunet_filternet.dataset_conversion.records import load_records
 
     images, labels = tmp_path / "images", tmp_path / "labels"
     images.mkdir()
@@ -190,8 +190,8 @@ def test_bad_arguments_and_tables_are_refused_before_any_work(tmp_path, nnunet_e
 
 
 def test_a_failed_run_leaves_no_dataset_and_the_next_run_completes_it(tmp_path, nnunet_env):
-    import dataset_conversion.convert as convert_module
-    from dataset_conversion import scan_worker
+    import nnunet_filternet.dataset_conversion.convert as convert_module
+    from nnunet_filternet.dataset_conversion import scan_worker
 
     root = _cohort(tmp_path / "scans", ["a", "b", "c"])
     calls = []

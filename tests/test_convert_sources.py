@@ -1,7 +1,7 @@
 """Units and tables from the right source (issue 22, class 4): NIfTI voxel sizes, DICOM slice gaps, subjects.csv.
 
 Every verb reads images through one reader (:func:`nnunet_filternet.utils.image_io.read_image`, DICOM series
-through :func:`dataset_conversion.readers.read_dicom_series`) and subject tables through one reader
+through :func:`nnunet_filternet.dataset_conversion.readers.read_dicom_series`) and subject tables through one reader
 (:mod:`nnunet_filternet.utils.subjects_table`), so each refusal is checked where it is made and through the
 verbs that rely on it.
 """
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.convert import convert_training
-from dataset_conversion.readers import DICOM_GAP_TOLERANCE, read_scan
-from dataset_conversion.splits import read_groups
+from nnunet_filternet.dataset_conversion.convert import convert_training
+from nnunet_filternet.dataset_conversion.readers import DICOM_GAP_TOLERANCE, read_scan
+from nnunet_filternet.dataset_conversion.splits import read_groups
 from nnunet_filternet.errors import FilterNetError, InputError
 from nnunet_filternet.quantify.biomarkers import quantify_folder, read_subjects_csv
 from nnunet_filternet.utils.image_io import read_image

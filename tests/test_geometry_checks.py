@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.readers import read_label
+from nnunet_filternet.dataset_conversion.readers import read_label
 from nnunet_filternet.errors import FilterNetError, InputError
 from nnunet_filternet.metrics.evaluate import evaluate_folders, read_rows
 from nnunet_filternet.quantify.biomarkers import quantify_folder

@@ -48,7 +48,7 @@ def _widths(network) -> tuple[list[int], list[int]]:
 
 def _source_plans(spacing, patch=(16, 64, 64)) -> dict:
     """nnUNetPlans.json content with a default-planner 3d_fullres configuration at ``spacing`` (z, y, x) mm."""
-    from plans.topology import plain_unet_configuration
+    from nnunet_filternet.plans.topology import plain_unet_configuration
 
     config = plain_unet_configuration(patch, 2, tuple(spacing))
     config["median_image_size_in_voxels"] = [2 * p for p in config["patch_size"]]
@@ -143,7 +143,7 @@ def test_plans_cli_errors_name_what_is_wrong(tiny_nnunet, monkeypatch, capsys):
 
 
 def test_tiny_spacing_coarsens_in_plane_only():
-    from plans.presets import tiny_spacing
+    from nnunet_filternet.plans.presets import tiny_spacing
 
     assert tiny_spacing([7.0, 0.7, 0.7]) == pytest.approx([7.0, 1.4, 1.4])
     assert tiny_spacing([7.0, 1.4, 1.4]) == pytest.approx([7.0, 7.0 / 3 * 0.999, 7.0 / 3 * 0.999])
@@ -159,7 +159,7 @@ def test_tiny_spacing_coarsens_in_plane_only():
 )
 def test_tiny_preset_keeps_the_slice_axis_and_nnunets_in_plane_start(spacing, tiny_spacing_zyx, first_kernel):
     from nnunet_filternet.network.from_plans import filternet_arch_kwargs
-    from plans.presets import tiny_plans
+    from nnunet_filternet.plans.presets import tiny_plans
 
     source = _source_plans(spacing)
     assert source["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["kernel_sizes"][0] == first_kernel
@@ -176,8 +176,8 @@ def test_tiny_2d_configuration_is_the_3d_one_made_2d_at_the_same_voxels_per_step
     import torch
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+    from nnunet_filternet.plans.presets import tiny_plans
     from nnunet_filternet.training import networks
-    from plans.presets import tiny_plans
 
     plans = tiny_plans(_source_plans((7.0, 0.7, 0.7)))
     three, two = plans["configurations"]["3d_fullres"], plans["configurations"]["2d"]
@@ -200,7 +200,7 @@ def test_tiny_2d_configuration_is_the_3d_one_made_2d_at_the_same_voxels_per_step
 def test_paper_plans_are_isotropic_3x3x3_whatever_the_spacing():
     from nnunet_filternet.network.from_plans import filternet_arch_kwargs
     from nnunet_filternet.network.receptive_field import receptive_field_gain
-    from plans.presets import paper_plans
+    from nnunet_filternet.plans.presets import paper_plans
 
     source = _source_plans((7.0, 0.7, 0.7), patch=(32, 192, 224))
     config = paper_plans(source)["configurations"]["3d_fullres"]
@@ -225,7 +225,7 @@ def test_paper_plans_are_isotropic_3x3x3_whatever_the_spacing():
 )
 def test_paper_preset_unet_has_table_ii_size_with_relu(spacing, widths):
     """Table II: the paper's U-Net has 1.97 M parameters; the preset's stock U-Net lands within +-10 %, any spacing."""
-    from plans.presets import paper_plans, unet_parameters
+    from nnunet_filternet.plans.presets import paper_plans, unet_parameters
 
     source = _source_plans(spacing, patch=(32, 192, 224))
     kwargs = paper_plans(source)["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]
@@ -239,7 +239,7 @@ def test_paper_preset_unet_has_table_ii_size_with_relu(spacing, widths):
 
 
 def test_exact_topology_keeps_the_paper_patch():
-    from plans.topology import nnunet_topology
+    from nnunet_filternet.plans.topology import nnunet_topology
 
     padded = nnunet_topology([7.0, 0.7, 0.7], (28, 120, 120))
     exact = nnunet_topology([7.0, 0.7, 0.7], (28, 120, 120), exact=True)
@@ -250,7 +250,7 @@ def test_exact_topology_keeps_the_paper_patch():
 
 def test_plain_unet_configuration_is_what_nnunets_planner_wrote(tiny_nnunet):  # noqa: F811
     """For the patch, batch and spacing nnU-Net's planner chose, the plans package builds the same network."""
-    from plans.topology import plain_unet_configuration
+    from nnunet_filternet.plans.topology import plain_unet_configuration
 
     planned = json.loads((tiny_nnunet.dataset_folder / "nnUNetPlans.json").read_text())["configurations"]
     for name in ("3d_fullres", "2d"):
@@ -267,7 +267,7 @@ def test_planner_constants_are_nnunets_planner_attributes(tiny_nnunet, monkeypat
         nnUNetPlannerResEncM,
     )
 
-    from plans import topology
+    from nnunet_filternet.plans import topology
 
     monkeypatch.setattr(default_experiment_planner, "nnUNet_raw", str(tiny_nnunet.raw))
     monkeypatch.setattr(default_experiment_planner, "nnUNet_preprocessed", str(tiny_nnunet.preprocessed))

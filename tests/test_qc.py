@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.convert import convert_training
-from dataset_conversion.restore import restore_predictions
+from nnunet_filternet.dataset_conversion.convert import convert_training
+from nnunet_filternet.dataset_conversion.restore import restore_predictions
 from nnunet_filternet.qc.agreement import fold_signals
 from nnunet_filternet.qc.check import check_predictions
 from nnunet_filternet.qc.measures import measure_leg

@@ -113,7 +113,7 @@ def test_full_scans_sides_volumes_and_fat_fractions(folders):
 
 def write_leg_records(folder, subject: str, half_width: int = 36) -> None:
     """``folder/legs.json`` for the two halves of :func:`scan` as leg images ``<subject>_R`` (x < 36) and ``_L``."""
-    from dataset_conversion.records import LegRecord, save_records
+    from nnunet_filternet.dataset_conversion.records import LegRecord, save_records
 
     size = [SHAPE[2], SHAPE[1], SHAPE[0]]
     geometry = {"size": size, "spacing": list(SPACING_XYZ), "origin": [0.0] * 3, "direction": list(np.eye(3).ravel())}

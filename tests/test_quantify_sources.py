@@ -62,10 +62,10 @@ def test_a_one_leg_scan_named_like_the_other_side_takes_its_side_from_its_positi
 def test_predict_counts_both_legs_of_a_scan_named_like_a_leg(tmp_path):
     """``filternet predict``'s steps after nnU-Net (restore, then quantify on the restored scans), with the
     scan's own labels cropped into leg predictions as nnU-Net would write them."""
-    from dataset_conversion.convert import convert_inference
-    from dataset_conversion.legs_of_scan import legs_of_scan
-    from dataset_conversion.records import load_records
-    from dataset_conversion.restore import restore_predictions
+    from nnunet_filternet.dataset_conversion.convert import convert_inference
+    from nnunet_filternet.dataset_conversion.legs_of_scan import legs_of_scan
+    from nnunet_filternet.dataset_conversion.records import load_records
+    from nnunet_filternet.dataset_conversion.restore import restore_predictions
     from nnunet_filternet.pipeline.predict import scans_as_nifti
     from nnunet_filternet.utils.atomic import write_image
     from tests.scan_fixtures import ScanSpec, draw

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.convert import convert_training
-from dataset_conversion.readers import read_scan
-from dataset_conversion.restore import restoration, restore_predictions
+from nnunet_filternet.dataset_conversion.convert import convert_training
+from nnunet_filternet.dataset_conversion.readers import read_scan
+from nnunet_filternet.dataset_conversion.restore import restoration, restore_predictions
 from nnunet_filternet.errors import FilterNetError
 from tests.conftest import run_cli
 from tests.scan_fixtures import ScanSpec, draw, rotation_z, write_dicom_series, write_scans

@@ -9,8 +9,8 @@ import shutil
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.convert import inference_conversion
-from dataset_conversion.restore import restoration
+from nnunet_filternet.dataset_conversion.convert import inference_conversion
+from nnunet_filternet.dataset_conversion.restore import restoration
 from nnunet_filternet.errors import FilterNetError
 from tests.conftest import run_cli
 from tests.scan_fixtures import ScanSpec, write_scans

@@ -1,10 +1,10 @@
-"""Subject-grouped, stratified, seeded folds (dataset_conversion.splits)."""
+"""Subject-grouped, stratified, seeded folds (nnunet_filternet.dataset_conversion.splits)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dataset_conversion.splits import nnunet_splits, read_groups, subject_folds
+from nnunet_filternet.dataset_conversion.splits import nnunet_splits, read_groups, subject_folds
 from nnunet_filternet.errors import FilterNetError, InputError
 from tests.scan_fixtures import write_subjects_csv
 

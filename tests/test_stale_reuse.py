@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion import scan_worker
-from dataset_conversion.convert import inference_conversion
 from nnunet_filternet.cli import main
+from nnunet_filternet.dataset_conversion import scan_worker
+from nnunet_filternet.dataset_conversion.convert import inference_conversion
 from nnunet_filternet.metrics import evaluate as evaluate_module
 from nnunet_filternet.metrics.evaluate import evaluate_folders, read_rows
 from nnunet_filternet.quantify import biomarkers
@@ -157,7 +157,7 @@ def test_convert_converts_again_a_scan_edited_in_place_with_the_old_mtime(scans)
 
 def test_convert_does_not_record_a_scan_replaced_while_it_was_converted(scans, monkeypatch):
     out = scans / "legs"
-    from dataset_conversion import legs_of_scan
+    from nnunet_filternet.dataset_conversion import legs_of_scan
 
     original = legs_of_scan.legs_of_scan
 

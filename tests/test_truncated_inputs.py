@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dataset_conversion.readers import read_label, read_scan
-from dataset_conversion.records import load_records
-from dataset_conversion.restore import read_leg_prediction
+from nnunet_filternet.dataset_conversion.readers import read_label, read_scan
+from nnunet_filternet.dataset_conversion.records import load_records
+from nnunet_filternet.dataset_conversion.restore import read_leg_prediction
 from nnunet_filternet.errors import InputError
 from nnunet_filternet.metrics.label_maps import read_label_map
 from tests.conftest import run_cli

@@ -3,7 +3,8 @@
 Either a real ``nnUNetPlans.json`` (``--plans-file FILE --configuration NAME``) or a built-in 3d_fullres
 configuration for the phantom leg data (0.7 x 0.7 x 7 mm) at one of the :data:`SIZES` (``--size``). The built-in
 configuration is what nnU-Net's default planner writes for that patch
-(:func:`plans.topology.plain_unet_configuration`: nnU-Net's ``get_pool_and_conv_props`` and its planner's widths
+(:func:`nnunet_filternet.plans.topology.plain_unet_configuration`: nnU-Net's ``get_pool_and_conv_props`` and its
+planner's widths
 and convs per stage); the stock variants add the ResEnc planners' network on the same topology. Axes are in
 nnU-Net's order (z, y, x).
 """
@@ -19,8 +20,8 @@ from pathlib import Path
 
 from nnunet_filternet.errors import FilterNetError, InputError
 from nnunet_filternet.labels import EDGE_WEIGHTS_KEY, LABELS, PAPER_EDGE_WEIGHTS
+from nnunet_filternet.plans.topology import RESENC_UNET, plain_unet_configuration, resenc_kwargs
 from nnunet_filternet.training.networks import FILTERNET, PLAIN_UNET
-from plans.topology import RESENC_UNET, plain_unet_configuration, resenc_kwargs
 
 #: Voxel spacing of the phantom legs (and the paper's scans), (z, y, x) in mm.
 PHANTOM_SPACING_ZYX: tuple[float, float, float] = (7.0, 0.7, 0.7)

@@ -120,7 +120,7 @@ def make_cohort(args, cohort: Path) -> None:
 
 def convertible(cohort: Path, work: Path, jobs: int | None) -> tuple[Path, dict[str, str]]:
     """A folder of links to the scans the conversion accepts (converted into predict's folder), and the refused ones."""
-    from dataset_conversion.convert import inference_conversion
+    from nnunet_filternet.dataset_conversion.convert import inference_conversion
 
     folder = work / "scans"
     folder.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataset_conversion.convert import inference_conversion, print_result, training_conversion
+    from nnunet_filternet.dataset_conversion.convert import inference_conversion, print_result, training_conversion
     from nnunet_filternet.errors import FilterNetError
 
     training = [a for a in ("labels", "dataset_id", "name") if getattr(args, a) is not None]

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from plans.presets import write_preset
+    from nnunet_filternet.plans.presets import write_preset
 
     result = write_preset(args.dataset, args.preset, args.source_plans, args.gpu_memory_gb)
     print(f"wrote {result.plans_file} (plans {result.plans_name})")

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from dataset_conversion.restore import restoration
+    from nnunet_filternet.dataset_conversion.restore import restoration
 
     result = restoration(args.pred, args.records, args.out, args.jobs, args.keep_going)
     restored = ", ".join(f"{s} ({'+'.join(sides)})" for s, sides in result.legs.items())

@@ -163,8 +163,6 @@ def evaluate_pairs(
     snaps = {p.case: snapshot([p.pred, p.ref]) for p in pairs} if cache is not None else {}
     cached = {} if fresh else _reusable_rows(cache, pairs, options, snaps)
     todo = [p for p in pairs if p.case not in cached]
-    if cache is not None:
-        report_reuse(desc, cache, len(pairs) - len(todo), len(pairs), "case")
     results = parallel_map(functools.partial(_evaluate_or_error, postprocess=postprocess), todo, jobs, desc)
     errors = [str(r) for r in results if isinstance(r, FilterNetError)]
     if errors:
@@ -182,6 +180,7 @@ def evaluate_pairs(
         for snap in snaps.values():
             warn_changed(desc, "its case", snap)
         record_inputs(cache, options, {case: snap.key for case, snap in snaps.items() if snap.holds()})
+        report_reuse(desc, cache, len(pairs) - len(todo), len(pairs), "case")
     return rows
 
 

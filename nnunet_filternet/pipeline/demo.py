@@ -76,7 +76,7 @@ class Demo:
         )  # fmt: skip
 
     def convert(self) -> None:
-        from dataset_conversion.convert import convert_training
+        from nnunet_filternet.dataset_conversion.convert import convert_training
 
         with nnunet_runs.environment_set(self.env):
             convert_training(
@@ -101,7 +101,7 @@ class Demo:
 
     def _apply_plans_preset(self) -> None:
         if self.preset.plans_preset is not None:
-            from plans.presets import write_preset
+            from nnunet_filternet.plans.presets import write_preset
 
             write_preset(DATASET_ID, self.preset.plans_preset)
 
@@ -110,7 +110,7 @@ class Demo:
         """The plans identifier trained (``-p``): ``nnUNetPlans``, or the plans preset's."""
         if self.preset.plans_preset is None:
             return "nnUNetPlans"
-        from plans.presets import PLANS_NAMES
+        from nnunet_filternet.plans.presets import PLANS_NAMES
 
         return PLANS_NAMES[self.preset.plans_preset]
 
@@ -151,7 +151,7 @@ class Demo:
                         _link_or_copy(src, dst)
 
     def restore(self) -> None:
-        from dataset_conversion.restore import restore_predictions
+        from nnunet_filternet.dataset_conversion.restore import restore_predictions
 
         # restore writes the scans whose legs were all predicted (the held-out subjects) and skips the rest
 

@@ -1,13 +1,14 @@
 """``filternet predict``: new scans -> label maps on those scans, with a trained model.
 
-Steps: :func:`dataset_conversion.convert.inference_conversion` (bias correction, legs, mirroring) ->
-nnU-Net's ``nnUNetPredictor`` (an ensemble over the folds found) -> :func:`dataset_conversion.restore.
+Steps: :func:`nnunet_filternet.dataset_conversion.convert.inference_conversion` (bias correction, legs, mirroring) ->
+nnU-Net's ``nnUNetPredictor`` (an ensemble over the folds found) -> :func:`nnunet_filternet.dataset_conversion.restore.
 restoration` -> :func:`nnunet_filternet.quantify.biomarkers.quantify_folder` -> :func:`nnunet_filternet.qc.
 check.check_predictions` (``qc.csv``; nnU-Net's predictor is :class:`nnunet_filternet.qc.predictor.
 AgreementPredictor`, which also records the folds' agreement per leg, kept and dropped with its prediction).
 
 Work is kept in ``<out>/.legs`` so that a rerun continues, and reused only when keyed on all that produced it:
-the conversion per scan on the scan's content (:mod:`dataset_conversion.scan_worker`), each leg prediction on
+the conversion per scan on the scan's content (:mod:`nnunet_filternet.dataset_conversion.scan_worker`), each leg
+prediction on
 the model and the leg image (:mod:`.leg_predictions`), each biomarker row on its files' content
 (:mod:`nnunet_filternet.utils.cache`). One scan that cannot be converted, restored or quantified does not stop
 the others: it is named in the summary and in ``<out>/failed.csv`` (:mod:`.predict_outputs`).
@@ -122,7 +123,7 @@ def _check_plans(plans_file: Path, configuration: str, checkpoint: Path) -> None
     """The model's plans have nnU-Net's structure and the configuration the checkpoint was trained with."""
     import json
 
-    from plans.presets import plans_problem
+    from nnunet_filternet.plans.presets import plans_problem
 
     try:
         plans = json.loads(plans_file.read_text(encoding="utf-8"))
@@ -158,7 +159,7 @@ def scans_as_nifti(scans: dict[str, Path], folder: Path) -> Path:
     """
     import SimpleITK as sitk
 
-    from dataset_conversion.readers import read_scan
+    from nnunet_filternet.dataset_conversion.readers import read_scan
     from nnunet_filternet.utils.atomic import write_image
 
     if folder.exists():
@@ -324,7 +325,7 @@ def predict_scans(
     Raises:
         FilterNetError: bad arguments, model or output folder (nothing written), or the model changed meanwhile.
     """
-    from dataset_conversion.readers import find_scans
+    from nnunet_filternet.dataset_conversion.readers import find_scans
     from nnunet_filternet.pipeline import leg_predictions as lp
     from nnunet_filternet.pipeline.predict_chunks import PartRun
     from nnunet_filternet.pipeline.predict_outputs import PARTS, QC_RECORDS, WORK, part_name
@@ -378,7 +379,7 @@ def merge_predictions(
     Raises:
         FilterNetError: bad arguments, model or output folder.
     """
-    from dataset_conversion.readers import find_scans
+    from nnunet_filternet.dataset_conversion.readers import find_scans
 
     model = resolve_model(results, trainer, plans, configuration, folds, checkpoint, disable_tta, ["cpu", "cuda"])
     images, out = Path(images), Path(out)

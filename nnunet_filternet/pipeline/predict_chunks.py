@@ -1,6 +1,7 @@
 """The scans of one ``filternet predict`` run (a part of a cohort), a chunk at a time, each scan finished for good.
 
-A chunk of scans goes through conversion (:func:`dataset_conversion.convert.inference_conversion`) -> nnU-Net
+A chunk of scans goes through conversion (:func:`nnunet_filternet.dataset_conversion.convert.inference_conversion`) ->
+nnU-Net
 (:mod:`.leg_predictions`) -> restore -> biomarkers -> quality check inside the part's work folder
 ``<out>/.legs/parts/<K>-of-<N>``; then each scan's files are put into ``--out`` and its record written
 (:meth:`~.predict_outputs.OutputFolder.publish_scan`), and nothing of the scan is kept in memory. The next
@@ -144,7 +145,7 @@ class PartRun:
     def _chunk(self, todo: list) -> list[tuple[str, dict]]:
         """Convert, predict, restore, quantify and check the scans of ``todo`` ((subject, key, snapshot)); publish
         each and return (subject, record)."""
-        from dataset_conversion.convert import inference_conversion
+        from nnunet_filternet.dataset_conversion.convert import inference_conversion
 
         paths = {s: self.scans[s].absolute() for s, _, _ in todo}
         conversion = inference_conversion(
@@ -247,7 +248,7 @@ class PartRun:
 
     def _restore(self, subjects: list[str], failed: dict) -> dict[str, Path]:
         """Label maps of the scans whose legs were all predicted, staged in ``work/labels`` (subject -> file)."""
-        from dataset_conversion.restore import restoration
+        from nnunet_filternet.dataset_conversion.restore import restoration
 
         labels = self.here / "labels"
         if labels.exists():

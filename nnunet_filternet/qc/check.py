@@ -82,7 +82,7 @@ def check_predictions(
     Raises:
         FilterNetError: files that cannot be read (all scans named), no scan restored.
     """
-    from dataset_conversion.records import by_subject, load_records
+    from nnunet_filternet.dataset_conversion.records import by_subject, load_records
     from nnunet_filternet.qc.reference import reference_for_model
     from nnunet_filternet.qc.report import summary, write_figure, write_qc_csv
     from nnunet_filternet.qc.signals import read_modes

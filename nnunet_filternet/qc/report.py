@@ -60,7 +60,7 @@ def _patient_arrays(scan_path: Path, labels_path: Path) -> tuple[np.ndarray, np.
     """Scan and label map as patient-aligned arrays (left, posterior, superior)."""
     import SimpleITK as sitk
 
-    from dataset_conversion.orientation import PatientAxes
+    from nnunet_filternet.dataset_conversion.orientation import PatientAxes
     from nnunet_filternet.utils.image_io import read_image
 
     scan = read_image(scan_path, "scan")

@@ -8,7 +8,8 @@ anything else is refused). Sides and subjects never come from file names (``P07_
 name): a case is a leg image of ``filternet convert`` when the ``legs.json`` beside the images (in the images
 folder or its parent, as convert writes it) lists it with the label map's size; its side and subject are the
 record's. Any other case is a scan, subject = case name: its legs are told apart by the leg localisation of
-``filternet convert`` (:func:`~dataset_conversion.legs.find_legs`), run on the label map's own footprint (the
+``filternet convert`` (:func:`~nnunet_filternet.dataset_conversion.legs.find_legs`), run on the label map's own
+footprint (the
 two labelled legs), or, when only one leg is labelled, on the image's tissue mask; the leg towards the
 patient's left (+x in SimpleITK's LPS frame) is L, and a scan with one leg takes its side from the leg's
 position in the field of view, with a note. Dixon fat and water must be two different images (not one folder
@@ -123,11 +124,12 @@ def side_masks(
 
     Scans: the cut between the legs comes from the labels' own footprint when both legs are labelled, else
     from the image's tissue mask (module docstring), unless that split is doubtful
-    (:func:`~dataset_conversion.legs.doubtful_split`). A scan with one leg in the field of view takes its side
+    (:func:`~nnunet_filternet.dataset_conversion.legs.doubtful_split`). A scan with one leg in the field of view takes
+    its side
     from the leg's position relative to the image centre, as ``filternet convert`` does, and says so in the note.
     """
-    from dataset_conversion.legs import LegSettings, doubtful_split, find_legs, tissue_mask
-    from dataset_conversion.orientation import PatientAxes
+    from nnunet_filternet.dataset_conversion.legs import LegSettings, doubtful_split, find_legs, tissue_mask
+    from nnunet_filternet.dataset_conversion.orientation import PatientAxes
 
     if side is not None:
         return {side: None}, ""
@@ -321,7 +323,7 @@ def find_leg_records(images_dir: os.PathLike) -> Path | None:
 
 def _leg_records(path: Path) -> dict[str, tuple[str, str, tuple[int, ...]]]:
     """case -> (subject, side, leg image size (x, y, z)) of a ``legs.json`` (checked by its reader)."""
-    from dataset_conversion.records import load_records
+    from nnunet_filternet.dataset_conversion.records import load_records
 
     return {r.case: (r.subject, r.side, tuple(r.leg_size)) for r in load_records(path)}
 
@@ -464,7 +466,6 @@ def quantify_folder(
     snaps = {s: snapshot(p for c in cases for p in c.paths()) for s, cases in subjects.items()}
     cached = {} if fresh else _cached_rows(out_csv, subjects, columns, snaps)
     todo = [(s, c) for s, c in subjects.items() if s not in cached]
-    report_reuse("quantify", out_csv, len(subjects) - len(todo), len(subjects), "subject")
     results = parallel_map(_quantify_or_error, todo, jobs, desc="quantify", unit="subject")
     errors = {s: str(r) for (s, _), r in zip(todo, results) if isinstance(r, FilterNetError)}
     if errors and failed is None:
@@ -489,4 +490,5 @@ def quantify_folder(
     keys = {s: snap.key for s, snap in snaps.items() if s not in errors and snap.holds()}
     record_inputs(out_csv, _options(columns), keys)
     write_colour_tables(out_csv.parent)
+    report_reuse("quantify", out_csv, len(subjects) - len(todo), len(subjects), "subject")
     return out_csv

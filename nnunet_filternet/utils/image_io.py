@@ -15,7 +15,7 @@ really there against what the header promises:
 - NRRD: ITK's own reader already fails on short data, with a message saying how much it found.
 
 Every reader error becomes one line: the file, what was expected, what was found. DICOM series are read in
-:mod:`dataset_conversion.readers`.
+:mod:`nnunet_filternet.dataset_conversion.readers`.
 """
 
 from __future__ import annotations
