@@ -91,3 +91,11 @@ def fake_nnunet(monkeypatch, die_after: int | None = None, barrier=None) -> list
 def labels_in(path: Path) -> set[int]:
     """The label values of a label map, background excluded."""
     return set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(path))))) - {0}
+
+
+def predict(root: Path) -> int:
+    """``filternet predict`` of ``root/images`` into ``root/out`` with the model in ``root/results``; exit code."""
+    from nnunet_filternet.cli import main
+
+    args = ["predict", "--images", root / "images", "--out", root / "out", "--results", root / "results"]
+    return main([*map(str, args), "--trainer", "nnUNetTrainer", "--device", "cpu", "-j", "1"])

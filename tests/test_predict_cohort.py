@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_filternet.cli import main
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.pipeline import leg_predictions
 from nnunet_filternet.quantify import biomarkers
-from tests.predict_fixture import fake_nnunet, make_model
+from tests.predict_fixture import fake_nnunet, make_model, predict
 from tests.scan_fixtures import ScanSpec, draw
 
 
@@ -66,11 +65,6 @@ def cohort(tmp_path, monkeypatch):
     make_model(tmp_path / "results", label=1)
     predicted = fake_nnunet(monkeypatch)
     return tmp_path, predicted
-
-
-def predict(root: Path) -> int:
-    args = ["predict", "--images", root / "images", "--out", root / "out", "--results", root / "results"]
-    return main([*map(str, args), "--trainer", "nnUNetTrainer", "--device", "cpu", "-j", "1"])
 
 
 def test_one_doubtful_scan_does_not_stop_the_others(cohort, capsys):

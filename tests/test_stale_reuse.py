@@ -16,14 +16,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_filternet.cli import main
 from nnunet_filternet.dataset_conversion import scan_worker
 from nnunet_filternet.dataset_conversion.convert import inference_conversion
 from nnunet_filternet.metrics import evaluate as evaluate_module
 from nnunet_filternet.metrics.evaluate import evaluate_folders, read_rows
 from nnunet_filternet.quantify import biomarkers
 from nnunet_filternet.quantify.biomarkers import quantify_folder
-from tests.predict_fixture import fake_nnunet, labels_in, make_model
+from tests.predict_fixture import fake_nnunet, labels_in, make_model, predict
 from tests.scan_fixtures import ScanSpec, draw, write_scans
 from tests.test_evaluate import leg, write_map
 from tests.test_quantify import scan as two_leg_scan
@@ -185,11 +184,6 @@ def cohort(tmp_path, monkeypatch):
     make_model(tmp_path / "results", label=1)
     predicted = fake_nnunet(monkeypatch)
     return root, predicted
-
-
-def predict(root: Path) -> int:
-    args = ["predict", "--images", root / "images", "--out", root / "out", "--results", root / "results"]
-    return main([*map(str, args), "--trainer", "nnUNetTrainer", "--device", "cpu", "-j", "1"])
 
 
 def test_predict_again_with_another_checkpoint_predicts_everything_again(cohort):
