@@ -129,7 +129,8 @@ def test_a_missing_compartment_and_a_shrunken_one_are_flagged_and_ranked_first(t
     assert verdicts["s1"].suspect == ("L", "Sol")  # Sol swallowed Gas: the largest deviation
     assert not verdicts["s3"].review
     ranked = [v.subject for v in sorted(result.verdicts, key=lambda v: -v.score)]
-    assert ranked[:2] == ["s2", "s1"] and ranked[-1] == "s3"
+    assert ranked[:2] == ["s2", "s1"]  # the failed segmentations first; the one-leg scan is a data finding:
+    assert verdicts["one"].data_score == 1.5 and verdicts["one"].score < verdicts["s1"].score
     rows = {(r["subject"], r["side"], r["compartment"]): r for r in _rows(result.csv)}
     assert rows[("s1", "L", "Gas")]["review"] == "yes" and float(rows[("s1", "L", "Gas")]["compartment_score"]) == 2
     assert rows[("s3", "L", "Gas")]["review"] == "no"
@@ -276,7 +277,7 @@ def test_rules_word_the_reasons_and_only_flag_past_the_thresholds():
     bad = judge_scan(_scan(1.66, 2.0), reference)
     assert bad.review and bad.reasons[0] == "Gas left/right 0.83 (3.7 SD from training)"
     assert "left Gas area 3.4 SD below training" in bad.reasons and bad.suspect == ("L", "Gas")
-    assert bad.score == pytest.approx(abs(math.log(1.66 / 2.0)) / 0.05 / 3)
+    assert bad.score == 0 and bad.data_score < 1  # a left/right ratio alone is no sign of a failed segmentation
     assert judge_scan(_scan(1.66, 2.0), reference, Thresholds(z=4.0)).reasons == []
     few = _scan(2.0, 2.0)
     few.slices, few.snr, few.bias_gain, few.slice_axis_ok = 8, 3.1, 12.0, False
@@ -286,4 +287,27 @@ def test_rules_word_the_reasons_and_only_flag_past_the_thresholds():
     assert not any("bias" in r for r in reasons)  # recorded, not judged (docs/qc.md)
     assert "left leg: TA behind Sol/Gas (orientation in the header?)" in reasons
     assert "slices not axial in the header (the thickest axis is not superior-inferior)" in reasons
-    assert summary([clean, bad]).startswith("1 of 2 scans flagged for review:\n  sub-007 (score 1.2): Gas left/right")
+    assert summary([clean, bad]).startswith("1 of 2 scans flagged for review:\n  sub-007 (score 0.00, data 0.5): Gas "
+                                            "left/right")
+
+
+def test_the_scan_score_is_the_mean_segmentation_severity_and_data_signals_score_apart():
+    """scan_score: mean over the scan's rows of their largest share/fragments/folds/entropy severity; size and
+    left/right deviations and the data signals (here SNR) stay out of it and go to data_score / the reasons."""
+    reference = {"compartments": dict.fromkeys(("TA", "TP", "Sol", "Gas", "PL"), {
+        "area_cm2": {"mean": 2.0, "sd": 0.1}, "share": {"mean": 0.2, "sd": 0.02}, "log_lr": {"mean": 0.0, "sd": 0.05},
+    })}  # fmt: skip
+    scan = _scan(2.0, 2.0)
+    scan.snr = 2.5  # severity 2: data
+    scan.legs[0].folds = {"compartments": {"Gas": {"entropy": 0.6, "fold_dice": 0.97}}}  # severity 2 (entropy)
+    scan.legs[1].folds = {"compartments": {"TA": {"entropy": 0.03, "fold_dice": 0.4}}}  # severity 4 (folds)
+    verdict = judge_scan(scan, reference)
+    rows = {(r["side"], r["compartment"]): r for r in verdict.rows}
+    assert rows[("R", "Gas")]["segmentation_score"] == pytest.approx(2.0)
+    assert rows[("L", "TA")]["segmentation_score"] == pytest.approx(4.0)
+    assert verdict.score == pytest.approx((2.0 + 4.0) / 10) and verdict.data_score == pytest.approx(2.0)
+    assert all(r["scan_score"] == verdict.score and r["data_score"] == 2.0 for r in verdict.rows)
+    shrunk = judge_scan(_scan(1.0, 2.0), reference)  # left Gas half the size: area and ratio, not segmentation
+    assert shrunk.review and shrunk.score == pytest.approx(0.0)
+    earlier = summary([verdict, shrunk]).splitlines()
+    assert earlier[1].startswith("  sub-007 (score 0.60, data 2.0): folds disagree on left TA (Dice 0.40)")

@@ -44,6 +44,7 @@ BOOTSTRAP = 2000
 #: Signals ranked alone: qc.csv column -> (how a scan's rows are combined, +1 if larger is more suspect).
 SIGNALS: dict[str, tuple[str, int]] = {
     "scan_score": ("max", 1),
+    "data_score": ("max", 1),
     "area_z": ("max_abs", 1),
     "share_z": ("max_abs", 1),
     "lr_z": ("max_abs", 1),

@@ -9,7 +9,8 @@ they were made from and the scan's rows of the cohort's tables::
      "key": "<sha256 of the scan's content, the model's key, options, program>" | null (not finished),
      "outputs": {"sub-007.nii.gz": [size, sha256]}, "failed": null | [step, reason],
      "biomarkers": {"columns": [...], "rows": [[...], ...]} | null,
-     "qc": {"columns": [...], "rows": [...], "score": 2.4, "reasons": [...]} | null, "notes": [...]}
+     "qc": {"columns": [...], "rows": [...], "score": 0.4, "data_score": 2.0, "reasons": [...]} | null,
+     "notes": [...]}
 
 Only the run that predicts a scan writes its record and files, so parts of a cohort (disjoint sets of scans)
 run side by side into one ``--out`` without sharing a file. The cohort's tables (``biomarkers.csv`` with its
@@ -51,7 +52,7 @@ QC_CSV = "qc.csv"
 #: AgreementPredictor`)
 QC_RECORDS = "qc"
 FAILED_COLUMNS = ("scan", "step", "reason")
-RECORD_SCHEMA = "filternet-predicted-scan/1"
+RECORD_SCHEMA = "filternet-predicted-scan/2"
 #: how many names of scans without a finished prediction the merge keeps to tell
 MISSING_SHOWN = 10
 
@@ -93,6 +94,7 @@ class _Verdict:
     subject: str
     score: float
     reasons: list[str]
+    data_score: float = 0.0
 
     @property
     def review(self) -> bool:
@@ -138,7 +140,7 @@ class Tally:
         if qc:
             self.checked += 1
             if qc["reasons"]:
-                self.flagged.append(_Verdict(subject, float(qc["score"]), list(qc["reasons"])))
+                self.flagged.append(_Verdict(subject, float(qc["score"]), list(qc["reasons"]), float(qc["data_score"])))
 
     def qc_summary(self) -> str:
         """The quality check's summary over the checked scans (``3 of 40 scans flagged for review: ...``)."""

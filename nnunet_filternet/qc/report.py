@@ -17,7 +17,8 @@ import numpy as np
 from nnunet_filternet.qc.rules import SIDE_WORDS, ScanVerdict
 
 COLUMNS: tuple[str, ...] = (
-    "subject", "side", "compartment", "review", "reasons", "scan_score", "score", "compartment_score",
+    "subject", "side", "compartment", "review", "reasons", "scan_score", "data_score", "score", "compartment_score",
+    "segmentation_score",
     "voxels", "volume_ml", "area_cm2", "area_z", "share", "share_z", "lr_z", "components", "fragments",
     "fold_dice", "entropy", "contrast", "fov_slices", "anatomy_ok", "legs_found", "snr", "bias_gain", "slices",
     "slice_axis_ok",
@@ -47,12 +48,13 @@ def write_qc_csv(verdicts: list[ScanVerdict], out_csv: str | os.PathLike) -> Pat
 
 
 def summary(verdicts: list[ScanVerdict], most: int = 3) -> str:
-    """``3 of 40 scans flagged for review:`` then one line per flagged scan (most suspect first, its top reasons)."""
-    flagged = sorted((v for v in verdicts if v.review), key=lambda v: -v.score)
+    """``3 of 40 scans flagged for review:`` then one line per flagged scan, the likeliest failed segmentation first
+    (``scan_score``, then ``data_score``), with its scores and top reasons."""
+    flagged = sorted((v for v in verdicts if v.review), key=lambda v: (-v.score, -v.data_score))
     lines = [f"{len(flagged)} of {len(verdicts)} scans flagged for review" + (":" if flagged else "")]
     for v in flagged:
         more = f" (+{len(v.reasons) - most} more)" if len(v.reasons) > most else ""
-        lines.append(f"  {v.subject} (score {v.score:.1f}): {'; '.join(v.reasons[:most])}{more}")
+        lines.append(f"  {v.subject} (score {v.score:.2f}, data {v.data_score:.1f}): {'; '.join(v.reasons[:most])}{more}")
     return "\n".join(lines)
 
 
@@ -127,7 +129,8 @@ def write_figure(verdict: ScanVerdict, scan_path: Path, labels_path: Path, out_p
         ax.set_title(f"slice {k}", fontsize=9)
         ax.set_axis_off()
     named = f", suspect: {SIDE_WORDS.get(side, side)} {name} (outlined)" if name else ""
-    fig.suptitle(f"{verdict.subject}: review (score {verdict.score:.1f}){named}", fontsize=10)
+    fig.suptitle(f"{verdict.subject}: review (score {verdict.score:.2f}, data {verdict.data_score:.1f}){named}",
+                 fontsize=10)
     reasons = "\n".join(textwrap.shorten(r, 110) for r in verdict.reasons[:5])
     fig.text(0.02, 0.0, reasons + "\n(patient's right on the left, anterior up)", ha="left", va="top", fontsize=8)
     save_png(fig, out_png)

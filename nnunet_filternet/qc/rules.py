@@ -6,8 +6,17 @@ when any of its severities exceeds 1; its reasons are those signals, most severe
 
 - ``compartment_score``: the largest severity of the compartment's own signals (size, share, left/right
   ratio, missing, fragments, the folds' agreement, uncertainty);
+- ``segmentation_score``: the largest severity of the signals of the segmentation itself
+  (:data:`SEGMENTATION_SIGNALS`: its share of the leg's muscle, fragments, the folds' agreement, uncertainty);
 - ``score``: the largest severity of the row, its leg's and its scan's signals included;
-- ``scan_score``: the largest ``score`` of the scan's rows, which ranks scans from most to least suspect.
+- ``scan_score``: the mean ``segmentation_score`` over the scan's rows (both legs' compartments), which ranks
+  scans from the most to the least likely failed segmentation: a failed segmentation leaves its marks on many
+  compartments, a data problem (a leg cut by the field of view, a missing leg, low contrast) on its own signals;
+- ``data_score``: the largest severity of the scan's and its legs' signals (contrast, field of view, anatomy,
+  legs found, SNR, slices, slice axis): the data that need a look even when they were segmented well.
+
+A scan is flagged for review when any row is (``review``); the two scan scores only order the flagged and the
+unflagged scans. docs/qc.md says how the scan score was chosen and how well it ranks failed segmentations.
 
 Severities (``z`` a deviation in training SDs, :mod:`.reference`):
 
@@ -59,6 +68,12 @@ class Finding:
 
     severity: float
     reason: str
+    #: the qc.csv column the finding comes from
+    signal: str = ""
+
+
+#: The compartment's signals that come from its segmentation itself (``segmentation_score``; module docstring).
+SEGMENTATION_SIGNALS = frozenset({"share_z", "fragments", "fold_dice", "entropy"})
 
 
 def _finite(*values) -> bool:
@@ -72,10 +87,10 @@ def _z(value: float, stats: dict | None) -> float:
     return (value - stats["mean"]) / stats["sd"]
 
 
-def _deviation(z: float, t: Thresholds, what: str) -> Finding | None:
+def _deviation(z: float, t: Thresholds, what: str, signal: str) -> Finding | None:
     if not _finite(z):
         return None
-    return Finding(abs(z) / t.z, f"{what} {abs(z):.1f} SD {'below' if z < 0 else 'above'} training")
+    return Finding(abs(z) / t.z, f"{what} {abs(z):.1f} SD {'below' if z < 0 else 'above'} training", signal)
 
 
 def log_lr(scan: ScanSignals, compartment: str) -> float:
@@ -103,24 +118,24 @@ def compartment_findings(
         "fold_dice": float(folds.get("fold_dice", float("nan"))), "entropy": float(folds.get("entropy", float("nan"))),
     }  # fmt: skip
     found = [
-        _deviation(values["area_z"], t, f"{where} area"),
-        _deviation(values["share_z"], t, f"{where} share of the leg's muscle"),
+        _deviation(values["area_z"], t, f"{where} area", "area_z"),
+        _deviation(values["share_z"], t, f"{where} share of the leg's muscle", "share_z"),
     ]
     if _finite(values["lr_z"]):
         ratio = math.exp(log_lr(scan, name))
         found.append(Finding(abs(values["lr_z"]) / t.z, f"{name} left/right {ratio:.2f} ({abs(values['lr_z']):.1f} SD "
-                             "from training)"))  # fmt: skip
+                             "from training)", "lr_z"))  # fmt: skip
     if m.voxels == 0 and ref.get("missing", 0) == 0:
-        found.append(Finding(2.0, f"{where} missing"))
+        found.append(Finding(2.0, f"{where} missing", "voxels"))
     if _finite(m.fragments) and m.fragments > 0:
         found.append(Finding(m.fragments / t.fragments, f"{where} in {m.components} pieces "
-                             f"({100 * m.fragments:.0f} % outside the largest)"))  # fmt: skip
+                             f"({100 * m.fragments:.0f} % outside the largest)", "fragments"))  # fmt: skip
     if _finite(values["fold_dice"]):
         d = values["fold_dice"]
-        found.append(Finding((1 - d) / (1 - t.fold_dice), f"folds disagree on {where} (Dice {d:.2f})"))
+        found.append(Finding((1 - d) / (1 - t.fold_dice), f"folds disagree on {where} (Dice {d:.2f})", "fold_dice"))
     if _finite(values["entropy"]):
         e = values["entropy"]
-        found.append(Finding(e / t.entropy, f"{where} uncertain (entropy {e:.2f})"))
+        found.append(Finding(e / t.entropy, f"{where} uncertain (entropy {e:.2f})", "entropy"))
     return values, [f for f in found if f is not None]
 
 
@@ -175,9 +190,10 @@ class ScanVerdict:
     Attributes:
         subject: the scan.
         rows: one per leg and compartment (:func:`judge_scan`).
-        score: the largest severity of the scan (ranks scans).
+        score: ``scan_score``, the mean segmentation severity of the scan's rows (ranks failed segmentations).
         reasons: the distinct reasons past their threshold, most severe first.
         suspect: (side, compartment) with the largest compartment score, for the figure.
+        data_score: the largest severity of the scan's and its legs' data signals.
     """
 
     subject: str
@@ -185,6 +201,7 @@ class ScanVerdict:
     score: float
     reasons: list[str]
     suspect: tuple[str, str] | None
+    data_score: float = 0.0
 
     @property
     def review(self) -> bool:
@@ -194,9 +211,10 @@ class ScanVerdict:
 def judge_scan(scan: ScanSignals, reference: dict | None, t: Thresholds = Thresholds()) -> ScanVerdict:
     """The scan's rows (one per leg and compartment: values, scores, ``review`` yes/no, ``reasons``) and verdict."""
     scan_values, scan_found = scan_findings(scan, reference, t)
-    rows, severities = [], {}
+    rows, severities, data = [], {}, _worst(scan_found)
     for leg in scan.legs:
         leg_values, leg_found = leg_findings(leg, t)
+        data = max(data, _worst(leg_found))
         for name in COMPARTMENTS:
             values, found = compartment_findings(scan, leg, name, reference, t)
             everything = sorted(found + leg_found + scan_found, key=lambda f: -f.severity)
@@ -207,17 +225,19 @@ def judge_scan(scan: ScanSignals, reference: dict | None, t: Thresholds = Thresh
                 "subject": scan.subject, "side": leg.side, "compartment": name,
                 "review": "yes" if flagged else "no", "reasons": "; ".join(f.reason for f in flagged),
                 "compartment_score": _worst(found), "score": _worst(everything),
+                "segmentation_score": _worst([f for f in found if f.signal in SEGMENTATION_SIGNALS]),
                 **values, **leg_values, **scan_values,
             })  # fmt: skip
-    worst = max((r["score"] for r in rows), default=_worst(scan_found))
+    score = float(np.mean([r["segmentation_score"] for r in rows])) if rows else 0.0
     for r in rows:
-        r["scan_score"] = worst
+        r["scan_score"], r["data_score"] = score, data
     # ties (a left/right ratio counts on both legs) go to the compartment further from training's size
     suspect = max(rows, key=lambda r: (r["compartment_score"], abs(np.nan_to_num(r["area_z"]))), default=None)
     return ScanVerdict(
         subject=scan.subject,
         rows=rows,
-        score=worst,
+        score=score,
         reasons=sorted(severities, key=lambda k: -severities[k]),
         suspect=None if suspect is None else (suspect["side"], suspect["compartment"]),
+        data_score=data,
     )
