@@ -161,7 +161,7 @@ def test_bench_trainer_is_built_by_nnunet_and_replaces_only_the_data_loader(tmp_
     stock = bench_trainer(specs["nnU-Net"], setup, torch.device("cpu"))
     assert type(stock.trainer).__mro__[2].__name__ == "nnUNetTrainer"
     norms = {type(m).__name__ for m in stock.network.modules() if isinstance(m, torch.nn.InstanceNorm3d)}
-    assert norms == {"CPUFastInstanceNorm3d"}  # the norm policy, as for every other model
+    assert norms == {"CPUFastInstanceNorm3d"}  # the kernel policy, as for every other model
 
 
 @pytest.mark.parametrize(

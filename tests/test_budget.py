@@ -69,12 +69,12 @@ def test_stock_variant_sets_the_budget_and_gets_the_project_mixins(nnunet_env):
 
     from nnunet_filternet.bench.plans import DEFAULT_DATASET_JSON, SIZES, builtin_plans
     from nnunet_filternet.training import trainers
-    from nnunet_filternet.training.norm_policy import NormPolicyMixin
+    from nnunet_filternet.training.kernel_policy import KernelPolicyMixin
     from nnunet_filternet.training.progress_plot import ThrottledProgressPlotMixin
     from nnunet_filternet.training.telemetry import TelemetryMixin
 
     cls = trainers.nnUNetTrainer_40epochs_40iters_4val
-    assert cls.__mro__[1:5] == (ThrottledProgressPlotMixin, TelemetryMixin, NormPolicyMixin, nnUNetTrainer)
+    assert cls.__mro__[1:5] == (ThrottledProgressPlotMixin, TelemetryMixin, KernelPolicyMixin, nnUNetTrainer)
     ours = trainers.nnUNetTrainerFilterNet_40epochs_40iters_4val  # has telemetry and norm: added once, not twice
     assert ours.__mro__[1:3] == (ThrottledProgressPlotMixin, trainers.nnUNetTrainerFilterNet)
     plans = builtin_plans(SIZES["quick"])

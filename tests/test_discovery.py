@@ -121,5 +121,5 @@ def test_a_user_trainer_gets_a_variant_wherever_nnunet_finds_it(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     module, name, bases, marker, params = json.loads(r.stdout.split("RESULT ", 1)[1])
     assert (module, name, marker) == ("nnunet_filternet.training.trainers", "MyTrainer_3epochs_7iters_2val", "mine")
-    assert bases == ["ThrottledProgressPlotMixin", "TelemetryMixin", "NormPolicyMixin", "MyTrainer"]
+    assert bases == ["ThrottledProgressPlotMixin", "TelemetryMixin", "KernelPolicyMixin", "MyTrainer"]
     assert params == ["self", "plans", "configuration", "fold", "dataset_json", "device"]

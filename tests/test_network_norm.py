@@ -1,4 +1,4 @@
-"""The CPU-fast instance norm equals nn.InstanceNorm (values, gradients, state dict); the norm policy gives it to the
+"""The CPU-fast instance norm equals nn.InstanceNorm (values, gradients, state dict); the kernel policy gives it to the
 network of every trainer, stock nnU-Net included, and to no architecture by itself."""
 
 from __future__ import annotations

@@ -470,7 +470,7 @@ def test_prediction_is_a_plain_filternet_forward(make_trainer):
         deep_supervision=False,
     )
     plain.load_state_dict(trainer.network.state_dict())  # strict: the network holds no gate
-    use_cpu_fast_instance_norms(plain)  # the norm policy, as every trainer (and nnUNetv2_predict) builds it
+    use_cpu_fast_instance_norms(plain)  # the kernel policy, as every trainer (and nnUNetv2_predict) builds it
     trainer.set_deep_supervision_enabled(False)
     trainer.network.eval()
     plain.eval()
@@ -507,16 +507,19 @@ def test_build_network_architecture_on_any_plans(tiny_nnunet, trainer_name, netw
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from nnunet_filternet.training import trainers
-    from nnunet_filternet.training.norm_policy import with_norm_policy
+    from nnunet_filternet.training.kernel_policy import with_kernel_policy
 
     plans = json.loads((tiny_nnunet.dataset_folder / "nnUNetPlans_tiny.json").read_text())
     manager = PlansManager(filternet_plans_from(plans) if filternet_plans else plans)
-    cls = with_norm_policy(getattr(trainers, trainer_name))
+    cls = with_kernel_policy(getattr(trainers, trainer_name))
     net = cls.build_network_architecture(manager, manager.get_configuration("3d_fullres"), 1, 6, False)
     assert type(net).__name__ == network_class
-    # the norm policy (training/norm_policy.py): every trainer's network takes the plans' InstanceNorm3d as
+    # the kernel policy (training/kernel_policy.py): every trainer's network takes the plans' InstanceNorm3d as
     # its CPU-fused subclass (network/norm.py)
     assert norm_layers(net) == {"CPUFastInstanceNorm3d"}
+    # ... and its narrow 3D convs (at most 16 channels: the tiny plans' first stages) the channels-last subclass
+    convs = {type(m).__name__ for m in net.modules() if isinstance(m, torch.nn.Conv3d)}
+    assert {"CPUChannelsLastConv3d", "Conv3d"} <= convs
 
 
 # --- the paper's protocol -------------------------------------------------------------------------------

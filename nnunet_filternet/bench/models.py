@@ -5,7 +5,7 @@ others are our trainers from ``nnunet_filternet.training.trainers``. The benchma
 constructor, ``initialize`` (``build_network_architecture``, ``configure_optimizers``, ``_build_loss``) and
 ``train_step``, so it measures exactly what training runs, on one shared plans configuration (see
 :mod:`nnunet_filternet.bench.plans`). Every model, stock nnU-Net included, normalises with the same kernels: the
-project's norm policy (``training/norm_policy.py``), which the demo's trainers apply too.
+project's kernel policy (``training/kernel_policy.py``), which the demo's trainers apply too.
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ class ModelSpec:
         return None if found is not None else f"{self.trainer} not found"
 
     def trainer_class(self) -> type:
-        """The trainer class under the project's norm policy, as the demo trains it (import it first with
+        """The trainer class under the project's kernel policy, as the demo trains it (import it first with
         :meth:`unavailable_reason` to get a readable failure)."""
-        from nnunet_filternet.training.norm_policy import with_norm_policy
+        from nnunet_filternet.training.kernel_policy import with_kernel_policy
 
-        return with_norm_policy(pydoc.locate(self.trainer))
+        return with_kernel_policy(pydoc.locate(self.trainer))
 
 
 #: The reference every ratio is taken against: nnU-Net's default 3d_fullres network and trainer.

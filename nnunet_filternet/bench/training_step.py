@@ -1,7 +1,7 @@
 """One training step of a benchmarked model: its trainer, built and initialised by nnU-Net, on a synthetic batch.
 
 :func:`bench_trainer` builds the model's nnU-Net trainer (``nnUNetTrainer`` for stock nnU-Net, ours for the
-others, each under the project's norm policy) exactly as ``nnUNetv2_train`` does: its own constructor, its
+others, each under the project's kernel policy) exactly as ``nnUNetv2_train`` does: its own constructor, its
 ``initialize`` (network, edge gate, ``torch.compile`` when nnU-Net would, optimizer, loss) and
 ``on_train_epoch_start`` (train mode, learning rate, the edge loss's lambda). Their inputs are real: nnU-Net's
 folders point into a temporary folder holding a one-case preprocessed dataset written by nnU-Net's own dataset

@@ -12,7 +12,7 @@ state-dict keys, so checkpoints are interchangeable with plain instance norm. On
 other devices (CUDA, where nnU-Net compiles the network and autocasts to fp16) they call PyTorch's own code.
 
 No architecture chooses them: every network a trainer builds gets them from
-:func:`use_cpu_fast_instance_norms`, applied once by ``training/norm_policy.py``.
+:func:`use_cpu_fast_instance_norms`, applied once by ``training/kernel_policy.py``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ implements it as a classmethod driven by two class attributes, so each trainer o
 - ``network_class_name``: :data:`FILTERNET`, :data:`PLAIN_UNET` or :data:`BOUNDARY_AWARE_FCN`;
 - ``batch_norm``: replace the plans' norm op by the matching BatchNorm (the paper's protocol).
 
-The built network then goes through the project's norm policy (:mod:`norm_policy`), as every trainer's does.
+The built network then goes through the project's kernel policy (:mod:`kernel_policy`), as every trainer's does.
 
 The plans' configuration may name either nnU-Net's ``PlainConvUNet`` (``nnUNetPlans``, ``nnUNetPlans_tiny``,
 ``nnUNetPlans_paper``) or our FilterNet (``nnUNetPlans_FilterNet``); :func:`arch_kwargs_for` turns either
@@ -21,7 +21,7 @@ import inspect
 from collections.abc import Sequence
 
 from nnunet_filternet.errors import FilterNetError
-from nnunet_filternet.training.norm_policy import NormPolicyMixin
+from nnunet_filternet.training.kernel_policy import KernelPolicyMixin
 
 #: ``network_class_name`` of our FilterNet (as written into plans).
 FILTERNET = "nnunet_filternet.network.filternet.FilterNet"
@@ -151,5 +151,5 @@ class NamedNetworkMixin:
         )
 
 
-class PlansNetworkMixin(NormPolicyMixin, NamedNetworkMixin):
-    """The network the class attributes name, built from the plans, under the project's norm policy."""
+class PlansNetworkMixin(KernelPolicyMixin, NamedNetworkMixin):
+    """The network the class attributes name, built from the plans, under the project's kernel policy."""

@@ -22,8 +22,8 @@ So a trainer's definition is found from its name: drop the budget suffix (its me
 A Paper twin places the protocol after the base trainer's own mixins and before its plans network
 (``PlansNetworkMixin``), where the protocol's hooks must sit for e.g. the edge gate's owner to wrap the optimizer and
 loss it makes. A budget variant adds what every trainer of the project has and the base lacks: the per-epoch
-memory / parameter log lines (:class:`~.telemetry.TelemetryMixin`) and the norm policy
-(:class:`~.norm_policy.NormPolicyMixin`), and draws nnU-Net's ``progress.png`` every 10 epochs rather than every
+memory / parameter log lines (:class:`~.telemetry.TelemetryMixin`) and the kernel policy
+(:class:`~.kernel_policy.KernelPolicyMixin`), and draws nnU-Net's ``progress.png`` every 10 epochs rather than every
 epoch (:mod:`~.progress_plot`: about 1 s an epoch on the CPU); it keeps the base ``__init__`` signature (nnU-Net
 stores it in checkpoints and re-creates trainers from it) and sets the budget after the base class has set
 everything else.
@@ -65,7 +65,7 @@ def make_variant(base: type, module: str, *, paper: bool = False, budget: Budget
             through ``PlansNetworkMixin``.
     """
     from nnunet_filternet.training.networks import PlansNetworkMixin
-    from nnunet_filternet.training.norm_policy import NormPolicyMixin
+    from nnunet_filternet.training.kernel_policy import KernelPolicyMixin
     from nnunet_filternet.training.paper_protocol import PaperProtocolMixin
     from nnunet_filternet.training.progress_plot import ThrottledProgressPlotMixin
     from nnunet_filternet.training.telemetry import TelemetryMixin
@@ -83,7 +83,7 @@ def make_variant(base: type, module: str, *, paper: bool = False, budget: Budget
             )
         bases = (base, PaperProtocolMixin, PlansNetworkMixin)  # C3 puts the protocol just before the plans network
     if budget is not None:
-        mixins = (ThrottledProgressPlotMixin, TelemetryMixin, NormPolicyMixin)
+        mixins = (ThrottledProgressPlotMixin, TelemetryMixin, KernelPolicyMixin)
         bases = (*(m for m in mixins if not issubclass(base, m)), *bases)
         namespace["budget"] = budget
         namespace["__init__"] = _budget_init(name, budget, lambda: variant)
