@@ -45,6 +45,8 @@ BAD_NUMBERS = [
 ] + [
     (["predict", "--images", "i", "--out", "o", "--results", "r", "--folds", "-1"], "--folds"),
     (["predict", "--images", "i", "--out", "o", "--results", "r", "--folds", "nan"], "--folds"),
+    (["predict", "--images", "i", "--out", "o", "--results", "r", "--threads", "0"], "--threads"),
+    (["predict", "--images", "i", "--out", "o", "--results", "r", "--threads", "nan"], "--threads"),
     (["convert", "--images", "i", "--labels", "l", "--name", "n", "--dataset-id", "0"], "--dataset-id"),
     (["convert", "--images", "i", "--labels", "l", "--name", "n", "--dataset-id", "1000"], "--dataset-id"),
     (["convert", "--images", "i", "--labels", "l", "--name", "n", "--dataset-id", "-3"], "--dataset-id"),

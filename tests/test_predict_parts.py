@@ -87,6 +87,20 @@ def test_nnunets_option_names_and_misuse(cohort, capsys):
     assert "leave out --num-parts" in capsys.readouterr().err and not (root / "out").exists()
 
 
+def test_threads_sets_the_torch_threads_of_the_run(cohort, capsys):
+    """Parts side by side on one CPU machine share its cores: ``--threads`` (docs/predict.md, measured there)."""
+    import torch
+
+    root, _ = cohort
+    before = torch.get_num_threads()
+    wanted = 3 if before != 3 else 5
+    try:
+        assert predict(root, "out", "--threads", str(wanted)) == 1  # scan b fails by design (the fixture)
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_two_parts_side_by_side_merge_to_exactly_what_one_run_writes(cohort, capsys):
     root, _ = cohort
     assert predict(root, "one", "--chunk-size", "2") == 1  # b fails

@@ -49,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--disable-tta", action="store_true", help="no mirroring test-time augmentation")
     parser.add_argument("-j", "--jobs", type=jobs_type, help="worker processes for conversion and restore")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        help="torch threads of this run (default: one per core); parts side by side on one CPU machine: the "
+        "cores divided by the parts, each",
+    )
     cohort = parser.add_argument_group("cohort scale (docs/predict.md)")
     cohort.add_argument(
         "--num-parts",
@@ -86,6 +92,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nnunet_filternet.errors import FilterNetError
     from nnunet_filternet.pipeline.predict import merge_predictions, predict_scans, print_summary
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     model = dict(
         trainer=args.trainer, plans=args.plans, configuration=args.configuration, folds=args.folds,
