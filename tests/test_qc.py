@@ -287,8 +287,9 @@ def test_rules_word_the_reasons_and_only_flag_past_the_thresholds():
     assert not any("bias" in r for r in reasons)  # recorded, not judged (docs/qc.md)
     assert "left leg: TA behind Sol/Gas (orientation in the header?)" in reasons
     assert "slices not axial in the header (the thickest axis is not superior-inferior)" in reasons
-    assert summary([clean, bad]).startswith("1 of 2 scans flagged for review:\n  sub-007 (score 0.00, data 0.5): Gas "
-                                            "left/right")
+    assert summary([clean, bad]).startswith(
+        "1 of 2 scans flagged for review:\n  sub-007 (score 0.00, data 0.5): Gas left/right"
+    )
 
 
 def test_the_scan_score_is_the_mean_segmentation_severity_and_data_signals_score_apart():

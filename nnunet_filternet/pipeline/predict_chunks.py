@@ -197,8 +197,12 @@ class PartRun:
             figure = f"{subject}_qc.png"
             if verdict.review and figure in done.figures:
                 files[figure] = done.figures[figure]
-            checked = {**done.qc[subject], "score": float(verdict.score), "data_score": float(verdict.data_score),
-                       "reasons": list(verdict.reasons)}
+            checked = {
+                **done.qc[subject],
+                "score": float(verdict.score),
+                "data_score": float(verdict.data_score),
+                "reasons": list(verdict.reasons),
+            }
         holds = snap.holds()
         if not holds:
             warn_changed("predict", "its prediction", snap)

@@ -54,7 +54,8 @@ def summary(verdicts: list[ScanVerdict], most: int = 3) -> str:
     lines = [f"{len(flagged)} of {len(verdicts)} scans flagged for review" + (":" if flagged else "")]
     for v in flagged:
         more = f" (+{len(v.reasons) - most} more)" if len(v.reasons) > most else ""
-        lines.append(f"  {v.subject} (score {v.score:.2f}, data {v.data_score:.1f}): {'; '.join(v.reasons[:most])}{more}")
+        scores = f"score {v.score:.2f}, data {v.data_score:.1f}"
+        lines.append(f"  {v.subject} ({scores}): {'; '.join(v.reasons[:most])}{more}")
     return "\n".join(lines)
 
 
@@ -129,8 +130,9 @@ def write_figure(verdict: ScanVerdict, scan_path: Path, labels_path: Path, out_p
         ax.set_title(f"slice {k}", fontsize=9)
         ax.set_axis_off()
     named = f", suspect: {SIDE_WORDS.get(side, side)} {name} (outlined)" if name else ""
-    fig.suptitle(f"{verdict.subject}: review (score {verdict.score:.2f}, data {verdict.data_score:.1f}){named}",
-                 fontsize=10)
+    fig.suptitle(
+        f"{verdict.subject}: review (score {verdict.score:.2f}, data {verdict.data_score:.1f}){named}", fontsize=10
+    )
     reasons = "\n".join(textwrap.shorten(r, 110) for r in verdict.reasons[:5])
     fig.text(0.02, 0.0, reasons + "\n(patient's right on the left, anterior up)", ha="left", va="top", fontsize=8)
     save_png(fig, out_png)

@@ -64,8 +64,8 @@ def make_variant(base: type, module: str, *, paper: bool = False, budget: Budget
         FilterNetError: nothing to add, or a Paper twin of a trainer that does not build its network from the plans
             through ``PlansNetworkMixin``.
     """
-    from nnunet_filternet.training.networks import PlansNetworkMixin
     from nnunet_filternet.training.kernel_policy import KernelPolicyMixin
+    from nnunet_filternet.training.networks import PlansNetworkMixin
     from nnunet_filternet.training.paper_protocol import PaperProtocolMixin
     from nnunet_filternet.training.progress_plot import ThrottledProgressPlotMixin
     from nnunet_filternet.training.telemetry import TelemetryMixin
