@@ -2,8 +2,7 @@
 
 :func:`clean_scan` first measures the scan from its air level with fills (constant padding, a blanked
 background) set to air and outliers (spike voxels) clipped (:mod:`~nnunet_filternet.dataset_conversion.intensity`); the
-Otsu
-body mask (:func:`otsu_mask`) is taken on those robust statistics too, so neither N4 nor the z-score depends
+Otsu body mask (:func:`otsu_mask`) is taken on those robust statistics too, so neither N4 nor the z-score depends
 on an intensity offset, a constant fill or a single extreme voxel.
 
 N4 (Tustison et al. 2010) is the maintained successor of the N3 method the paper uses. It is fitted on
@@ -93,8 +92,7 @@ def otsu_mask(image: sitk.Image, settings: IntensitySettings | None = None) -> s
 
     The threshold is Otsu's on the histogram of the intensities clipped to [air level, bright end], fills
     counted as air (:mod:`~nnunet_filternet.dataset_conversion.intensity`); fills and outliers are never body. So an
-    offset,
-    a padded band or a spike voxel (which would stretch a min-max histogram until every other voxel falls
+    offset, a padded band or a spike voxel (which would stretch a min-max histogram until every other voxel falls
     into its first bin) leave the mask as it is.
 
     Args:

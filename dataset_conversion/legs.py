@@ -65,7 +65,7 @@ class LegSettings:
         max_field_fraction: Legs whose footprint covers more than this fraction of the field of view (in-plane)
             are no legs: the background was taken for tissue.
         intensity: Robust intensity statistics of the tissue mask
-        (:mod:`~nnunet_filternet.dataset_conversion.intensity`).
+            (:mod:`~nnunet_filternet.dataset_conversion.intensity`).
     """
 
     margin_mm: float = 10.0
@@ -117,8 +117,7 @@ def tissue_mask(
 
     1. Seeds: on intensities measured from the air level, constant fills (padding, a blanked background) set
        to air and outlier voxels clipped (:mod:`~nnunet_filternet.dataset_conversion.intensity`: an offset, a fill or a
-       spike
-       does not matter), the local coefficient of variation (in-plane window of about ``window_mm``, at least
+       spike does not matter), the local coefficient of variation (in-plane window of about ``window_mm``, at least
        3 voxels) is below ``max_local_cv``; seed blobs smaller than ``min_component_fraction`` of the largest
        are dropped (noise).
     2. Rim: a window straddling the skin, or the narrow gap of touching legs, mixes tissue and air and is no
@@ -136,8 +135,7 @@ def tissue_mask(
         settings: See :class:`LegSettings`.
         along: Index axis of ``arr`` along the legs (superior-inferior; its end faces are not border for the
             fills, :func:`~nnunet_filternet.dataset_conversion.intensity.constant_fills`); None: the thickest axis if
-            thicker
-            than twice the finest, else none.
+            thicker than twice the finest, else none.
 
     Returns:
         Bool array like ``arr``.

@@ -1,14 +1,12 @@
 """One scan (and its label map) -> its leg images, in memory.
 
-Steps: robust clean-up (intensities measured from the air level, constant fills set to air, outlier voxels
-clipped: :mod:`~nnunet_filternet.dataset_conversion.intensity`) -> N4 bias correction (fitted in the Otsu body mask of
-the
-cleaned scan) -> z-score (mean and std inside the Otsu body mask of the corrected scan, applied to the whole
-scan) -> tissue mask (local coefficient of variation, independent of brightness) in patient alignment -> leg
-boxes (KMeans, :mod:`~nnunet_filternet.dataset_conversion.legs`), doubtful splits refused -> crop, align and mirror
-each leg
-(:mod:`~nnunet_filternet.dataset_conversion.mirror`). The crop boxes come from the image alone; in training mode every
-labelled voxel must fall inside them, and each leg must hold a labelled compartment.
+Steps: robust clean-up (intensities measured from the air level, constant fills set to air, outlier voxels clipped:
+:mod:`~nnunet_filternet.dataset_conversion.intensity`) -> N4 bias correction (fitted in the Otsu body mask of the
+cleaned scan) -> z-score (mean and std inside the Otsu body mask of the corrected scan, applied to the whole scan)
+-> tissue mask (local coefficient of variation, independent of brightness) in patient alignment -> leg boxes
+(KMeans, :mod:`~nnunet_filternet.dataset_conversion.legs`), doubtful splits refused -> crop, align and mirror each
+leg (:mod:`~nnunet_filternet.dataset_conversion.mirror`). The crop boxes come from the image alone; in training mode
+every labelled voxel must fall inside them, and each leg must hold a labelled compartment.
 
 Leg images keep the source spacing (permuted to the leg axes). They are written with identity direction
 and, as origin, the physical position of the source voxel that became their first voxel. That geometry

@@ -1,8 +1,7 @@
 """Throughput of the stages around nnU-Net: scan conversion (scans per minute) and metrics (scans per second).
 
 Both call the timing functions their owners wrote: ``nnunet_filternet.dataset_conversion.convert.time_conversion``
-(read,
-N4 bias correction, leg split, write; SimpleITK may use every core) on a phantom scan written to a
+(read, N4 bias correction, leg split, write; SimpleITK may use every core) on a phantom scan written to a
 temporary folder, and ``nnunet_filternet.metrics.benchmark.time_compartment_metrics`` (Dice and surface
 distances of five compartments in two legs) on its synthetic scan pair. Neither touches the GPU.
 """

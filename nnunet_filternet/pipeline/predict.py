@@ -8,8 +8,7 @@ AgreementPredictor`, which also records the folds' agreement per leg, kept and d
 
 Work is kept in ``<out>/.legs`` so that a rerun continues, and reused only when keyed on all that produced it:
 the conversion per scan on the scan's content (:mod:`nnunet_filternet.dataset_conversion.scan_worker`), each leg
-prediction on
-the model and the leg image (:mod:`.leg_predictions`), each biomarker row on its files' content
+prediction on the model and the leg image (:mod:`.leg_predictions`), each biomarker row on its files' content
 (:mod:`nnunet_filternet.utils.cache`). One scan that cannot be converted, restored or quantified does not stop
 the others: it is named in the summary and in ``<out>/failed.csv`` (:mod:`.predict_outputs`).
 """

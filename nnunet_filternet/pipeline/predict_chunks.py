@@ -1,8 +1,7 @@
 """The scans of one ``filternet predict`` run (a part of a cohort), a chunk at a time, each scan finished for good.
 
 A chunk of scans goes through conversion (:func:`nnunet_filternet.dataset_conversion.convert.inference_conversion`) ->
-nnU-Net
-(:mod:`.leg_predictions`) -> restore -> biomarkers -> quality check inside the part's work folder
+nnU-Net (:mod:`.leg_predictions`) -> restore -> biomarkers -> quality check inside the part's work folder
 ``<out>/.legs/parts/<K>-of-<N>``; then each scan's files are put into ``--out`` and its record written
 (:meth:`~.predict_outputs.OutputFolder.publish_scan`), and nothing of the scan is kept in memory. The next
 chunk replaces the work of the last one (the conversion and nnU-Net drop the cases of other scans), so memory
