@@ -160,47 +160,68 @@ def test_bad_axes_raise(axes):
         EdgeGate(3, axes)
 
 
+def _replicate_padded_windows(x: torch.Tensor, taps, axis: int) -> torch.Tensor:
+    """The definition of one pass: replicate-pad ``axis`` by 2, then the weighted sum of the five shifted windows."""
+    length = x.shape[axis + 2]
+    padded = x.movedim(axis + 2, -1)
+    padded = torch.cat([padded[..., :1]] * 2 + [padded] + [padded[..., -1:]] * 2, dim=-1)
+    return sum(taps[k] * padded[..., k : k + length] for k in range(5)).movedim(-1, axis + 2)
+
+
 @pytest.mark.parametrize("length", [1, 2, 3, 7])
 @pytest.mark.parametrize("axis", [0, 1, 2])
-def test_shifted_sum_backward_is_the_adjoint_even_on_axes_shorter_than_the_kernel(length, axis):
-    from nnunet_filternet.edge.filter import _shifted_sum
+def test_one_pass_and_its_adjoint_even_on_axes_shorter_than_the_kernel(length, axis):
+    """_correlate is the replicate-padded pass (taps not symmetric: every tap and border read is checked), and
+    _adjoint_pass its adjoint: <pass(x), g> = <x, adjoint(g)>."""
+    from nnunet_filternet.edge.filter import _adjoint_pass, _correlate
 
     torch.manual_seed(length + 10 * axis)
     shape = [1, 2, 3, 4, 5]
     shape[axis + 2] = length
-    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-    weights = torch.randn(5, dtype=torch.float64, requires_grad=True)  # not symmetric: every tap is checked
-    assert torch.autograd.gradcheck(lambda x, w: _shifted_sum(x, w, axis), (x, weights))
-    # against the definition: replicate padding then the weighted sum of shifted windows
-    padded = x.detach().movedim(axis + 2, -1)
-    padded = torch.cat([padded[..., :1]] * 2 + [padded] + [padded[..., -1:]] * 2, dim=-1)
-    expected = sum(weights[k].detach() * padded[..., k : k + length] for k in range(5)).movedim(-1, axis + 2)
-    torch.testing.assert_close(_shifted_sum(x, weights, axis).detach(), expected, rtol=0, atol=1e-12)
+    x, g = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
+    taps = torch.randn(5, dtype=torch.float64).tolist()
+    out = _correlate(x, taps, axis + 2)
+    torch.testing.assert_close(out, _replicate_padded_windows(x, taps, axis), rtol=0, atol=1e-12)
+    adjoint = _adjoint_pass(g, taps, axis + 2)
+    torch.testing.assert_close((out * g).sum(), (x * adjoint).sum(), rtol=1e-12, atol=1e-12)
 
 
-def test_separable_without_weight_gradient_keeps_no_padded_copy():
+def _taps_of(parameter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Non-symmetric taps that depend smoothly on a scalar, and their derivative (a stand-in for sigma's taps)."""
+    base = torch.tensor([0.1, -0.3, 1.0, 0.5, 0.2], dtype=parameter.dtype)
+    direction = torch.tensor([0.4, 0.1, -0.2, 0.3, -0.5], dtype=parameter.dtype)
+    square = torch.tensor([-0.2, 0.3, 0.1, 0.0, 0.6], dtype=parameter.dtype)
+    p = parameter.detach()
+    return base + p * direction + p**2 * square, direction + 2 * p * square
+
+
+def _separable(x: torch.Tensor, parameter: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+    taps, derivative = _taps_of(parameter)
     from nnunet_filternet.edge.filter import _Separable
 
+    return _Separable.apply(x, parameter, taps, derivative if parameter.requires_grad else None, axes)
+
+
+def test_separable_without_parameter_gradient_keeps_no_inputs():
     x = torch.randn(1, 1, 4, 6, dtype=torch.float64, requires_grad=True)
-    taps = torch.tensor([0.1, -0.3, 1.0, 0.5, 0.2], dtype=torch.float64)  # constant taps: no gradient wanted
-    out = _Separable.apply(x, taps, (0, 1))
-    assert len(out.grad_fn.saved_tensors) == 1  # only the weights are kept for backward, no padded inputs
-    assert torch.autograd.gradcheck(lambda x: _Separable.apply(x, taps, (0, 1)), (x,))
+    parameter = torch.tensor(0.7, dtype=torch.float64)  # constant taps: no gradient wanted
+    out = _separable(x, parameter, (0, 1))
+    assert [t for t in out.grad_fn.saved_tensors if t is not None] == [out.grad_fn.saved_tensors[0]]  # taps only
+    assert torch.autograd.gradcheck(lambda x: _separable(x, parameter, (0, 1)), (x,))
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 1, 2, 7), (1, 2, 3, 4, 5), (2, 1, 6, 1)])
 def test_separable_over_several_axes_is_the_chain_of_single_passes(shape):
-    from nnunet_filternet.edge.filter import _Separable, _shifted_sum
-
+    """Values: the single passes chained; gradients in x and in the taps' parameter: finite differences."""
     torch.manual_seed(len(shape) + shape[-1])
     x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-    weights = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    parameter = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
     axes = tuple(range(len(shape) - 2))
-    assert torch.autograd.gradcheck(lambda x, w: _Separable.apply(x, w, axes), (x, weights))
-    chained = x
+    assert torch.autograd.gradcheck(lambda x, p: _separable(x, p, axes), (x, parameter))
+    chained = x.detach()
     for axis in axes:
-        chained = _shifted_sum(chained, weights, axis)
-    torch.testing.assert_close(_Separable.apply(x, weights, axes), chained, rtol=0, atol=1e-12)
+        chained = _replicate_padded_windows(chained, _taps_of(parameter)[0], axis)
+    torch.testing.assert_close(_separable(x, parameter, axes), chained, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import torch
 from scipy import ndimage
 
 from nnunet_filternet.edge.gate import EdgeGate
-from nnunet_filternet.edge.kernels import GAUSSIAN_NORMALISATIONS, gaussian_taps
+from nnunet_filternet.edge.kernels import GAUSSIAN_NORMALISATIONS, gaussian_taps, gaussian_taps_derivative
 from nnunet_filternet.edge.loss import EdgeLoss
 
 R = np.arange(-2, 3, dtype=float)
@@ -166,3 +166,5 @@ def test_taps_derivative_per_reading(sigma):
         np.testing.assert_allclose(taps.detach().numpy(), numpy_taps(sigma, normalisation), rtol=1e-12)
         jacobian = np.array([torch.autograd.grad(taps[k], s, retain_graph=True)[0].item() for k in range(5)])
         np.testing.assert_allclose(jacobian, expected[normalisation], rtol=1e-9, atol=1e-12, err_msg=normalisation)
+        closed_form = gaussian_taps_derivative(taps, s, normalisation).numpy()  # what the gate's backward uses
+        np.testing.assert_allclose(closed_form, expected[normalisation], rtol=1e-9, atol=1e-12, err_msg=normalisation)

@@ -12,12 +12,14 @@ function over all filtered axes and channels at once, with its own backward:
 
 - ``_LaplacianRho``: L * x (optionally followed by rho) in one pass: 2k x minus the 2k face neighbours, k the
   number of filtered axes. With replicate borders L is the Neumann Laplacian, a symmetric operator, so its
-  backward is L again (on the gradient masked where rho clamped, exactly as ``torch.clamp``'s backward).
+  backward is L again (on the gradient masked where rho clamped, exactly as ``torch.clamp``'s backward; the
+  mask is kept as floats: a product with it is several times faster on the CPU than a where()).
 - ``_Separable``: the normalised Gaussian is separable (the outer product of normalised 1D Gaussians), so G
-  is one 5-tap pass per axis; its backward is the adjoint of each pass (taps scattered into a padded buffer,
-  replicate borders folded back) and the taps' gradient (for sigma) the dot products of the incoming
-  gradient with the shifted windows. A depthwise convolution's weight gradient is costly on the CPU, and
-  autograd through narrowed views fills and copies a padded buffer per tap; this does the work once.
+  is one 5-tap pass per axis (:func:`_correlate`: shifted copies where the read stays inside the axis, the
+  border voxel for the reads that fall outside it: no padded copy); its backward is the adjoint of each pass
+  (:func:`_adjoint_pass`) and sigma's gradient the directional derivative of each pass along d taps / d sigma
+  (``kernels.gaussian_taps_derivative``): one more pass and one dot product per axis. A depthwise
+  convolution's weight gradient is costly on the CPU, and so are five dot products with shifted windows.
 
 On the CPU (outside ``torch.compile``) the taps enter the passes as Python numbers, so a pass is a handful of
 in-place additions with no 0-d tensor per tap. The result is the same as the dense kernels (tested against
@@ -29,9 +31,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
-from nnunet_filternet.edge.kernels import DEFAULT_NORMALISATION, SECOND_DIFFERENCE, gaussian_taps
+from nnunet_filternet.edge.kernels import (
+    DEFAULT_NORMALISATION,
+    SECOND_DIFFERENCE,
+    gaussian_taps,
+    gaussian_taps_derivative,
+)
 from nnunet_filternet.errors import FilterNetError
 
 
@@ -59,14 +65,6 @@ def resolve_axes(n_spatial_dims: int, axes: Sequence[int] | None) -> tuple[int, 
     return axes
 
 
-def _pad(x: torch.Tensor, axes: Sequence[int], radius: int) -> torch.Tensor:
-    """Replicate-pad the spatial ``axes`` of ``x`` (B C *spatial) by ``radius`` on both sides."""
-    pad = []
-    for axis in reversed(range(x.ndim - 2)):  # F.pad lists the last axis first
-        pad += [radius, radius] if axis in axes else [0, 0]
-    return F.pad(x, pad, mode="replicate")
-
-
 def _add_scaled(out: torch.Tensor, source: torch.Tensor, weight: torch.Tensor | float) -> None:
     """out += weight * source, in place; ``weight`` a 0-d tensor (on out's device) or a Python number."""
     if isinstance(weight, torch.Tensor):
@@ -87,6 +85,18 @@ def _scalars(taps: torch.Tensor) -> list[torch.Tensor] | list[float]:
     if taps.device.type == "cpu" and not torch.compiler.is_compiling() and not is_fake(taps):
         return taps.tolist()
     return list(taps.unbind())
+
+
+def equal_as_float(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """1.0 where ``a == b`` (broadcast), else 0.0, written into the float tensor ``out`` (may be ``a``) and returned.
+
+    Eager, the comparison writes floats straight away: several times faster on the CPU than a bool result and
+    its conversion (or a where() on it). Under ``torch.compile`` the plain ``(a == b).to(dtype)``, which the
+    compiler fuses (inductor's CPU code generator rejects the float-output comparison).
+    """
+    if torch.compiler.is_compiling():
+        return (a == b).to(out.dtype)
+    return torch.eq(a, b, out=out)
 
 
 def neumann_laplacian(x: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
@@ -117,73 +127,101 @@ class _LaplacianRho(torch.autograd.Function):
 
     Backward: L is symmetric (the second difference is: its outer taps are equal), so the input gradient is L
     applied to the incoming gradient, after zeroing it where the clamp cut (outside [0, 1]; at the bounds the
-    gradient passes, as in ``torch.clamp``'s backward). The output is not needed for backward: callers may
-    change it in place.
+    gradient passes, as in ``torch.clamp``'s backward; a NaN passes nothing). The output is not needed for
+    backward: callers may change it in place.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, axes: tuple[int, ...], clamp: bool) -> torch.Tensor:
         out = neumann_laplacian(x, axes)
         ctx.axes = axes
-        if clamp:
-            passes = (out >= 0.0).logical_and_(out <= 1.0)
-            ctx.save_for_backward(passes)
-            out.clamp_(0.0, 1.0)
-        else:
+        if not clamp:
             ctx.save_for_backward(None)
-        return out
+            return out
+        clamped = out.clamp(0.0, 1.0)
+        # 1 where L * x was in [0, 1] (unchanged by the clamp), else 0, written over L * x: a float mask, as
+        # multiplying by it is several times faster on the CPU than a where() or a product with a bool mask
+        ctx.save_for_backward(equal_as_float(out, clamped, out=out))
+        return clamped
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (passes,) = ctx.saved_tensors
         if passes is not None:
-            grad = torch.where(passes, grad, 0.0)
+            grad = grad * passes
         return neumann_laplacian(grad, ctx.axes), None, None
 
 
 class _Separable(torch.autograd.Function):
-    """y = the 1D taps ``w`` applied along each of ``axes`` in turn (replicate borders), with a hand-written backward.
+    """y = the 1D ``taps`` applied along each of ``axes`` in turn (replicate borders), differentiable in ``x`` and in
+    the scalar ``parameter`` the taps are a function of (sigma), with a hand-written backward.
 
-    One pass along an axis is the correlation of its input with the 2r+1 taps after replicate padding by r.
-    Backward, axis by axis in reverse: the adjoint of the pass (:func:`_adjoint_pass`), and when the taps need a
-    gradient, the dot products of the incoming gradient with the shifted windows of the pass's padded input
-    (summed over the axes: the same taps serve every axis). The output is not needed for backward: callers may
-    change it in place.
+    Backward, axis by axis in reverse: the adjoint of the pass (:func:`_adjoint_pass`) for the input, and when the
+    parameter needs a gradient, its share of it: the dot product of the incoming gradient with the pass of
+    ``taps_derivative`` (d taps / d parameter) over the pass's input, i.e. the directional derivative of the pass,
+    summed over the axes (the same taps serve every axis). One extra pass and one dot per axis, instead of one dot
+    product per tap (the gradient of every tap, which sigma's gradient only needs along this one direction).
+    The output is not needed for backward: callers may change it in place.
 
-    ``weights``: a 1D tensor of odd length (same dtype and device as ``x``; differentiable).
+    Args (of ``apply``): ``x`` (B C *spatial); ``parameter``, a 0-d tensor (only its gradient slot is used);
+    ``taps`` and ``taps_derivative``, 1D tensors of odd length (dtype and device of ``x``; no autograd history;
+    ``taps_derivative`` may be None when the parameter needs no gradient); ``axes``, the filtered spatial axes.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weights: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
-        taps, radius = _scalars(weights), len(weights) // 2
-        keep_inputs = ctx.needs_input_grad[1]
+    def forward(ctx, x, parameter, taps, taps_derivative, axes: tuple[int, ...]) -> torch.Tensor:
+        values = _scalars(taps)
+        keep_inputs = ctx.needs_input_grad[1] and taps_derivative is not None
         inputs = []
         for axis in axes:
-            dim, length = axis + 2, x.shape[axis + 2]
-            padded = _pad(x, (axis,), radius)
-            x = padded.narrow(dim, 0, length) * taps[0]
-            for k in range(1, len(taps)):
-                _add_scaled(x, padded.narrow(dim, k, length), taps[k])
             if keep_inputs:
-                inputs.append(padded)
-        ctx.save_for_backward(weights, *inputs)
+                inputs.append(x)
+            x = _correlate(x, values, axis + 2)
+        ctx.save_for_backward(taps, taps_derivative if keep_inputs else None, *inputs)
         ctx.axes = axes
         return x
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        weights, *inputs = ctx.saved_tensors
-        taps = _scalars(weights)
-        grad_weights = None
+        taps, derivative, *inputs = ctx.saved_tensors
+        values = _scalars(taps)
+        derivative_values = _scalars(derivative) if inputs else None
+        grad_parameter = None
         for index in reversed(range(len(ctx.axes))):
-            dim, length = ctx.axes[index] + 2, grad.shape[ctx.axes[index] + 2]
+            dim = ctx.axes[index] + 2
             if inputs:
-                padded = inputs[index]
-                dots = torch.stack([torch.mul(grad, padded.narrow(dim, k, length)).sum() for k in range(len(taps))])
-                grad_weights = dots if grad_weights is None else grad_weights + dots
+                change = _correlate(inputs[index], derivative_values, dim)  # d(pass) / d parameter
+                term = torch.dot(grad.reshape(-1), change.reshape(-1))
+                grad_parameter = term if grad_parameter is None else grad_parameter + term
             if index > 0 or ctx.needs_input_grad[0]:
-                grad = _adjoint_pass(grad, taps, dim)
-        return (grad if ctx.needs_input_grad[0] else None), grad_weights, None
+                grad = _adjoint_pass(grad, values, dim)
+        return (grad if ctx.needs_input_grad[0] else None), grad_parameter, None, None, None
+
+
+def _correlate(x: torch.Tensor, taps, dim: int) -> torch.Tensor:
+    """One pass of ``taps`` along ``dim`` with replicate borders, as a new tensor (no padded copy).
+
+    out[i] = sum_k taps[k] x[clamp(i + k - r, 0, n - 1)], r = len(taps) // 2: each tap adds its shifted copy of x
+    where the read stays inside the axis; a read that falls j voxels before (after) the axis reads the first
+    (last) voxel, so output i (n - 1 - i) adds the first (last) voxel times the sum of the taps that read before
+    (after) it: taps k < r - i (k > r + i). Written for any n, also shorter than the kernel.
+
+    Args:
+        x: tensor B C *spatial.
+        taps: odd number of Python numbers or 0-d tensors (``_scalars``).
+        dim: the tensor dimension filtered (a spatial axis + 2).
+    """
+    radius, length = len(taps) // 2, x.shape[dim]
+    out = x * taps[radius]
+    for k, tap in enumerate(taps):
+        shift = k - radius  # out[m] += tap * x[m + shift] for the outputs whose read stays inside
+        inside = length - abs(shift)
+        if shift != 0 and inside > 0:
+            _add_scaled(out.narrow(dim, max(0, -shift), inside), x.narrow(dim, max(0, shift), inside), tap)
+    for i in range(min(radius, length)):
+        _add_scaled(out.narrow(dim, i, 1), x.narrow(dim, 0, 1), sum(taps[: radius - i]))
+        _add_scaled(out.narrow(dim, length - 1 - i, 1), x.narrow(dim, length - 1, 1), sum(taps[radius + i + 1 :]))
+    return out
 
 
 def _adjoint_pass(grad: torch.Tensor, taps, dim: int) -> torch.Tensor:
@@ -208,15 +246,6 @@ def _adjoint_pass(grad: torch.Tensor, taps, dim: int) -> torch.Tensor:
         _add_scaled(out.narrow(dim, 0, 1), grad.narrow(dim, i, 1), before)
         _add_scaled(out.narrow(dim, length - 1, 1), grad.narrow(dim, length - 1 - i, 1), after)
     return out
-
-
-def _shifted_sum(x: torch.Tensor, weights: torch.Tensor, axis: int) -> torch.Tensor:
-    """Correlate each channel of ``x`` (B C *spatial) with the odd-length 1D ``weights`` along spatial ``axis``.
-
-    Borders are replicated. ``weights``: a 1D tensor (same dtype and device as ``x``; differentiable).
-    Differentiable in ``x``.
-    """
-    return _Separable.apply(x, weights, (axis,))
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -275,7 +304,12 @@ def gaussian_filter(
     with torch.autocast(device_type=x.device.type, enabled=False):
         x = _as_float(x)
         sigma = torch.as_tensor(sigma, device=x.device).to(x.dtype)
-        return _Separable.apply(x, gaussian_taps(sigma, normalisation), axes)
+        with torch.no_grad():
+            taps = gaussian_taps(sigma, normalisation)
+        derivative = None
+        if sigma.requires_grad and torch.is_grad_enabled():
+            derivative = gaussian_taps_derivative(taps, sigma, normalisation)
+        return _Separable.apply(x, sigma, taps, derivative, axes)
 
 
 def rho(x: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nnunet_filternet.edge.filter import gaussian_filter, laplacian_filter, laplacian_rho, resolve_axes
+from nnunet_filternet.edge.filter import (
+    equal_as_float,
+    gaussian_filter,
+    laplacian_filter,
+    laplacian_rho,
+    resolve_axes,
+)
 from nnunet_filternet.edge.kernels import DEFAULT_NORMALISATION, check_normalisation
 from nnunet_filternet.edge.targets import boundary_mask
 from nnunet_filternet.errors import FilterNetError
@@ -145,9 +151,10 @@ class EdgeGate(nn.Module):
         Returns:
             Tensor B len(classes) *spatial of 0 and 1.
         """
-        labels = labels.long()
-        on_boundary = torch.where(boundary_mask(labels, self.axes), labels, -1)
-        return (on_boundary == _channels(classes, labels.ndim)).to(dtype)
+        values = labels.long().to(dtype)  # small integers: exact in any float dtype; float compares are fast
+        on_boundary = values.masked_fill_(boundary_mask(values, self.axes).logical_not_(), -1.0)
+        shape = (labels.shape[0], classes.numel(), *labels.shape[2:])
+        return equal_as_float(on_boundary, _channels(classes.to(dtype), labels.ndim), values.new_empty(shape))
 
     def smooth(self, x: torch.Tensor) -> torch.Tensor:
         """G(sigma) * x: the linear part, per channel."""

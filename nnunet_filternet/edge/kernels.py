@@ -97,3 +97,39 @@ def gaussian_taps(
     if normalisation == "tau_constant_unscaled":
         return g / g.sum().detach()
     return g / g.square().sum().sqrt() * _unit_energy_scale(size)
+
+
+def gaussian_taps_derivative(taps: torch.Tensor, sigma: torch.Tensor, normalisation: str = DEFAULT_NORMALISATION):
+    """d taps / d sigma of :func:`gaussian_taps` under each reading, in closed form from the taps themselves.
+
+    With g_r = exp(-r^2 / (2 sigma^2)), dg_r / dsigma = g_r r^2 / sigma^3, and each reading's taps w are g times
+    a factor, so dw_r / dsigma = w_r (r^2 / sigma^3 - c) with c the derivative of the log of that factor:
+    ``tau_differentiated`` c = sum_r w_r r^2 / sigma^3 (the sum-1 factor 1 / sum g, differentiated);
+    ``tau_constant`` c = 1 / sigma (eq. 6's 1 / (sqrt(2 pi) sigma); tau held constant); ``tau_constant_unscaled``
+    c = 0; ``unit_energy`` c = sum_r w_r^2 r^2 / (sum_r w_r^2 sigma^3). This is what autograd gives through
+    :func:`gaussian_taps` (tests/test_edge_sigma.py checks both against the same closed forms); the gate's
+    separable pass uses it to take sigma's gradient as one directional derivative per axis instead of one dot
+    product per tap (``filter.py``).
+
+    Args:
+        taps: the values of ``gaussian_taps(sigma, normalisation)``, shape ``(size,)``.
+        sigma: scalar tensor, the standard deviation in voxels they were made with (not differentiated here).
+        normalisation: one of :data:`GAUSSIAN_NORMALISATIONS`.
+
+    Returns:
+        Tensor of the shape, dtype and device of ``taps`` (no autograd history).
+    """
+    check_normalisation(normalisation)
+    with torch.no_grad():
+        taps, sigma = taps.detach(), sigma.detach()
+        r2 = _radii(sigma, taps.numel()).square()
+        if normalisation == "tau_differentiated":
+            shift = (taps * r2).sum() / sigma**3
+        elif normalisation == "tau_constant":
+            shift = 1.0 / sigma
+        elif normalisation == "tau_constant_unscaled":
+            shift = 0.0
+        else:
+            energy = taps.square()
+            shift = (energy * r2).sum() / (energy.sum() * sigma**3)
+        return taps * (r2 / sigma**3 - shift)

@@ -91,8 +91,8 @@ class EdgeLoss(nn.Module):
 class _WeightedMeanAbs(torch.autograd.Function):
     """sum_c w_c mean |x_c| over batch and voxels, for x of shape B C *spatial and w of shape C.
 
-    The same value and gradient as ``(x.abs().mean(over all but C) * w).sum()``; the per-class sums of |x| are
-    one reduction (no |x| tensor), and the backward writes sgn(x) w_c / voxels in one tensor.
+    The same value and gradient as ``(x.abs().mean(over all but C) * w).sum()``: the per-class sums of |x| are
+    one |x| tensor and one reduction, and the backward writes sgn(x) w_c / voxels in one tensor.
     """
 
     @staticmethod
@@ -100,11 +100,11 @@ class _WeightedMeanAbs(torch.autograd.Function):
         voxels = x.numel() // x.shape[1]
         ctx.save_for_backward(x, weights)
         ctx.voxels = voxels
-        per_sample_class = torch.linalg.vector_norm(x.reshape(x.shape[0], x.shape[1], -1), ord=1, dim=2)  # B C
-        return (per_sample_class.sum(0) * weights).sum() / voxels
+        per_class = x.abs().sum(dim=[0, *range(2, x.ndim)])  # C (faster on the CPU than an L1 vector_norm)
+        return (per_class * weights).sum() / voxels
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, weights = ctx.saved_tensors
         scale = (weights * (grad / ctx.voxels)).view((1, -1) + (1,) * (x.ndim - 2))
-        return torch.sgn(x).mul_(scale), None
+        return torch.sign(x).mul_(scale), None

@@ -5,20 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from nnunet_filternet.edge.filter import resolve_axes
-
-
-def _differs_from_neighbour(labels: torch.Tensor, axis: int) -> torch.Tensor:
-    """True where a voxel's label differs from one of its two neighbours along ``axis`` (dim of ``labels``).
-
-    The border is replicated, so the image border is not an edge.
-    """
-    n = labels.shape[axis]
-    padded = torch.cat([labels.narrow(axis, 0, 1), labels, labels.narrow(axis, n - 1, 1)], dim=axis)
-    before = padded.narrow(axis, 0, n)
-    after = padded.narrow(axis, 2, n)
-    return (labels != before) | (labels != after)
 
 
 def edge_targets(labels: torch.Tensor, in_plane_axes: Sequence[int] | None) -> torch.Tensor:
@@ -55,7 +44,11 @@ def boundary_mask(labels: torch.Tensor, in_plane_axes: Sequence[int] | None) -> 
         BoolTensor of the shape of ``labels``.
     """
     axes = resolve_axes(labels.ndim - 2, in_plane_axes)
-    boundary = _differs_from_neighbour(labels, axes[0] + 2)
-    for axis in axes[1:]:
-        boundary |= _differs_from_neighbour(labels, axis + 2)
+    boundary = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+    for axis in axes:
+        dim, length = axis + 2, labels.shape[axis + 2]
+        if length > 1:  # voxels i and i + 1 differ: both are on it (a replicated border differs from nothing)
+            step = labels.narrow(dim, 1, length - 1) != labels.narrow(dim, 0, length - 1)
+            after = [0, 0] * (labels.ndim - 1 - dim)  # F.pad lists the last axis first
+            boundary = boundary | F.pad(step, after + [1, 0]) | F.pad(step, after + [0, 1])
     return boundary
