@@ -137,3 +137,47 @@ def test_a_hand_edited_csv_is_not_trusted(evaluation):
     out.write_text(text)
     evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1)
     assert dice(out) == [1.0] * 10
+
+
+def _tree(root, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+
+
+def test_the_code_digest_follows_the_code_and_nothing_else(tmp_path):
+    """A changed .py changes the digest; a .pyc, another file, a new modification time or another location do not;
+    a sub-package installed inside its parent (a wheel) digests like the same files side by side (editable)."""
+    from nnunet_filternet.utils.cache import source_digest
+
+    code = {"a.py": b"x = 1\n", "sub/b.py": b"y = 2\n"}
+    _tree(tmp_path / "one", code)
+    before = source_digest({"pkg": tmp_path / "one"})
+    _tree(tmp_path / "one", {"a.pyc": b"\0", "notes.txt": b"n", "sub/__pycache__/b.cpython-311.pyc": b"\1"})
+    os.utime(tmp_path / "one" / "a.py", ns=(0, 0))
+    _tree(tmp_path / "elsewhere", code)
+    assert source_digest({"pkg": tmp_path / "one"}) == before == source_digest({"pkg": tmp_path / "elsewhere"})
+    _tree(tmp_path / "one", {"sub/b.py": b"y = 3\n"})
+    assert source_digest({"pkg": tmp_path / "one"}) != before
+    _tree(tmp_path / "one", {"sub/b.py": b"y = 2\n", "sub/c.py": b""})  # a new module
+    assert source_digest({"pkg": tmp_path / "one"}) != before
+
+    _tree(tmp_path / "wheel" / "pkg", {"a.py": b"1", "plans/p.py": b"2"})
+    _tree(tmp_path / "editable", {"pkg/a.py": b"1", "plans/p.py": b"2"})
+    wheel = {"pkg": tmp_path / "wheel" / "pkg", "pkg.plans": tmp_path / "wheel" / "pkg" / "plans"}
+    editable = {"pkg": tmp_path / "editable" / "pkg", "pkg.plans": tmp_path / "editable" / "plans"}
+    assert source_digest(wheel) == source_digest(editable)
+
+
+def test_rows_of_another_code_are_not_reused(evaluation, monkeypatch, capsys):
+    """The same version string with other code (another commit of a development checkout) recomputes."""
+    from nnunet_filternet.utils import cache
+
+    out = evaluation / "metrics.csv"
+    evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1)
+    evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1)
+    assert reuse_counts(capsys, "evaluate") == (2, 0)
+    assert cache._package_digest() in cache.program()
+    monkeypatch.setattr(cache, "_package_digest", lambda: "0123456789abcdef")
+    evaluate_folders(evaluation / "good", evaluation / "ref", out, jobs=1)
+    assert reuse_counts(capsys, "evaluate") == (0, 2)

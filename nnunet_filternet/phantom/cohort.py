@@ -304,7 +304,7 @@ def make_cohort(
 
     params = {
         "generator": "nnunet_filternet.phantom",
-        "program": program(),  # an interrupted cohort is resumed only by the same version
+        "program": program(),  # an interrupted cohort is resumed only by the same version and code
         "seed": int(seed),
         "n_subjects": int(n_subjects),
         "n_healthy": int(n_healthy),

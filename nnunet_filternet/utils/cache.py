@@ -3,7 +3,7 @@
 Every verb that skips work an earlier run did (``filternet evaluate`` and ``quantify`` rows, ``convert``'s
 per-scan record, ``predict``'s leg predictions) keys that reuse on
 
-- the program and its version (:func:`program`), and the options that decide the result;
+- the program, its version and a digest of its code (:func:`program`), and the options that decide the result;
 - each input file's CONTENT: ``[absolute path, size, SHA-256]`` (:func:`snapshot`). A file edited in place
   with its modification time restored, or replaced by an older copy, has another hash; a modification time
   alone proves nothing;
@@ -17,7 +17,7 @@ therefore never recorded with a result computed from the other content: the call
 
 Result CSVs get a sidecar ``.<name>.inputs.json`` beside them, written after the CSV::
 
-    {"schema": ..., "program": "nnunet-filternet 0.1.0", "options": {...}, "csv_sha256": ...,
+    {"schema": ..., "program": "nnunet-filternet 0.1.0 (code 1f0e...)", "options": {...}, "csv_sha256": ...,
      "keys": {"<case or subject>": [[path, size, sha256], ...]}}
 
 A row is reused when the sidecar's program, options and the CSV's SHA-256 match and the key's content
@@ -27,6 +27,7 @@ to recompute everything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -44,10 +45,52 @@ _CHUNK = 1 << 22
 
 
 def program() -> str:
-    """This program and its version (a new version recomputes everything)."""
+    """This program, its version and a digest of its code: a new version, or any change to the code, recomputes.
+
+    The version string alone stays the same between releases (and in a development checkout across commits),
+    while a change to, say, the network or the conversion changes what a run produces; so the key also holds
+    :func:`source_digest` of this package's own Python files.
+    """
     from nnunet_filternet import __version__
 
-    return f"nnunet-filternet {__version__}"
+    return f"nnunet-filternet {__version__} (code {_package_digest()})"
+
+
+#: The packages whose code makes up this program (``plans`` and ``dataset_conversion`` live at the repository's
+#: top and install under this namespace: setup.py).
+PROGRAM_PACKAGES: tuple[str, ...] = (
+    "nnunet_filternet",
+    "nnunet_filternet.plans",
+    "nnunet_filternet.dataset_conversion",
+)
+
+
+def source_digest(folders: dict[str, str | os.PathLike]) -> str:
+    """The first 16 hex digits of the SHA-256 over the ``.py`` files of the package folders ``folders`` (name ->
+    folder): each file's package and relative path, and its bytes.
+
+    A file under two of the folders (a sub-package installed inside its parent) counts once, for the deepest.
+    Files are taken in sorted order of ``package:relative/path``, so the digest depends on the code only (not on
+    where or how it is installed, on modification times or on compiled ``.pyc`` files).
+    """
+    roots = {name: Path(folder).resolve() for name, folder in folders.items()}
+    owner: dict[Path, tuple[str, str]] = {}
+    for name, root in sorted(roots.items(), key=lambda item: len(item[1].parts)):  # deeper roots claim last
+        for path in root.rglob("*.py"):
+            owner[path.resolve()] = (name, path.relative_to(root).as_posix())
+    digest = hashlib.sha256()
+    for path, (name, relative) in sorted(owner.items(), key=lambda item: item[1]):
+        digest.update(f"{name}:{relative}".encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def _package_digest() -> str:
+    """:func:`source_digest` of this program's packages as installed (:data:`PROGRAM_PACKAGES`), once per process."""
+    from importlib.util import find_spec
+
+    return source_digest({name: find_spec(name).submodule_search_locations[0] for name in PROGRAM_PACKAGES})
 
 
 def sidecar_path(csv_path: str | os.PathLike) -> Path:
