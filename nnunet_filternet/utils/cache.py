@@ -203,7 +203,7 @@ def snapshot(paths: Iterable[str | os.PathLike]) -> Snapshot:
 def report_reuse(verb: str, csv_path: str | os.PathLike, reused: int, total: int, unit: str) -> None:
     """Say on stderr how many of a run's ``total`` items were reused from ``csv_path`` and how many computed."""
     print(
-        f"{verb}: {reused} of {total} {unit}(s) reused from {csv_path} (same content, options and version); "
+        f"{verb}: {reused} of {total} {unit}(s) reused from {csv_path} (same content, options, version and code); "
         f"{total - reused} computed",
         file=sys.stderr,
         flush=True,
