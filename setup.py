@@ -59,5 +59,6 @@ def packages() -> list[str]:
 setup(
     packages=packages(),
     package_dir=MAPPED,
+    package_data={"nnunet_filternet.edge.native": ["*.c"]},  # the fused CPU kernel's source, compiled at first use
     cmdclass={"build_py": build_py_with_pth, "editable_wheel": editable_wheel_with_pth},
 )

@@ -161,6 +161,9 @@ def test_the_code_digest_follows_the_code_and_nothing_else(tmp_path):
     assert source_digest({"pkg": tmp_path / "one"}) != before
     _tree(tmp_path / "one", {"sub/b.py": b"y = 2\n", "sub/c.py": b""})  # a new module
     assert source_digest({"pkg": tmp_path / "one"}) != before
+    with_c = source_digest({"pkg": tmp_path / "one"})
+    _tree(tmp_path / "one", {"native/kernel.c": b"int f(void) { return 1; }\n"})  # C code is code too
+    assert source_digest({"pkg": tmp_path / "one"}) != with_c
 
     _tree(tmp_path / "wheel" / "pkg", {"a.py": b"1", "plans/p.py": b"2"})
     _tree(tmp_path / "editable", {"pkg/a.py": b"1", "plans/p.py": b"2"})

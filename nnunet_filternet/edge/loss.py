@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from nnunet_filternet.edge import fused_cpu
 from nnunet_filternet.edge.gate import EdgeGate, LaplacianGate
 from nnunet_filternet.errors import FilterNetError
 
@@ -69,6 +70,10 @@ class EdgeLoss(nn.Module):
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = logits if logits.dtype == torch.float64 else logits.float()
             probabilities = self._used_channels(torch.softmax(logits, dim=1))
+            if fused_cpu.applies(self.gate, probabilities):  # the same loss in one CPU kernel: edge/fused_cpu.py
+                return fused_cpu.fused_edge_loss(
+                    self.gate, probabilities, target, self.used_classes, self.used_weights, self.constant_target
+                )
             with torch.no_grad():
                 used = self.used_classes.to(logits.device)  # made on the trainer's device: no copy there
                 label_edges = self.gate.label_edges(target, used, probabilities.dtype)

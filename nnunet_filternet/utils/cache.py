@@ -65,9 +65,13 @@ PROGRAM_PACKAGES: tuple[str, ...] = (
 )
 
 
+#: The files that are code: Python, and the C source of the fused CPU kernel (``edge/native``).
+SOURCE_SUFFIXES: tuple[str, ...] = (".py", ".c")
+
+
 def source_digest(folders: dict[str, str | os.PathLike]) -> str:
-    """The first 16 hex digits of the SHA-256 over the ``.py`` files of the package folders ``folders`` (name ->
-    folder): each file's package and relative path, and its bytes.
+    """The first 16 hex digits of the SHA-256 over the code (:data:`SOURCE_SUFFIXES`) in the package folders
+    ``folders`` (name -> folder): each file's package and relative path, and its bytes.
 
     A file under two of the folders (a sub-package installed inside its parent) counts once, for the deepest.
     Files are taken in sorted order of ``package:relative/path``, so the digest depends on the code only (not on
@@ -76,7 +80,7 @@ def source_digest(folders: dict[str, str | os.PathLike]) -> str:
     roots = {name: Path(folder).resolve() for name, folder in folders.items()}
     owner: dict[Path, tuple[str, str]] = {}
     for name, root in sorted(roots.items(), key=lambda item: len(item[1].parts)):  # deeper roots claim last
-        for path in root.rglob("*.py"):
+        for path in (p for p in root.rglob("*") if p.suffix in SOURCE_SUFFIXES and p.is_file()):
             owner[path.resolve()] = (name, path.relative_to(root).as_posix())
     digest = hashlib.sha256()
     for path, (name, relative) in sorted(owner.items(), key=lambda item: item[1]):
