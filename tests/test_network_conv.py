@@ -8,7 +8,13 @@ import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import nn
 
-from nnunet_filternet.network.conv import MAX_CHANNELS, CPUChannelsLastConv3d, is_narrow_conv3d, use_cpu_fast_convs
+from nnunet_filternet.network.conv import (
+    MAX_CHANNELS,
+    CPUChannelsLastConv3d,
+    CPUOneChannelConv2d,
+    is_narrow_conv3d,
+    use_cpu_fast_convs,
+)
 from nnunet_filternet.network.filternet import FilterNet
 
 
@@ -76,3 +82,36 @@ def test_policy_swaps_only_narrow_plain_conv3d_and_keeps_the_state_dict():
 def test_no_architecture_chooses_it():
     net = FilterNet(1, 3, (8, 16, 32), nn.Conv3d, 3, (1, 2, 2), 2, 2, 2, norm_op=nn.InstanceNorm3d)
     assert not any(isinstance(m, CPUChannelsLastConv3d) for m in net.modules())
+
+
+@pytest.mark.parametrize(("cout", "kernel", "padding", "bias", "input_grad"),
+                         [(8, 7, 3, True, False), (4, 3, 1, False, True), (3, (3, 5), (1, 2), True, True)])  # fmt: skip
+def test_one_channel_conv_equals_conv2d_values_and_gradients(cout, kernel, padding, bias, input_grad):
+    """Its weight gradient (a convolution of the padded images with the output gradient) is nn.Conv2d's, as are
+    the values, the bias's gradient and the input's (when the input wants one)."""
+    torch.manual_seed(1)
+    plain = nn.Conv2d(1, cout, kernel, padding=padding, bias=bias).double()
+    fast = CPUOneChannelConv2d(1, cout, kernel, padding=padding, bias=bias).double()
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 1, 11, 13, dtype=torch.float64)
+    xs = [x.clone().requires_grad_(input_grad) for _ in range(2)]
+    ys = [m(xi) for m, xi in zip((plain, fast), xs)]
+    assert ys[1].grad_fn is not None and "OneChannel" in type(ys[1].grad_fn).__name__  # the fast path ran
+    torch.testing.assert_close(ys[1], ys[0])
+    upstream = torch.randn_like(ys[0])
+    for y in ys:
+        y.backward(upstream)
+    torch.testing.assert_close(fast.weight.grad, plain.weight.grad)
+    if bias:
+        torch.testing.assert_close(fast.bias.grad, plain.bias.grad)
+    if input_grad:
+        torch.testing.assert_close(xs[1].grad, xs[0].grad)
+
+
+def test_policy_gives_2d_one_channel_convs_the_fast_weight_gradient():
+    net = PlainConvUNet(1, 3, (8, 16, 32), nn.Conv2d, 3, (1, 2, 2), 2, 4, 2, conv_bias=True,
+                        norm_op=nn.InstanceNorm2d, nonlin=nn.LeakyReLU)  # fmt: skip
+    use_cpu_fast_convs(net)
+    fast = [m for m in net.modules() if isinstance(m, CPUOneChannelConv2d)]
+    assert len(fast) == 1 and fast[0].in_channels == 1
+    assert all(m.in_channels > 1 for m in net.modules() if type(m) is nn.Conv2d)

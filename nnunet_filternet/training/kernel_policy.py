@@ -5,7 +5,9 @@
   values that takes the fused group-norm kernel there.
 - Convolutions: a narrow ``nn.Conv3d`` (at most 16 channels in and out) spends more time on the CPU in oneDNN's
   layout reorders than in arithmetic; ``network/conv.py`` has a subclass that convolves in channels-last
-  layout there (same parameters, values up to float rounding).
+  layout there (same parameters, values up to float rounding); a 2D conv of one input channel (a network's
+  first conv on a one-channel image) gets its weight gradient as one convolution of the padded images with the
+  output gradient, faster than oneDNN's for one channel.
 
 Both take PyTorch's own code on every other device. A comparison of
 models is only like for like when all of them use the same kernels, and an architecture should not carry a
@@ -29,7 +31,7 @@ class KernelPolicyMixin:
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, *args, **kwargs):
         """``super()``'s network (nnU-Net's signature: the two managers, input and output channels, deep
-        supervision), its instance norms and narrow 3D convs made CPU-fast in place."""
+        supervision), its instance norms, narrow 3D convs and one-channel 2D convs made CPU-fast in place."""
         from nnunet_filternet.network.conv import use_cpu_fast_convs
         from nnunet_filternet.network.norm import use_cpu_fast_instance_norms
 
