@@ -74,27 +74,37 @@ static void pass_y(const float *restrict in, float *restrict out, const float *r
     }
 }
 
+/* [lo, hi): the positions of an axis of n voxels whose 2R + 1 reads all stay inside it. */
+static void interior(int n, int *lo, int *hi) {
+    *lo = n < R ? n : R;
+    *hi = n - R > *lo ? n - R : *lo;
+}
+
+/* One output of pass_x at any x, reading with clamped indices. */
+static inline float pass_x_at(const float *restrict r, const float *restrict w, int x, int X) {
+    float s = 0.0f;
+    for (int k = 0; k <= 2 * R; k++) s += w[k] * r[clampi(x + k - R, X)];
+    return s;
+}
+
 /* out[x] = sum_k w[k] in[clamp(x + k - R)] along each row (the x pass): interior without clamping. */
 static void pass_x(const float *restrict in, float *restrict out, const float *restrict w, int Y, int X) {
-    const int lo = X < R ? X : R, hi = X - R > lo ? X - R : lo;
+    int lo, hi;
+    interior(X, &lo, &hi);
     for (int y = 0; y < Y; y++) {
         const float *r = in + (size_t)y * X;
         float *o = out + (size_t)y * X;
         for (int x = lo; x < hi; x++)
             o[x] = w[0] * r[x - 2] + w[1] * r[x - 1] + w[2] * r[x] + w[3] * r[x + 1] + w[4] * r[x + 2];
-        for (int x = 0; x < X; x++) {
-            if (x == lo && hi > lo) x = hi;
-            if (x >= X) break;
-            float s = 0.0f;
-            for (int k = 0; k <= 2 * R; k++) s += w[k] * r[clampi(x + k - R, X)];
-            o[x] = s;
-        }
+        for (int x = 0; x < lo; x++) o[x] = pass_x_at(r, w, x, X);
+        for (int x = hi; x < X; x++) o[x] = pass_x_at(r, w, x, X);
     }
 }
 
 /* The adjoint of pass_x: out[clamp(x + k - R)] += w[k] g[x]; interior outputs gathered without clamping. */
 static void adjoint_x(const float *restrict g, float *restrict out, const float *restrict w, int Y, int X) {
-    const int lo = X < R ? X : R, hi = X - R > lo ? X - R : lo;
+    int lo, hi;
+    interior(X, &lo, &hi);
     for (int y = 0; y < Y; y++) {
         const float *r = g + (size_t)y * X;
         float *o = out + (size_t)y * X;
