@@ -14,7 +14,12 @@ import torch
 from scipy import ndimage
 
 from nnunet_filternet.edge.gate import EdgeGate
-from nnunet_filternet.edge.kernels import GAUSSIAN_NORMALISATIONS, gaussian_taps, gaussian_taps_derivative
+from nnunet_filternet.edge.kernels import (
+    GAUSSIAN_NORMALISATIONS,
+    gaussian_taps,
+    gaussian_taps_derivative,
+    gaussian_taps_values,
+)
 from nnunet_filternet.edge.loss import EdgeLoss
 
 R = np.arange(-2, 3, dtype=float)
@@ -168,3 +173,6 @@ def test_taps_derivative_per_reading(sigma):
         np.testing.assert_allclose(jacobian, expected[normalisation], rtol=1e-9, atol=1e-12, err_msg=normalisation)
         closed_form = gaussian_taps_derivative(taps, s, normalisation).numpy()  # what the gate's backward uses
         np.testing.assert_allclose(closed_form, expected[normalisation], rtol=1e-9, atol=1e-12, err_msg=normalisation)
+        values, derivative = gaussian_taps_values(sigma, normalisation)  # the same in floats: the fused CPU kernel's
+        np.testing.assert_allclose(values, numpy_taps(sigma, normalisation), rtol=1e-12, err_msg=normalisation)
+        np.testing.assert_allclose(derivative, expected[normalisation], rtol=1e-9, atol=1e-12, err_msg=normalisation)

@@ -1,12 +1,16 @@
 """The edge loss in one fused CPU kernel (``edge/native``), as an autograd function, and when it applies.
 
-``EdgeLoss`` hands its probabilities here when :func:`applies` says so: a float32 CPU tensor outside
-``torch.compile`` and fake-tensor tracing, an ``EdgeGate`` (rho and the Gaussian) on the last two spatial axes
-(2D images, or 3D volumes filtered in plane: the paper's data), the 5-tap Gaussian, each class block contiguous,
-and the kernel built. Everywhere else (CUDA, float64, the Laplacian-only gate, 3D kernels) the PyTorch operators
-of ``edge/filter.py`` run. Both compute the same loss, d loss / d probabilities and d loss / d sigma (sigma's
-through d taps / d sigma, ``kernels.gaussian_taps_derivative``; the prediction's side only with
+``EdgeLoss`` hands its logits here when :func:`applies` says so: a float32 CPU tensor outside ``torch.compile``
+and fake-tensor tracing, an ``EdgeGate`` (rho and the Gaussian) on the last two spatial axes (2D images, or 3D
+volumes filtered in plane: the paper's data), the 5-tap Gaussian, each channel's block contiguous, and the kernel
+built. Everywhere else (CUDA, float64, the Laplacian-only gate, 3D kernels) the PyTorch operators of
+``edge/filter.py`` run, after ``torch.softmax``. Both compute the same loss, d loss / d logits and d loss / d sigma
+(sigma's through d taps / d sigma, ``kernels.gaussian_taps_values``; the prediction's side only with
 ``constant_target``), up to float rounding: tests/test_edge_fused.py compares them.
+
+The kernel takes the softmax itself (its own vectorised exp, within 2 ulp of expf), reads the label map in its
+own dtype, and computes sigma's share already in the forward (sum sign(D) dD / dsigma per class), so that the
+backward needs only the softmax and one byte per class and voxel (the clamp mask and sign(D)).
 
 Why: at the small widths of the CPU demo the PyTorch operators make some 70 passes over the output per step
 (about 5 ms, 5-7 % of a step); the kernel makes one pass forward and one backward per slice, in buffers that
@@ -16,79 +20,80 @@ stay in the cache (docs/benchmarks.md, issue 25).
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 
 import torch
+from torch._subclasses.fake_tensor import is_fake
 
 from nnunet_filternet.edge import native
-from nnunet_filternet.edge.kernels import GAUSSIAN_SIZE, gaussian_taps, gaussian_taps_derivative
+from nnunet_filternet.edge.gate import EdgeGate
+from nnunet_filternet.edge.kernels import GAUSSIAN_SIZE, gaussian_taps_values
+
+#: The label dtypes the kernel reads as they are (its ``load_labels`` type codes); others are converted to float32.
+LABEL_TYPES = {
+    torch.float32: 0, torch.float64: 1, torch.int16: 2, torch.int32: 3, torch.int64: 4, torch.uint8: 5, torch.int8: 6,
+}  # fmt: skip
 
 
-def applies(gate, probabilities: torch.Tensor) -> bool:
-    """Whether the fused kernel computes this edge loss (see the module docstring)."""
-    from torch._subclasses.fake_tensor import is_fake
-
-    from nnunet_filternet.edge.gate import EdgeGate
-
-    spatial = probabilities.ndim - 2
+def applies(gate, logits: torch.Tensor) -> bool:
+    """Whether the fused kernel computes this edge loss from these logits (see the module docstring)."""
+    spatial = logits.ndim - 2
     return (
         isinstance(gate, EdgeGate)
-        and probabilities.device.type == "cpu"
-        and probabilities.dtype == torch.float32
+        and logits.device.type == "cpu"
+        and logits.dtype == torch.float32
+        and spatial in (2, 3)
+        and logits.numel() > 0
         and not torch.compiler.is_compiling()
-        and not is_fake(probabilities)
+        and not is_fake(logits)
         and gate.axes == tuple(range(spatial - 2, spatial))
         and GAUSSIAN_SIZE == 5
-        and probabilities.shape[0] * probabilities.shape[1] > 0
-        and probabilities[0, 0].is_contiguous()
+        and _blocks_contiguous(logits)
         and native.library() is not None
     )
 
 
+def _blocks_contiguous(tensor: torch.Tensor) -> bool:
+    """Whether each [b, k] block of a B K *spatial tensor is contiguous (the strides of a C-order block)."""
+    expected = 1
+    for size, stride in zip(reversed(tensor.shape[2:]), reversed(tensor.stride()[2:]), strict=True):
+        if size != 1 and stride != expected:
+            return False
+        expected *= size
+    return True
+
+
 def fused_edge_loss(
-    gate, probabilities: torch.Tensor, target: torch.Tensor, classes: torch.Tensor, weights: torch.Tensor,
+    gate, logits: torch.Tensor, target: torch.Tensor, classes: Sequence[int], weights: Sequence[float],
     constant_target: bool,
 ) -> torch.Tensor:  # fmt: skip
-    """sum_c w_c mean |G * (rho(L * P_c) - E_c)|, differentiable in ``probabilities`` and the gate's sigma.
+    """sum_c w_c mean |G * (rho(L * softmax(logits)_c) - E_c)|, differentiable in ``logits`` and the gate's sigma.
 
     Args:
         gate: the ``EdgeGate`` (its sigma and normalisation).
-        probabilities: B C *spatial float32 (one channel per used class; a view of the softmax is fine).
-        target: label map B 1 *spatial (any dtype; taken as ``labels.long()``, like ``EdgeGate.label_edges``).
-        classes: the C class indices (1D).
-        weights: the C class weights w_c (1D).
+        logits: B K *spatial float32 (the network's output; each channel's block contiguous).
+        target: label map B 1 *spatial (any dtype; read as ``labels.long()``, like ``EdgeGate.label_edges``).
+        classes: the C used class indices (class n is channel n and label value n).
+        weights: the C class weights w_c.
         constant_target: sigma's gradient through the prediction's side only (``EdgeLoss``).
 
     Returns:
         Scalar float32 tensor.
     """
     sigma = gate.sigma
-    with torch.no_grad():
-        s = sigma.detach().to(torch.float32)
-        taps = gaussian_taps(s, gate.normalisation)
-        derivative = gaussian_taps_derivative(taps, s, gate.normalisation) if sigma.requires_grad else None
-    labels = target.long().to(torch.float32).reshape(target.shape[0], *target.shape[2:]).contiguous()
+    taps, derivative = gaussian_taps_values(float(sigma.detach()), gate.normalisation)
+    if target.dtype not in LABEL_TYPES:
+        target = target.to(torch.float32)
     return _FusedEdgeLoss.apply(
-        probabilities, sigma, labels, classes.to(torch.float32), weights.to(torch.float64), taps, derivative,
-        bool(constant_target),
+        logits, sigma, target.contiguous(), tuple(classes), tuple(weights), taps,
+        derivative if sigma.requires_grad else None, bool(constant_target),
     )  # fmt: skip
 
 
-def _pointer(tensor: torch.Tensor | None, kind):
-    return ctypes.cast(tensor.data_ptr(), ctypes.POINTER(kind)) if tensor is not None else None
-
-
-def _f32(tensor):
-    return _pointer(tensor, ctypes.c_float)
-
-
-def _f64(tensor):
-    return _pointer(tensor, ctypes.c_double)
-
-
-def _sizes(probabilities: torch.Tensor) -> tuple[int, int, int, int, int]:
-    """B C Z Y X of a B C Y X or B C Z Y X tensor (Z = 1 for images)."""
-    b, c, *spatial = probabilities.shape
-    return (b, c, 1, *spatial) if len(spatial) == 2 else (b, c, *spatial)
+def _sizes(logits: torch.Tensor) -> tuple[int, int, int, int, int]:
+    """B K Z Y X of a B K Y X or B K Z Y X tensor (Z = 1 for images)."""
+    b, k, *spatial = logits.shape
+    return (b, k, 1, *spatial) if len(spatial) == 2 else (b, k, *spatial)
 
 
 def _check(status: int) -> None:
@@ -96,39 +101,58 @@ def _check(status: int) -> None:
         raise MemoryError("edge gate: the fused CPU kernel could not allocate its slice buffers")
 
 
+def _floats(values: Sequence[float]) -> ctypes.Array:
+    return (ctypes.c_float * len(values))(*values)
+
+
+def _doubles(values: Sequence[float]) -> ctypes.Array:
+    return (ctypes.c_double * len(values))(*values)
+
+
 class _FusedEdgeLoss(torch.autograd.Function):
-    """Forward: the per-class sums of |D| in one kernel call (keeping the mask, sign(D) and the Gaussian passes'
-    inputs when a gradient is wanted); backward: one more call from them."""
+    """Forward: the softmax, the per-class sums of |D| and, for a trained sigma, of sign(D) dD / dsigma in one kernel
+    call (keeping the softmax and one byte per class and voxel, the clamp mask and sign(D), when a gradient is
+    wanted); backward: one more call from them, sigma's gradient from the forward's sums. The small inputs (taps,
+    classes, weights) travel as Python numbers and ctypes arrays: no tensor operations besides the kernel's."""
 
     @staticmethod
-    def forward(ctx, probabilities, sigma, labels, classes, weights, taps, derivative, constant_target):
-        sizes = _sizes(probabilities)
+    def forward(ctx, logits, sigma, target, classes, weights, taps, derivative, constant_target):
+        b, k, z, y, x = _sizes(logits)
+        c, voxels = len(classes), b * z * y * x
         save = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        kept = [torch.empty(probabilities.shape, dtype=torch.float32) if save else None for _ in range(4)]
-        abs_sums = torch.zeros(sizes[1], dtype=torch.float64)
+        wants_sigma = save and ctx.needs_input_grad[1] and derivative is not None
+        probs = torch.empty(k * voxels if save else 0, dtype=torch.float32)
+        state = torch.empty(c * voxels if save else 0, dtype=torch.uint8)
+        channels, abs_sums, sigma_sums = (ctypes.c_int * c)(*classes), (ctypes.c_double * c)(), (ctypes.c_double * c)()
         _check(
             native.library().filternet_edge_forward(
-                _f32(probabilities), probabilities.stride(0), probabilities.stride(1), _f32(labels), *sizes,
-                _f32(classes), _f32(taps), int(constant_target), int(save), *(_f32(t) for t in kept), _f64(abs_sums),
+                logits.data_ptr(), logits.stride(0), logits.stride(1), target.data_ptr(), LABEL_TYPES[target.dtype],
+                b, k, c, z, y, x, channels, _floats(taps), _floats(derivative) if wants_sigma else None,
+                int(constant_target), int(save), probs.data_ptr() if save else None,
+                state.data_ptr() if save else None, abs_sums, sigma_sums,
             )
         )  # fmt: skip
-        voxels = probabilities.numel() // probabilities.shape[1]
-        ctx.save_for_backward(weights, taps, derivative, *kept)
-        ctx.voxels, ctx.sizes = voxels, sizes
-        return ((abs_sums * weights).sum() / voxels).to(torch.float32)
+        ctx.save_for_backward(probs, state)
+        ctx.kernel = (b, k, c, z, y, x, channels, taps, weights, voxels)
+        ctx.shape = logits.shape
+        ctx.sigma_sum = sum(w * v for w, v in zip(weights, sigma_sums, strict=True)) if wants_sigma else None
+        return torch.tensor(sum(w * v for w, v in zip(weights, abs_sums, strict=True)) / voxels, dtype=torch.float32)
 
     @staticmethod
     def backward(ctx, grad):
-        weights, taps, derivative, mask, a, t, sign = ctx.saved_tensors
-        scale = weights * (float(grad) / ctx.voxels)
-        grad_probabilities = torch.empty(mask.shape, dtype=torch.float32)
-        wants_sigma = ctx.needs_input_grad[1] and derivative is not None
-        dsigma = torch.zeros((), dtype=torch.float64)
-        _check(
-            native.library().filternet_edge_backward(
-                *ctx.sizes, _f32(taps), _f32(derivative if wants_sigma else None), _f64(scale),
-                _f32(mask), _f32(a), _f32(t), _f32(sign), _f32(grad_probabilities), _f64(dsigma),
-            )
-        )  # fmt: skip
-        grad_sigma = dsigma.to(torch.float32) if wants_sigma else None
-        return grad_probabilities, grad_sigma, None, None, None, None, None, None
+        b, k, c, z, y, x, channels, taps, weights, voxels = ctx.kernel
+        scale = float(grad) / voxels
+        probs, state = ctx.saved_tensors
+        grad_logits = None
+        if ctx.needs_input_grad[0]:
+            grad_logits = torch.empty(ctx.shape, dtype=torch.float32)
+            _check(
+                native.library().filternet_edge_backward(
+                    b, k, c, z, y, x, channels, _floats(taps), _doubles([w * scale for w in weights]),
+                    probs.data_ptr(), state.data_ptr(), grad_logits.data_ptr(),
+                )
+            )  # fmt: skip
+        grad_sigma = None
+        if ctx.needs_input_grad[1] and ctx.sigma_sum is not None:
+            grad_sigma = torch.tensor(ctx.sigma_sum * scale, dtype=torch.float32)
+        return grad_logits, grad_sigma, None, None, None, None, None, None

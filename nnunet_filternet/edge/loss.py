@@ -46,6 +46,7 @@ class EdgeLoss(nn.Module):
         used = [n for n, w in enumerate(weights) if w > 0]
         self.register_buffer("used_classes", torch.tensor(used, dtype=torch.long), persistent=False)
         self.register_buffer("used_weights", torch.tensor([weights[n] for n in used]), persistent=False)
+        self._used, self._used_weight_values = tuple(used), tuple(weights[n] for n in used)  # as numbers
         #: the used classes as one run ``first, first + 1, ...`` (taken as a view of the softmax), or None
         self._used_run = (used[0], len(used)) if used and used == list(range(used[0], used[0] + len(used))) else None
 
@@ -69,11 +70,11 @@ class EdgeLoss(nn.Module):
             return logits.new_zeros((), dtype=torch.float64 if logits.dtype == torch.float64 else torch.float32)
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = logits if logits.dtype == torch.float64 else logits.float()
-            probabilities = self._used_channels(torch.softmax(logits, dim=1))
-            if fused_cpu.applies(self.gate, probabilities):  # the same loss in one CPU kernel: edge/fused_cpu.py
+            if fused_cpu.applies(self.gate, logits):  # the same loss in one CPU kernel: edge/fused_cpu.py
                 return fused_cpu.fused_edge_loss(
-                    self.gate, probabilities, target, self.used_classes, self.used_weights, self.constant_target
+                    self.gate, logits, target, self._used, self._used_weight_values, self.constant_target
                 )
+            probabilities = self._used_channels(torch.softmax(logits, dim=1))
             with torch.no_grad():
                 used = self.used_classes.to(logits.device)  # made on the trainer's device: no copy there
                 label_edges = self.gate.label_edges(target, used, probabilities.dtype)

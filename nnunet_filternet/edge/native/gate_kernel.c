@@ -1,65 +1,149 @@
 /* The edge loss of nnunet_filternet.edge (EdgeLoss with an EdgeGate on two in-plane axes), fused, on the CPU.
  *
- * Le = sum_c w_c mean |G(sigma) * (rho(L * P_c) - E_c)| over slices of Y x X voxels, where P_c are the used
- * classes' probabilities, E_c the labels' edge maps (1 where a voxel of class c has a face neighbour of another
- * class in the plane), L the 5-point Neumann Laplacian, rho the clamp to [0, 1] and G the separable 5-tap Gaussian
- * with replicate borders (edge/filter.py, edge/gate.py, edge/loss.py define the same operator in PyTorch; the tests
- * compare the two). One slice at a time, in buffers that stay in the cache: forward the per-class sums of |D|
- * (keeping what the backward needs), backward the gradient of the probabilities and sigma's.
+ * Le = sum_c w_c mean |G(sigma) * (rho(L * P_c) - E_c)| over slices of Y x X voxels, where P = softmax(logits) over
+ * the K channels, P_c the used classes' probabilities, E_c the labels' edge maps (1 where a voxel of class c has a
+ * face neighbour of another class in the plane), L the 5-point Neumann Laplacian, rho the clamp to [0, 1] and G the
+ * separable 5-tap Gaussian with replicate borders (edge/filter.py, edge/gate.py, edge/loss.py define the same
+ * operator in PyTorch; the tests compare the two). One slice at a time, in buffers that stay in the cache: forward
+ * the softmax and the per-class sums of |D| (keeping what the backward needs), backward the gradient of the logits
+ * (through the softmax) and sigma's.
  *
  * Plain C99, no PyTorch headers: compiled at first use by edge/native and called through ctypes. The buffers a
- * function reads and writes never overlap (restrict: without it the compiler cannot vectorise the passes).
+ * function reads and writes never overlap (restrict: without it the compiler cannot vectorise the passes). Rows are
+ * copied into short padded row buffers, so that every inner loop runs over all X voxels without index clamping.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define R 2 /* the Gaussian's radius: 5 taps */
+#define R 2   /* the Gaussian's radius: 5 taps */
+#define ROW 8 /* extra floats of a padded row buffer: 2R on each side */
 
 static inline int clampi(int i, int n) { return i < 0 ? 0 : (i > n - 1 ? n - 1 : i); }
 
-/* One voxel of edges(): rho(L * p), the label edge, their difference and the clamp mask (any position). */
-static inline void edge_at(const float *restrict p, const float *restrict lab, float cls, int Y, int X, int y, int x,
-                           float *restrict pred, float *restrict e, float *restrict a, float *restrict mask) {
-    const int ym = clampi(y - 1, Y), yp = clampi(y + 1, Y), xm = clampi(x - 1, X), xp = clampi(x + 1, X);
-    const int i = y * X + x;
-    const float l = 4.0f * p[i] - p[ym * X + x] - p[yp * X + x] - p[y * X + xm] - p[y * X + xp];
-    const float lv = lab[i];
-    const int differs = (lab[ym * X + x] != lv) | (lab[yp * X + x] != lv) | (lab[y * X + xm] != lv) |
-                        (lab[y * X + xp] != lv);
-    const float v = l < 0.0f ? 0.0f : (l > 1.0f ? 1.0f : l); /* NaN stays NaN, as torch.clamp */
-    const float ev = (float)((lv == cls) & differs);
-    mask[i] = (float)((l >= 0.0f) & (l <= 1.0f));
-    pred[i] = v;
-    e[i] = ev;
-    a[i] = v - ev;
+/* row[0 .. pad) = r[0], row[pad .. pad + X) = r, row[pad + X .. pad + X + pad) = r[X - 1]: replicate padding. */
+static void pad_replicate(const float *restrict r, float *restrict row, int X, int pad) {
+    for (int i = 0; i < pad; i++) row[i] = r[0], row[pad + X + i] = r[X - 1];
+    memcpy(row + pad, r, sizeof(float) * X);
 }
 
-/* a = rho(L * p) - e (pred = rho(L * p), e = the label edge map of cls), mask = 1 where L * p lay in [0, 1].
- * The interior without index clamping (vectorised by the compiler), the border rows and columns voxel by voxel. */
-static void edges(const float *restrict p, const float *restrict lab, float cls, int Y, int X, float *restrict pred,
-                  float *restrict e, float *restrict a, float *restrict mask) {
+/* e^x for x <= 0 (a logit minus the voxel's largest), vectorisable: Cephes' expf (x = n ln2 + r, |r| <= ln2 / 2, a
+ * degree-5 polynomial in r, 2^n from the exponent bits), within 2 ulp of expf; 0 below -87 (where expf is below
+ * FLT_MIN), NaN for NaN. */
+static inline float exp_nonpositive(float x) {
+    const float xc = x < -87.0f ? -87.0f : x;
+    const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float r = xc - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    const int32_t bits = ((int32_t)n + 127) * (1 << 23);
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    const float y = x < -87.0f ? 0.0f : p * scale;
+    return x != x ? x : y;
+}
+
+/* P[k * ps + i] = softmax over the K channels lg[k * sc + i] of each voxel i < n (NaN everywhere a logit is NaN). */
+static void softmax(const float *restrict lg, long long sc, int K, size_t n, float *restrict P, long long ps,
+                    float *restrict mx, float *restrict inv) {
+    memcpy(mx, lg, sizeof(float) * n);
+    for (int k = 1; k < K; k++) {
+        const float *l = lg + k * sc;
+        for (size_t i = 0; i < n; i++) mx[i] = l[i] > mx[i] ? l[i] : mx[i];
+    }
+    memset(inv, 0, sizeof(float) * n);
+    for (int k = 0; k < K; k++) {
+        const float *l = lg + k * sc;
+        float *p = P + k * ps;
+        for (size_t i = 0; i < n; i++) {
+            const float e = exp_nonpositive(l[i] - mx[i]);
+            p[i] = e;
+            inv[i] += e;
+        }
+    }
+    for (size_t i = 0; i < n; i++) inv[i] = 1.0f / inv[i];
+    for (int k = 0; k < K; k++) {
+        float *p = P + k * ps;
+        for (size_t i = 0; i < n; i++) p[i] *= inv[i];
+    }
+}
+
+/* The labels of one slice as floats, as PyTorch's .long() reads them (floats truncated toward zero): src holds
+ * values of the given type (0 float32, 1 float64, 2 int16, 3 int32, 4 int64, 5 uint8, 6 int8). */
+static void load_labels(const void *src, int type, size_t at, size_t n, float *restrict out) {
+    switch (type) {
+    case 0: {
+        const float *restrict v = (const float *)src + at;
+        for (size_t i = 0; i < n; i++) out[i] = fabsf(v[i]) < 8388608.0f ? (float)(int32_t)v[i] : v[i];
+        break;
+    }
+    case 1: {
+        const double *restrict v = (const double *)src + at;
+        for (size_t i = 0; i < n; i++) out[i] = (float)(fabs(v[i]) < 4503599627370496.0 ? (double)(int64_t)v[i] : v[i]);
+        break;
+    }
+    case 2: {
+        const int16_t *restrict v = (const int16_t *)src + at;
+        for (size_t i = 0; i < n; i++) out[i] = (float)v[i];
+        break;
+    }
+    case 3: {
+        const int32_t *restrict v = (const int32_t *)src + at;
+        for (size_t i = 0; i < n; i++) out[i] = (float)v[i];
+        break;
+    }
+    case 4: {
+        const int64_t *restrict v = (const int64_t *)src + at;
+        for (size_t i = 0; i < n; i++) out[i] = (float)v[i];
+        break;
+    }
+    case 5: {
+        const uint8_t *restrict v = (const uint8_t *)src + at;
+        for (size_t i = 0; i < n; i++) out[i] = (float)v[i];
+        break;
+    }
+    default: {
+        const int8_t *restrict v = (const int8_t *)src + at;
+        for (size_t i = 0; i < n; i++) out[i] = (float)v[i];
+    }
+    }
+}
+
+/* df = 1 where the label has an in-plane face neighbour (clamped at the border) with another label, else 0. */
+static void label_borders(const float *restrict lab, int Y, int X, float *restrict df, float *restrict row) {
     for (int y = 0; y < Y; y++) {
-        if (y == 0 || y == Y - 1 || X < 3) {
-            for (int x = 0; x < X; x++) edge_at(p, lab, cls, Y, X, y, x, pred, e, a, mask);
-            continue;
+        const float *lm = lab + (size_t)clampi(y - 1, Y) * X, *lp = lab + (size_t)clampi(y + 1, Y) * X;
+        float *o = df + (size_t)y * X;
+        pad_replicate(lab + (size_t)y * X, row, X, 1);
+        for (int x = 0; x < X; x++) {
+            const float v = row[x + 1];
+            o[x] = (float)((lm[x] != v) | (lp[x] != v) | (row[x] != v) | (row[x + 2] != v));
         }
-        const float *pm = p + (size_t)(y - 1) * X, *p0 = p + (size_t)y * X, *pp = p + (size_t)(y + 1) * X;
-        const float *lm = lab + (size_t)(y - 1) * X, *l0 = lab + (size_t)y * X, *lp = lab + (size_t)(y + 1) * X;
-        float *pr = pred + (size_t)y * X, *er = e + (size_t)y * X, *ar = a + (size_t)y * X, *mr = mask + (size_t)y * X;
-        edge_at(p, lab, cls, Y, X, y, 0, pred, e, a, mask);
-        for (int x = 1; x < X - 1; x++) {
-            const float l = 4.0f * p0[x] - pm[x] - pp[x] - p0[x - 1] - p0[x + 1];
-            const float lv = l0[x];
-            const int differs = (lm[x] != lv) | (lp[x] != lv) | (l0[x - 1] != lv) | (l0[x + 1] != lv);
-            const float v = l < 0.0f ? 0.0f : (l > 1.0f ? 1.0f : l);
-            const float ev = (float)((lv == cls) & differs);
-            mr[x] = (float)((l >= 0.0f) & (l <= 1.0f));
-            pr[x] = v;
-            er[x] = ev;
-            ar[x] = v - ev;
+    }
+}
+
+/* pred = rho(L * p), a = pred - E (E = (lab == cls) df, the label edge map of cls), mask = 1 where L * p lay in
+ * [0, 1]. */
+static void edges(const float *restrict p, const float *restrict lab, const float *restrict df, float cls, int Y,
+                  int X, float *restrict pred, float *restrict a, float *restrict mask, float *restrict row) {
+    for (int y = 0; y < Y; y++) {
+        const float *pm = p + (size_t)clampi(y - 1, Y) * X, *pp = p + (size_t)clampi(y + 1, Y) * X;
+        const size_t at = (size_t)y * X;
+        pad_replicate(p + at, row, X, 1);
+        for (int x = 0; x < X; x++) {
+            const float l = 4.0f * row[x + 1] - pm[x] - pp[x] - row[x] - row[x + 2];
+            const float v = l < 0.0f ? 0.0f : (l > 1.0f ? 1.0f : l); /* NaN stays NaN, as torch.clamp */
+            mask[at + x] = (float)((l >= 0.0f) & (l <= 1.0f));
+            pred[at + x] = v;
+            a[at + x] = v - (float)(lab[at + x] == cls) * df[at + x];
         }
-        edge_at(p, lab, cls, Y, X, y, X - 1, pred, e, a, mask);
     }
 }
 
@@ -74,51 +158,64 @@ static void pass_y(const float *restrict in, float *restrict out, const float *r
     }
 }
 
-/* [lo, hi): the positions of an axis of n voxels whose 2R + 1 reads all stay inside it. */
-static void interior(int n, int *lo, int *hi) {
-    *lo = n < R ? n : R;
-    *hi = n - R > *lo ? n - R : *lo;
-}
-
-/* One output of pass_x at any x, reading with clamped indices. */
-static inline float pass_x_at(const float *restrict r, const float *restrict w, int x, int X) {
-    float s = 0.0f;
-    for (int k = 0; k <= 2 * R; k++) s += w[k] * r[clampi(x + k - R, X)];
-    return s;
-}
-
-/* out[x] = sum_k w[k] in[clamp(x + k - R)] along each row (the x pass): interior without clamping. */
-static void pass_x(const float *restrict in, float *restrict out, const float *restrict w, int Y, int X) {
-    int lo, hi;
-    interior(X, &lo, &hi);
+/* out[x] = sum_k w[k] in[clamp(x + k - R)] along each row (the x pass). */
+static void pass_x(const float *restrict in, float *restrict out, const float *restrict w, int Y, int X,
+                   float *restrict row) {
     for (int y = 0; y < Y; y++) {
-        const float *r = in + (size_t)y * X;
         float *o = out + (size_t)y * X;
-        for (int x = lo; x < hi; x++)
-            o[x] = w[0] * r[x - 2] + w[1] * r[x - 1] + w[2] * r[x] + w[3] * r[x + 1] + w[4] * r[x + 2];
-        for (int x = 0; x < lo; x++) o[x] = pass_x_at(r, w, x, X);
-        for (int x = hi; x < X; x++) o[x] = pass_x_at(r, w, x, X);
+        pad_replicate(in + (size_t)y * X, row, X, R);
+        for (int x = 0; x < X; x++)
+            o[x] = w[0] * row[x] + w[1] * row[x + 1] + w[2] * row[x + 2] + w[3] * row[x + 3] + w[4] * row[x + 4];
     }
 }
 
-/* The adjoint of pass_x: out[clamp(x + k - R)] += w[k] g[x]; interior outputs gathered without clamping. */
-static void adjoint_x(const float *restrict g, float *restrict out, const float *restrict w, int Y, int X) {
-    int lo, hi;
-    interior(X, &lo, &hi);
+/* pass_y with the taps w and with dw at once: out = G_y in, dout = G'_y in (one read of the input). */
+static void pass_y2(const float *restrict in, float *restrict out, float *restrict dout, const float *restrict w,
+                    const float *restrict dw, int Y, int X) {
     for (int y = 0; y < Y; y++) {
-        const float *r = g + (size_t)y * X;
-        float *o = out + (size_t)y * X;
-        for (int j = lo; j < hi; j++)
-            o[j] = w[0] * r[j + 2] + w[1] * r[j + 1] + w[2] * r[j] + w[3] * r[j - 1] + w[4] * r[j - 2];
-        for (int j = 0; j < lo; j++) o[j] = 0.0f;
-        for (int j = hi; j < X; j++) o[j] = 0.0f;
+        float *o = out + (size_t)y * X, *p = dout + (size_t)y * X;
+        const float *r0 = in + (size_t)clampi(y - 2, Y) * X, *r1 = in + (size_t)clampi(y - 1, Y) * X;
+        const float *r2 = in + (size_t)y * X, *r3 = in + (size_t)clampi(y + 1, Y) * X;
+        const float *r4 = in + (size_t)clampi(y + 2, Y) * X;
         for (int x = 0; x < X; x++) {
-            if (x >= 2 * R && x < X - 2 * R) continue; /* reads only interior outputs */
-            for (int k = 0; k <= 2 * R; k++) {
-                const int j = clampi(x + k - R, X);
-                if (j < lo || j >= hi) o[j] += w[k] * r[x];
-            }
+            o[x] = w[0] * r0[x] + w[1] * r1[x] + w[2] * r2[x] + w[3] * r3[x] + w[4] * r4[x];
+            p[x] = dw[0] * r0[x] + dw[1] * r1[x] + dw[2] * r2[x] + dw[3] * r3[x] + dw[4] * r4[x];
         }
+    }
+}
+
+/* The x pass of t = G_y in and t2 = G'_y in: out = G_x t, dout = G'_x t + G_x t2 (so dout = d(G_x G_y) / dsigma in
+ * along dw = d taps / d sigma). */
+static void pass_x2(const float *restrict t, const float *restrict t2, float *restrict out, float *restrict dout,
+                    const float *restrict w, const float *restrict dw, int Y, int X, float *restrict row,
+                    float *restrict row2) {
+    for (int y = 0; y < Y; y++) {
+        float *o = out + (size_t)y * X, *p = dout + (size_t)y * X;
+        pad_replicate(t + (size_t)y * X, row, X, R);
+        pad_replicate(t2 + (size_t)y * X, row2, X, R);
+        for (int x = 0; x < X; x++) {
+            o[x] = w[0] * row[x] + w[1] * row[x + 1] + w[2] * row[x + 2] + w[3] * row[x + 3] + w[4] * row[x + 4];
+            p[x] = dw[0] * row[x] + dw[1] * row[x + 1] + dw[2] * row[x + 2] + dw[3] * row[x + 3] +
+                   dw[4] * row[x + 4] +
+                   (w[0] * row2[x] + w[1] * row2[x + 1] + w[2] * row2[x + 2] + w[3] * row2[x + 3] + w[4] * row2[x + 4]);
+        }
+    }
+}
+
+/* The adjoint of pass_x: out[clamp(x + k - R)] += w[k] g[x]. Each row as the correlation of the zero-padded row with
+ * the flipped taps over x + k - R in [-R, X + R), the R outputs beyond each end folded onto the end voxel. */
+static void adjoint_x(const float *restrict g, float *restrict out, const float *restrict w, int Y, int X,
+                      float *restrict row) {
+    for (int y = 0; y < Y; y++) {
+        float *o = out + (size_t)y * X;
+        memset(row, 0, sizeof(float) * (X + 4 * R));
+        memcpy(row + 2 * R, g + (size_t)y * X, sizeof(float) * X); /* row[i] = g[i - 2R], 0 outside */
+        for (int x = 0; x < X; x++) /* sum_k w[k] g[x - k + R] */
+            o[x] = w[4] * row[x + 2] + w[3] * row[x + 3] + w[2] * row[x + 4] + w[1] * row[x + 5] + w[0] * row[x + 6];
+        for (int j = -R; j < 0; j++)
+            for (int k = 0; k <= 2 * R; k++) o[0] += w[k] * row[j + 3 * R - k];
+        for (int j = X; j < X + R; j++)
+            for (int k = 0; k <= 2 * R; k++) o[X - 1] += w[k] * row[j + 3 * R - k];
     }
 }
 
@@ -148,32 +245,17 @@ static void adjoint_y(const float *restrict g, float *restrict out, const float 
     }
 }
 
-/* out = L * m (the symmetric 5-point Neumann Laplacian): interior rows without clamping, borders by clamping. */
-static void laplacian(const float *restrict m, float *restrict out, int Y, int X) {
+/* out = L * m (the 5-point Neumann Laplacian, symmetric, so also its own adjoint). */
+static void laplacian(const float *restrict m, float *restrict out, int Y, int X, float *restrict row) {
     for (int y = 0; y < Y; y++) {
-        const int ym = clampi(y - 1, Y), yp = clampi(y + 1, Y);
-        const float *r0 = m + (size_t)y * X, *rm = m + (size_t)ym * X, *rp = m + (size_t)yp * X;
+        const float *rm = m + (size_t)clampi(y - 1, Y) * X, *rp = m + (size_t)clampi(y + 1, Y) * X;
         float *o = out + (size_t)y * X;
-        for (int x = 1; x < X - 1; x++) o[x] = 4.0f * r0[x] - rm[x] - rp[x] - r0[x - 1] - r0[x + 1];
-        for (int x = 0; x < X; x += (X > 1 ? X - 1 : 1)) {
-            const int xm = clampi(x - 1, X), xp = clampi(x + 1, X);
-            o[x] = 4.0f * r0[x] - rm[x] - rp[x] - r0[xm] - r0[xp];
-        }
+        pad_replicate(m + (size_t)y * X, row, X, 1);
+        for (int x = 0; x < X; x++) o[x] = 4.0f * row[x + 1] - rm[x] - rp[x] - row[x] - row[x + 2];
     }
 }
 
 #define LANES 8 /* partial sums, so that the compiler may vectorise a reduction without reordering it */
-
-static double dot(const float *restrict a, const float *restrict b, size_t n) {
-    float part[LANES] = {0};
-    size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int k = 0; k < LANES; k++) part[k] += a[i + k] * b[i + k];
-    double s = 0.0;
-    for (int k = 0; k < LANES; k++) s += part[k];
-    for (; i < n; i++) s += (double)a[i] * (double)b[i];
-    return s;
-}
 
 static double abs_sum(const float *a, size_t n) {
     float part[LANES] = {0};
@@ -186,71 +268,129 @@ static double abs_sum(const float *a, size_t n) {
     return s;
 }
 
-/* Forward. prob: B x C blocks of Z x Y x X floats at prob + b * sb + c * sc (the used classes' probabilities);
- * labels: B x Z x Y x X floats; classes: the C class values. abs_sums[c] += sum |D_c|, D = G * (rho(L * P) - E).
- * With save (arrays of B x C x Z x Y x X floats, contiguous) the backward's inputs: the clamp mask, sign(D), and the
- * inputs of the two Gaussian passes for sigma's gradient: rho(L * P) - E and its y pass, or with constant_target
- * rho(L * P) and its y pass (the prediction's side alone). Returns 0, or -1 when out of memory. */
-int filternet_edge_forward(const float *prob, long long sb, long long sc, const float *labels, int B, int C, int Z,
-                           int Y, int X, const float *classes, const float *taps, int constant_target, int save,
-                           float *mask, float *a_out, float *t_out, float *sign, double *abs_sums) {
+/* What the backward needs of one voxel of one class, in one byte: the clamp mask and the sign of D. */
+#define IN_CLAMP 1 /* L * P lay in [0, 1] */
+#define POSITIVE 2 /* D > 0 */
+#define NEGATIVE 4 /* D < 0 */
+
+/* Forward. logits: B x K blocks of Z x Y x X floats at logits + b * sb + k * sk; labels: B x Z x Y x X values of
+ * label_type (load_labels); channels: the C used channels (class c's label value is its channel). abs_sums[c] +=
+ * sum |D_c|, D = G * (rho(L * P_c) - E_c). With save the backward's inputs: probs (B x K x Z x Y x X floats, the
+ * softmax) and state (B x C x Z x Y x X bytes: IN_CLAMP, POSITIVE, NEGATIVE); with dtaps (d taps / d sigma) also
+ * sigma_sums[c] += sum sign(D_c) dD_c / dsigma, the directional derivative of the two Gaussian passes along dtaps
+ * (with constant_target, of the prediction's side G * rho(L * P_c) alone), so that the backward needs no more.
+ * Returns 0, or -1 when out of memory. */
+/* The backward's state bytes of D (d) and the clamp mask m. */
+static void keep_state(const float *restrict d, const float *restrict m, size_t n, unsigned char *restrict st) {
+    for (size_t i = 0; i < n; i++)
+        st[i] = (unsigned char)((m[i] != 0.0f) * IN_CLAMP + (d[i] > 0.0f) * POSITIVE + (d[i] < 0.0f) * NEGATIVE);
+}
+
+/* sum sign(d) q. */
+static double signed_sum(const float *restrict d, const float *restrict q, size_t n) {
+    float part[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) part[k] += ((float)(d[i + k] > 0.0f) - (float)(d[i + k] < 0.0f)) * q[i + k];
+    double s = 0.0;
+    for (int k = 0; k < LANES; k++) s += part[k];
+    for (; i < n; i++) s += ((float)(d[i] > 0.0f) - (float)(d[i] < 0.0f)) * q[i];
+    return s;
+}
+
+int filternet_edge_forward(const float *logits, long long sb, long long sk, const void *labels, int label_type, int B,
+                           int K, int C, int Z, int Y, int X, const int *channels, const float *taps,
+                           const float *dtaps, int constant_target, int save, float *probs, unsigned char *state,
+                           double *abs_sums, double *sigma_sums) {
     const size_t n = (size_t)Y * X;
-    float *buf = malloc(sizeof(float) * n * 6);
+    float *buf = malloc(sizeof(float) * (n * (12 + (size_t)K) + 2 * (X + ROW)));
     if (!buf) return -1;
-    float *pred = buf, *e = buf + n, *a = buf + 2 * n, *m = buf + 3 * n, *t = buf + 4 * n, *d = buf + 5 * n;
+    float *pred = buf, *a = buf + n, *m = buf + 2 * n, *t = buf + 3 * n, *d = buf + 4 * n, *df = buf + 5 * n;
+    float *mx = buf + 6 * n, *inv = buf + 7 * n, *lab = buf + 8 * n, *t2 = buf + 9 * n, *q = buf + 10 * n;
+    float *r = buf + 11 * n, *pk = buf + 12 * n, *row = pk + (size_t)K * n, *row2 = row + X + ROW;
     for (int bi = 0; bi < B; bi++)
-        for (int c = 0; c < C; c++)
-            for (int z = 0; z < Z; z++) {
-                const size_t at = (((size_t)bi * C + c) * Z + z) * n;
-                const float *p = prob + bi * sb + c * sc + (size_t)z * n;
-                const float *lab = labels + ((size_t)bi * Z + z) * n;
-                /* the kept arrays are written in place: rho(L * P) - E and its y pass, or rho(L * P) and its own */
-                float *pr = save && constant_target ? a_out + at : pred;
-                float *ad = save && !constant_target ? a_out + at : a, *td = save && !constant_target ? t_out + at : t;
-                edges(p, lab, classes[c], Y, X, pr, e, ad, save ? mask + at : m);
-                pass_y(ad, td, taps, Y, X);
-                pass_x(td, d, taps, Y, X);
+        for (int z = 0; z < Z; z++) {
+            float *P = save ? probs + (size_t)bi * K * Z * n + (size_t)z * n : pk;
+            const long long ps = (long long)(save ? Z * n : n);
+            softmax(logits + bi * sb + (long long)z * n, sk, K, n, P, ps, mx, inv);
+            load_labels(labels, label_type, ((size_t)bi * Z + z) * n, n, lab);
+            label_borders(lab, Y, X, df, row);
+            for (int c = 0; c < C; c++) {
+                edges(P + channels[c] * ps, lab, df, (float)channels[c], Y, X, pred, a, m, row);
+                if (!save) {
+                    pass_y(a, t, taps, Y, X);
+                    pass_x(t, d, taps, Y, X, row);
+                    abs_sums[c] += abs_sum(d, n);
+                    continue;
+                }
+                unsigned char *st = state + (((size_t)bi * C + c) * Z + z) * n;
+                if (!dtaps) {
+                    pass_y(a, t, taps, Y, X);
+                    pass_x(t, d, taps, Y, X, row);
+                } else if (!constant_target) { /* D and dD / dsigma in two passes */
+                    pass_y2(a, t, t2, taps, dtaps, Y, X);
+                    pass_x2(t, t2, d, q, taps, dtaps, Y, X, row, row2);
+                } else { /* D, and d/dsigma of the prediction's side alone */
+                    pass_y(a, t, taps, Y, X);
+                    pass_x(t, d, taps, Y, X, row);
+                    pass_y2(pred, t, t2, taps, dtaps, Y, X);
+                    pass_x2(t, t2, r, q, taps, dtaps, Y, X, row, row2);
+                }
                 abs_sums[c] += abs_sum(d, n);
-                if (!save) continue;
-                float *s = sign + at;
-                for (size_t i = 0; i < n; i++) s[i] = d[i] > 0.0f ? 1.0f : (d[i] < 0.0f ? -1.0f : 0.0f);
-                if (constant_target) pass_y(pr, t_out + at, taps, Y, X);
+                keep_state(d, m, n, st);
+                if (dtaps) sigma_sums[c] += signed_sum(d, q, n);
             }
+        }
     free(buf);
     return 0;
 }
 
-/* Backward, from the forward's saved arrays: grad_prob (B x C x Z x Y x X, contiguous) = d loss / d P for
- * scale[c] = d loss / d sum|D_c|, and with dtaps != NULL *dsigma = the sum over slices of sigma's share, the
- * directional derivative of the two Gaussian passes along d taps / d sigma. Returns 0, or -1 when out of memory. */
-int filternet_edge_backward(int B, int C, int Z, int Y, int X, const float *taps, const float *dtaps,
-                            const double *scale, const float *mask, const float *a_in, const float *t_in,
-                            const float *sign, float *grad_prob, double *dsigma) {
+/* Backward, from the forward's probs and state: grad_logits (B x K x Z x Y x X, contiguous) = d loss / d logits for
+ * scale[c] = d loss / d sum|D_c|: g_c = L (mask (G^T (scale[c] sign(D_c)))) for the used classes, 0 for the others,
+ * through the softmax: P_k (g_k - sum_j P_j g_j). Returns 0, or -1 when out of memory. */
+int filternet_edge_backward(int B, int K, int C, int Z, int Y, int X, const int *channels, const float *taps,
+                            const double *scale, const float *probs, const unsigned char *state, float *grad_logits) {
     const size_t n = (size_t)Y * X;
-    float *buf = malloc(sizeof(float) * n * 4);
-    if (!buf) return -1;
-    float *s = buf, *u = buf + n, *v = buf + 2 * n, *tmp = buf + 3 * n;
-    double ds = 0.0;
+    float *buf = malloc(sizeof(float) * (n * (4 + (size_t)C) + X + ROW));
+    int *used = malloc(sizeof(int) * (K > 0 ? K : 1));
+    if (!buf || !used) {
+        free(buf);
+        free(used);
+        return -1;
+    }
+    float *s = buf, *u = buf + n, *v = buf + 2 * n, *pg = buf + 3 * n, *gp = buf + 4 * n;
+    float *row = buf + (4 + (size_t)C) * n;
+    for (int k = 0; k < K; k++) used[k] = -1;
+    for (int c = 0; c < C; c++) used[channels[c]] = c;
     for (int bi = 0; bi < B; bi++)
-        for (int c = 0; c < C; c++)
-            for (int z = 0; z < Z; z++) {
-                const size_t at = (((size_t)bi * C + c) * Z + z) * n;
+        for (int z = 0; z < Z; z++) {
+            const float *P = probs + (size_t)bi * K * Z * n + (size_t)z * n; /* channel k at P + k * Z * n */
+            memset(pg, 0, sizeof(float) * n);
+            for (int c = 0; c < C; c++) {
+                const unsigned char *st = state + (((size_t)bi * C + c) * Z + z) * n;
                 const float g = (float)scale[c];
-                for (size_t i = 0; i < n; i++) s[i] = sign[at + i] * g;
-                if (dtaps) {
-                    pass_x(t_in + at, tmp, dtaps, Y, X);
-                    ds += dot(s, tmp, n);
-                }
-                adjoint_x(s, u, taps, Y, X);
-                if (dtaps) {
-                    pass_y(a_in + at, tmp, dtaps, Y, X);
-                    ds += dot(u, tmp, n);
-                }
+                float *gc = gp + (size_t)c * n;
+                for (size_t i = 0; i < n; i++)
+                    s[i] = g * (float)(((st[i] & POSITIVE) != 0) - ((st[i] & NEGATIVE) != 0));
+                adjoint_x(s, u, taps, Y, X, row);
                 adjoint_y(u, v, taps, Y, X);
-                for (size_t i = 0; i < n; i++) v[i] *= mask[at + i];
-                laplacian(v, grad_prob + at, Y, X);
+                for (size_t i = 0; i < n; i++) v[i] *= (float)(st[i] & IN_CLAMP);
+                laplacian(v, gc, Y, X, row);
+                const float *pc = P + (size_t)channels[c] * Z * n;
+                for (size_t i = 0; i < n; i++) pg[i] += pc[i] * gc[i];
             }
-    if (dsigma) *dsigma = ds;
+            for (int k = 0; k < K; k++) {
+                const float *pk = P + (size_t)k * Z * n;
+                float *o = grad_logits + ((size_t)bi * K + k) * Z * n + (size_t)z * n;
+                if (used[k] < 0) {
+                    for (size_t i = 0; i < n; i++) o[i] = -pk[i] * pg[i];
+                } else {
+                    const float *gc = gp + (size_t)used[k] * n;
+                    for (size_t i = 0; i < n; i++) o[i] = pk[i] * (gc[i] - pg[i]);
+                }
+            }
+        }
     free(buf);
+    free(used);
     return 0;
 }
