@@ -196,3 +196,47 @@ def test_a_refused_instruction_set_falls_back_to_the_portable_build(tmp_path, mo
     assert built is not None and built.is_file()
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".so"] == [built.name]
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("direct_sigma", [1.3, 0.01])  # above and below the floor MIN_DIRECT_SIGMA
+def test_the_kernel_trains_a_directly_stored_sigma(direct_sigma, monkeypatch):
+    """The ``direct`` parametrisation: the stored sigma's gradient as the operators give it (0 below the floor)."""
+    grads = []
+    for use_kernel in (False, True):
+        monkeypatch.setenv(native.SWITCH, "1" if use_kernel else "0")
+        g = torch.Generator().manual_seed(5)
+        logits = (3 * torch.randn(2, 6, 2, 12, 10, generator=g)).requires_grad_(True)
+        target = torch.randint(0, 6, (2, 1, 2, 12, 10), generator=g)
+        gate = EdgeGate(3, (1, 2), sigma_init=direct_sigma, parametrisation="direct")
+        EdgeLoss(gate, PAPER_EDGE_WEIGHTS)(logits, target).backward()
+        grads.append((gate.direct_sigma.grad.item(), logits.grad))
+    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-4, abs=1e-9)
+    assert (grads[0][0] == 0.0) == (direct_sigma < 0.05)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=0, atol=1e-6 * grads[0][1].abs().max().item())
+
+
+def test_stored_sigma_is_the_parameter_with_its_derivative():
+    trained = EdgeGate(3, (1, 2), sigma_init=1.7)
+    stored, sigma, derivative = trained.stored_sigma()
+    assert stored is trained.log_sigma and sigma == pytest.approx(1.7) and derivative == pytest.approx(1.7)
+    fixed = EdgeGate(3, (1, 2), sigma_init=0.8, train_sigma=False)
+    assert fixed.stored_sigma()[0] is fixed.log_sigma and not fixed.log_sigma.requires_grad
+    direct = EdgeGate(3, (1, 2), sigma_init=0.9, parametrisation="direct")
+    assert direct.stored_sigma() == (direct.direct_sigma, pytest.approx(0.9), 1.0)
+    floored = EdgeGate(3, (1, 2), sigma_init=0.01, parametrisation="direct")
+    assert floored.stored_sigma()[1:] == (0.05, 0.0)
+
+
+def test_the_upstream_gradient_scales_both_gradients(monkeypatch):
+    """The loss enters the total scaled (lambda, nnU-Net's loss weights): d logits and d sigma follow that scale."""
+    grads = []
+    for use_kernel in (False, True):
+        monkeypatch.setenv(native.SWITCH, "1" if use_kernel else "0")
+        g = torch.Generator().manual_seed(6)
+        logits = (3 * torch.randn(2, 6, 2, 12, 10, generator=g)).requires_grad_(True)
+        target = torch.randint(0, 6, (2, 1, 2, 12, 10), generator=g)
+        gate = EdgeGate(3, (1, 2), sigma_init=1.2)
+        (0.37 * EdgeLoss(gate, PAPER_EDGE_WEIGHTS)(logits, target)).backward()
+        grads.append((gate.log_sigma.grad.item(), logits.grad))
+    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-4)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=0, atol=1e-6 * grads[0][1].abs().max().item())

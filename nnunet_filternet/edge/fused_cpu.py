@@ -80,13 +80,13 @@ def fused_edge_loss(
     Returns:
         Scalar float32 tensor.
     """
-    sigma = gate.sigma
-    taps, derivative = gaussian_taps_values(float(sigma.detach()), gate.normalisation)
+    stored, sigma, dsigma_dstored = gate.stored_sigma()
+    taps, derivative = gaussian_taps_values(sigma, gate.normalisation)
     if target.dtype not in LABEL_TYPES:
         target = target.to(torch.float32)
     return _FusedEdgeLoss.apply(
-        logits, sigma, target.contiguous(), tuple(classes), tuple(weights), taps,
-        derivative if sigma.requires_grad else None, bool(constant_target),
+        logits, stored, target.contiguous(), tuple(classes), tuple(weights), taps,
+        [d * dsigma_dstored for d in derivative] if stored.requires_grad else None, bool(constant_target),
     )  # fmt: skip
 
 
@@ -110,30 +110,31 @@ def _doubles(values: Sequence[float]) -> ctypes.Array:
 
 
 class _FusedEdgeLoss(torch.autograd.Function):
-    """Forward: the softmax, the per-class sums of |D| and, for a trained sigma, of sign(D) dD / dsigma in one kernel
-    call (keeping the softmax and one byte per class and voxel, the clamp mask and sign(D), when a gradient is
-    wanted); backward: one more call from them, sigma's gradient from the forward's sums. The small inputs (taps,
-    classes, weights) travel as Python numbers and ctypes arrays: no tensor operations besides the kernel's."""
+    """Forward: the softmax, the per-class sums of |D| and, for a trained sigma, of sign(D) dD / dstored in one kernel
+    call (keeping the softmax and one byte per class and voxel, the clamp mask and sign(D), in one buffer, when a
+    gradient is wanted); backward: one more call from them, the stored sigma's gradient from the forward's sums.
+    The small inputs (taps, classes, weights) travel as Python numbers and ctypes arrays, and the upstream gradient
+    as a pointer: besides the kernel's, two tensor operations each way (docs/benchmarks.md: each costs some 50
+    microseconds when the caches are cold, as after a network's forward)."""
 
     @staticmethod
-    def forward(ctx, logits, sigma, target, classes, weights, taps, derivative, constant_target):
+    def forward(ctx, logits, stored, target, classes, weights, taps, derivative, constant_target):
         b, k, z, y, x = _sizes(logits)
         c, voxels = len(classes), b * z * y * x
         save = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         wants_sigma = save and ctx.needs_input_grad[1] and derivative is not None
-        probs = torch.empty(k * voxels if save else 0, dtype=torch.float32)
-        state = torch.empty(c * voxels if save else 0, dtype=torch.uint8)
+        kept = torch.empty((4 * k + c) * voxels if save else 0, dtype=torch.uint8)  # the softmax, then the state
+        probs, state = (kept.data_ptr(), kept.data_ptr() + 4 * k * voxels) if save else (None, None)
         channels, abs_sums, sigma_sums = (ctypes.c_int * c)(*classes), (ctypes.c_double * c)(), (ctypes.c_double * c)()
         _check(
             native.library().filternet_edge_forward(
                 logits.data_ptr(), logits.stride(0), logits.stride(1), target.data_ptr(), LABEL_TYPES[target.dtype],
                 b, k, c, z, y, x, channels, _floats(taps), _floats(derivative) if wants_sigma else None,
-                int(constant_target), int(save), probs.data_ptr() if save else None,
-                state.data_ptr() if save else None, abs_sums, sigma_sums,
+                int(constant_target), int(save), probs, state, abs_sums, sigma_sums,
             )
         )  # fmt: skip
-        ctx.save_for_backward(probs, state)
-        ctx.kernel = (b, k, c, z, y, x, channels, taps, weights, voxels)
+        ctx.save_for_backward(kept)
+        ctx.kernel = (b, k, c, z, y, x, channels, _floats(taps), _doubles(weights), voxels)
         ctx.shape = logits.shape
         ctx.sigma_sum = sum(w * v for w, v in zip(weights, sigma_sums, strict=True)) if wants_sigma else None
         return torch.tensor(sum(w * v for w, v in zip(weights, abs_sums, strict=True)) / voxels, dtype=torch.float32)
@@ -141,18 +142,18 @@ class _FusedEdgeLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         b, k, c, z, y, x, channels, taps, weights, voxels = ctx.kernel
-        scale = float(grad) / voxels
-        probs, state = ctx.saved_tensors
+        (kept,) = ctx.saved_tensors
+        grad = grad.to(torch.float32).contiguous()
         grad_logits = None
         if ctx.needs_input_grad[0]:
             grad_logits = torch.empty(ctx.shape, dtype=torch.float32)
             _check(
                 native.library().filternet_edge_backward(
-                    b, k, c, z, y, x, channels, _floats(taps), _doubles([w * scale for w in weights]),
-                    probs.data_ptr(), state.data_ptr(), grad_logits.data_ptr(),
+                    b, k, c, z, y, x, channels, taps, weights, voxels, grad.data_ptr(), kept.data_ptr(),
+                    kept.data_ptr() + 4 * k * b * z * y * x, grad_logits.data_ptr(),
                 )
             )  # fmt: skip
-        grad_sigma = None
+        grad_stored = None
         if ctx.needs_input_grad[1] and ctx.sigma_sum is not None:
-            grad_sigma = torch.tensor(ctx.sigma_sum * scale, dtype=torch.float32)
-        return grad_logits, grad_sigma, None, None, None, None, None, None
+            grad_stored = grad * (ctx.sigma_sum / voxels)
+        return grad_logits, grad_stored, None, None, None, None, None, None

@@ -132,6 +132,19 @@ class EdgeGate(nn.Module):
             return self.direct_sigma.clamp_min(MIN_DIRECT_SIGMA)
         return self.log_sigma.exp()
 
+    def stored_sigma(self) -> tuple[torch.Tensor, float, float]:
+        """(the stored tensor, sigma, d sigma / d stored) as numbers, for code that differentiates by hand.
+
+        ``log_sigma`` (parameter or buffer): sigma = exp(log_sigma), derivative sigma; ``direct_sigma``: sigma =
+        max(direct_sigma, :data:`MIN_DIRECT_SIGMA`), derivative 1 at or above the floor and 0 below it (as
+        ``clamp_min``'s gradient). One tensor read, no autograd node: the fused CPU edge loss (``fused_cpu.py``).
+        """
+        if "direct_sigma" in self._parameters:
+            value = self.direct_sigma.item()
+            return self.direct_sigma, max(value, MIN_DIRECT_SIGMA), float(value >= MIN_DIRECT_SIGMA)
+        sigma = math.exp(self.log_sigma.item())
+        return self.log_sigma, sigma, sigma
+
     def edges(self, x: torch.Tensor) -> torch.Tensor:
         """rho(L * x): the non-linear part, per channel (float32; float64 stays float64)."""
         return laplacian_rho(x, self.axes)

@@ -66,26 +66,32 @@ class EdgeLoss(nn.Module):
                 f"EdgeLoss: expected logits B {n_classes} *spatial and target B 1 *spatial, "
                 f"found {tuple(logits.shape)} and {tuple(target.shape)}"
             )
-        if self.used_classes.numel() == 0:
+        if not self._used:
             return logits.new_zeros((), dtype=torch.float64 if logits.dtype == torch.float64 else torch.float32)
-        with torch.autocast(device_type=logits.device.type, enabled=False):
-            logits = logits if logits.dtype == torch.float64 else logits.float()
-            if fused_cpu.applies(self.gate, logits):  # the same loss in one CPU kernel: edge/fused_cpu.py
-                return fused_cpu.fused_edge_loss(
-                    self.gate, logits, target, self._used, self._used_weight_values, self.constant_target
-                )
-            probabilities = self._used_channels(torch.softmax(logits, dim=1))
-            with torch.no_grad():
-                used = self.used_classes.to(logits.device)  # made on the trainer's device: no copy there
-                label_edges = self.gate.label_edges(target, used, probabilities.dtype)
-                if self.constant_target:
-                    label_edges = self.gate.smooth(label_edges)
-            # |F(P) - F(Y)| = |F(Y) - F(P)|: the labels' side is subtracted in place from the prediction's
+        if torch.is_autocast_enabled(logits.device.type):
+            with torch.autocast(device_type=logits.device.type, enabled=False):
+                return self._loss(logits, target)
+        return self._loss(logits, target)
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``forward`` without its checks, outside autocast."""
+        logits = logits if logits.dtype == torch.float64 else logits.float()
+        if fused_cpu.applies(self.gate, logits):  # the same loss in one CPU kernel: edge/fused_cpu.py
+            return fused_cpu.fused_edge_loss(
+                self.gate, logits, target, self._used, self._used_weight_values, self.constant_target
+            )
+        probabilities = self._used_channels(torch.softmax(logits, dim=1))
+        with torch.no_grad():
+            used = self.used_classes.to(logits.device)  # made on the trainer's device: no copy there
+            label_edges = self.gate.label_edges(target, used, probabilities.dtype)
             if self.constant_target:
-                difference = self.gate.smooth(self.gate.edges(probabilities)).sub_(label_edges)
-            else:
-                difference = self.gate.smooth(self.gate.edges(probabilities).sub_(label_edges))
-            return _WeightedMeanAbs.apply(difference, self.used_weights.to(difference))
+                label_edges = self.gate.smooth(label_edges)
+        # |F(P) - F(Y)| = |F(Y) - F(P)|: the labels' side is subtracted in place from the prediction's
+        if self.constant_target:
+            difference = self.gate.smooth(self.gate.edges(probabilities)).sub_(label_edges)
+        else:
+            difference = self.gate.smooth(self.gate.edges(probabilities).sub_(label_edges))
+        return _WeightedMeanAbs.apply(difference, self.used_weights.to(difference))
 
     def _used_channels(self, probabilities: torch.Tensor) -> torch.Tensor:
         """The channels of the classes with weight > 0: a view when they are one run, else a copy."""

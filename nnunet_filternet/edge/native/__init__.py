@@ -147,7 +147,8 @@ def _load() -> ctypes.CDLL | None:
     ]  # fmt: skip
     lib.filternet_edge_backward.argtypes = [
         i32, i32, i32, i32, i32, i32, pointer, pointer,  # B K C Z Y X, channels, taps
-        pointer, pointer, pointer, pointer,  # scale (double), probs, state, grad_logits
+        pointer, i64, pointer,  # weights (double), voxels, the upstream gradient (float)
+        pointer, pointer, pointer,  # probs, state, grad_logits
     ]  # fmt: skip
     return lib
 

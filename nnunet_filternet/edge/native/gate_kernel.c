@@ -20,6 +20,11 @@
 #define R 2   /* the Gaussian's radius: 5 taps */
 #define ROW 8 /* extra floats of a padded row buffer: 2R on each side */
 
+/* What the backward needs of one voxel of one class, in one byte: the clamp mask and the sign of D. */
+#define IN_CLAMP 1 /* L * P lay in [0, 1] */
+#define POSITIVE 2 /* D > 0 */
+#define NEGATIVE 4 /* D < 0 */
+
 static inline int clampi(int i, int n) { return i < 0 ? 0 : (i > n - 1 ? n - 1 : i); }
 
 /* row[0 .. pad) = r[0], row[pad .. pad + X) = r, row[pad + X .. pad + X + pad) = r[X - 1]: replicate padding. */
@@ -129,10 +134,10 @@ static void label_borders(const float *restrict lab, int Y, int X, float *restri
     }
 }
 
-/* pred = rho(L * p), a = pred - E (E = (lab == cls) df, the label edge map of cls), mask = 1 where L * p lay in
- * [0, 1]. */
+/* a = rho(L * p) - E (E = (lab == cls) df, the label edge map of cls), pred = rho(L * p) unless pred is NULL, and the
+ * state bytes st = IN_CLAMP where L * p lay in [0, 1], else 0. */
 static void edges(const float *restrict p, const float *restrict lab, const float *restrict df, float cls, int Y,
-                  int X, float *restrict pred, float *restrict a, float *restrict mask, float *restrict row) {
+                  int X, float *restrict pred, float *restrict a, unsigned char *restrict st, float *restrict row) {
     for (int y = 0; y < Y; y++) {
         const float *pm = p + (size_t)clampi(y - 1, Y) * X, *pp = p + (size_t)clampi(y + 1, Y) * X;
         const size_t at = (size_t)y * X;
@@ -140,10 +145,14 @@ static void edges(const float *restrict p, const float *restrict lab, const floa
         for (int x = 0; x < X; x++) {
             const float l = 4.0f * row[x + 1] - pm[x] - pp[x] - row[x] - row[x + 2];
             const float v = l < 0.0f ? 0.0f : (l > 1.0f ? 1.0f : l); /* NaN stays NaN, as torch.clamp */
-            mask[at + x] = (float)((l >= 0.0f) & (l <= 1.0f));
-            pred[at + x] = v;
+            st[at + x] = (unsigned char)((l >= 0.0f) & (l <= 1.0f));
             a[at + x] = v - (float)(lab[at + x] == cls) * df[at + x];
         }
+        if (pred)
+            for (int x = 0; x < X; x++) {
+                const float l = 4.0f * row[x + 1] - pm[x] - pp[x] - row[x] - row[x + 2];
+                pred[at + x] = l < 0.0f ? 0.0f : (l > 1.0f ? 1.0f : l);
+            }
     }
 }
 
@@ -202,14 +211,17 @@ static void pass_x2(const float *restrict t, const float *restrict t2, float *re
     }
 }
 
-/* The adjoint of pass_x: out[clamp(x + k - R)] += w[k] g[x]. Each row as the correlation of the zero-padded row with
- * the flipped taps over x + k - R in [-R, X + R), the R outputs beyond each end folded onto the end voxel. */
-static void adjoint_x(const float *restrict g, float *restrict out, const float *restrict w, int Y, int X,
-                      float *restrict row) {
+/* The adjoint of pass_x (out[clamp(x + k - R)] += w[k] s[x]) of s = g sign(D), read off the state bytes st (POSITIVE,
+ * NEGATIVE). Each row as the correlation of the zero-padded row with the flipped taps over x + k - R in [-R, X + R),
+ * the R outputs beyond each end folded onto the end voxel. */
+static void adjoint_x_signs(const unsigned char *restrict st, float g, float *restrict out, const float *restrict w,
+                            int Y, int X, float *restrict row) {
+    memset(row, 0, sizeof(float) * (X + 4 * R));
     for (int y = 0; y < Y; y++) {
         float *o = out + (size_t)y * X;
-        memset(row, 0, sizeof(float) * (X + 4 * R));
-        memcpy(row + 2 * R, g + (size_t)y * X, sizeof(float) * X); /* row[i] = g[i - 2R], 0 outside */
+        const unsigned char *sr = st + (size_t)y * X;
+        for (int x = 0; x < X; x++) /* row[i] = g sign(D)[i - 2R], 0 outside */
+            row[x + 2 * R] = g * (float)(((sr[x] & POSITIVE) != 0) - ((sr[x] & NEGATIVE) != 0));
         for (int x = 0; x < X; x++) /* sum_k w[k] g[x - k + R] */
             o[x] = w[4] * row[x + 2] + w[3] * row[x + 3] + w[2] * row[x + 4] + w[1] * row[x + 5] + w[0] * row[x + 6];
         for (int j = -R; j < 0; j++)
@@ -245,13 +257,21 @@ static void adjoint_y(const float *restrict g, float *restrict out, const float 
     }
 }
 
-/* out = L * m (the 5-point Neumann Laplacian, symmetric, so also its own adjoint). */
-static void laplacian(const float *restrict m, float *restrict out, int Y, int X, float *restrict row) {
+/* out = L * (m mask) (the 5-point Neumann Laplacian, symmetric, so also its own adjoint; mask = the IN_CLAMP bits
+ * of st) and acc += p out. */
+static void masked_laplacian(float *restrict m, const unsigned char *restrict st, const float *restrict p,
+                             float *restrict out, float *restrict acc, int Y, int X, float *restrict row) {
+    const size_t n = (size_t)Y * X;
+    for (size_t i = 0; i < n; i++) m[i] *= (float)(st[i] & IN_CLAMP);
     for (int y = 0; y < Y; y++) {
         const float *rm = m + (size_t)clampi(y - 1, Y) * X, *rp = m + (size_t)clampi(y + 1, Y) * X;
-        float *o = out + (size_t)y * X;
-        pad_replicate(m + (size_t)y * X, row, X, 1);
-        for (int x = 0; x < X; x++) o[x] = 4.0f * row[x + 1] - rm[x] - rp[x] - row[x] - row[x + 2];
+        const size_t at = (size_t)y * X;
+        pad_replicate(m + at, row, X, 1);
+        for (int x = 0; x < X; x++) {
+            const float v = 4.0f * row[x + 1] - rm[x] - rp[x] - row[x] - row[x + 2];
+            out[at + x] = v;
+            acc[at + x] += p[at + x] * v;
+        }
     }
 }
 
@@ -268,11 +288,6 @@ static double abs_sum(const float *a, size_t n) {
     return s;
 }
 
-/* What the backward needs of one voxel of one class, in one byte: the clamp mask and the sign of D. */
-#define IN_CLAMP 1 /* L * P lay in [0, 1] */
-#define POSITIVE 2 /* D > 0 */
-#define NEGATIVE 4 /* D < 0 */
-
 /* Forward. logits: B x K blocks of Z x Y x X floats at logits + b * sb + k * sk; labels: B x Z x Y x X values of
  * label_type (load_labels); channels: the C used channels (class c's label value is its channel). abs_sums[c] +=
  * sum |D_c|, D = G * (rho(L * P_c) - E_c). With save the backward's inputs: probs (B x K x Z x Y x X floats, the
@@ -280,10 +295,9 @@ static double abs_sum(const float *a, size_t n) {
  * sigma_sums[c] += sum sign(D_c) dD_c / dsigma, the directional derivative of the two Gaussian passes along dtaps
  * (with constant_target, of the prediction's side G * rho(L * P_c) alone), so that the backward needs no more.
  * Returns 0, or -1 when out of memory. */
-/* The backward's state bytes of D (d) and the clamp mask m. */
-static void keep_state(const float *restrict d, const float *restrict m, size_t n, unsigned char *restrict st) {
-    for (size_t i = 0; i < n; i++)
-        st[i] = (unsigned char)((m[i] != 0.0f) * IN_CLAMP + (d[i] > 0.0f) * POSITIVE + (d[i] < 0.0f) * NEGATIVE);
+/* The sign bits of D (d) added to the state bytes. */
+static void keep_signs(const float *restrict d, size_t n, unsigned char *restrict st) {
+    for (size_t i = 0; i < n; i++) st[i] |= (unsigned char)((d[i] > 0.0f) * POSITIVE + (d[i] < 0.0f) * NEGATIVE);
 }
 
 /* sum sign(d) q. */
@@ -305,9 +319,10 @@ int filternet_edge_forward(const float *logits, long long sb, long long sk, cons
     const size_t n = (size_t)Y * X;
     float *buf = malloc(sizeof(float) * (n * (12 + (size_t)K) + 2 * (X + ROW)));
     if (!buf) return -1;
-    float *pred = buf, *a = buf + n, *m = buf + 2 * n, *t = buf + 3 * n, *d = buf + 4 * n, *df = buf + 5 * n;
+    float *pred = buf, *a = buf + n, *t = buf + 3 * n, *d = buf + 4 * n, *df = buf + 5 * n;
     float *mx = buf + 6 * n, *inv = buf + 7 * n, *lab = buf + 8 * n, *t2 = buf + 9 * n, *q = buf + 10 * n;
     float *r = buf + 11 * n, *pk = buf + 12 * n, *row = pk + (size_t)K * n, *row2 = row + X + ROW;
+    unsigned char *scratch = (unsigned char *)(buf + 2 * n); /* the state bytes when nothing is kept */
     for (int bi = 0; bi < B; bi++)
         for (int z = 0; z < Z; z++) {
             float *P = save ? probs + (size_t)bi * K * Z * n + (size_t)z * n : pk;
@@ -316,14 +331,15 @@ int filternet_edge_forward(const float *logits, long long sb, long long sk, cons
             load_labels(labels, label_type, ((size_t)bi * Z + z) * n, n, lab);
             label_borders(lab, Y, X, df, row);
             for (int c = 0; c < C; c++) {
-                edges(P + channels[c] * ps, lab, df, (float)channels[c], Y, X, pred, a, m, row);
+                unsigned char *st = save ? state + (((size_t)bi * C + c) * Z + z) * n : scratch;
+                edges(P + channels[c] * ps, lab, df, (float)channels[c], Y, X, constant_target && dtaps ? pred : NULL,
+                      a, st, row);
                 if (!save) {
                     pass_y(a, t, taps, Y, X);
                     pass_x(t, d, taps, Y, X, row);
                     abs_sums[c] += abs_sum(d, n);
                     continue;
                 }
-                unsigned char *st = state + (((size_t)bi * C + c) * Z + z) * n;
                 if (!dtaps) {
                     pass_y(a, t, taps, Y, X);
                     pass_x(t, d, taps, Y, X, row);
@@ -337,7 +353,7 @@ int filternet_edge_forward(const float *logits, long long sb, long long sk, cons
                     pass_x2(t, t2, r, q, taps, dtaps, Y, X, row, row2);
                 }
                 abs_sums[c] += abs_sum(d, n);
-                keep_state(d, m, n, st);
+                keep_signs(d, n, st);
                 if (dtaps) sigma_sums[c] += signed_sum(d, q, n);
             }
         }
@@ -346,20 +362,21 @@ int filternet_edge_forward(const float *logits, long long sb, long long sk, cons
 }
 
 /* Backward, from the forward's probs and state: grad_logits (B x K x Z x Y x X, contiguous) = d loss / d logits for
- * scale[c] = d loss / d sum|D_c|: g_c = L (mask (G^T (scale[c] sign(D_c)))) for the used classes, 0 for the others,
+ * the loss sum_c weights[c] sum|D_c| / voxels and the upstream gradient *grad, so with scale[c] = weights[c] *grad /
+ * voxels = d loss / d sum|D_c|: g_c = L (mask (G^T (scale[c] sign(D_c)))) for the used classes, 0 for the others,
  * through the softmax: P_k (g_k - sum_j P_j g_j). Returns 0, or -1 when out of memory. */
 int filternet_edge_backward(int B, int K, int C, int Z, int Y, int X, const int *channels, const float *taps,
-                            const double *scale, const float *probs, const unsigned char *state, float *grad_logits) {
+                            const double *weights, long long voxels, const float *grad, const float *probs,
+                            const unsigned char *state, float *grad_logits) {
     const size_t n = (size_t)Y * X;
-    float *buf = malloc(sizeof(float) * (n * (4 + (size_t)C) + X + ROW));
+    float *buf = malloc(sizeof(float) * (n * (3 + (size_t)C) + X + ROW));
     int *used = malloc(sizeof(int) * (K > 0 ? K : 1));
     if (!buf || !used) {
         free(buf);
         free(used);
         return -1;
     }
-    float *s = buf, *u = buf + n, *v = buf + 2 * n, *pg = buf + 3 * n, *gp = buf + 4 * n;
-    float *row = buf + (4 + (size_t)C) * n;
+    float *u = buf, *v = buf + n, *pg = buf + 2 * n, *gp = buf + 3 * n, *row = buf + (3 + (size_t)C) * n;
     for (int k = 0; k < K; k++) used[k] = -1;
     for (int c = 0; c < C; c++) used[channels[c]] = c;
     for (int bi = 0; bi < B; bi++)
@@ -368,16 +385,11 @@ int filternet_edge_backward(int B, int K, int C, int Z, int Y, int X, const int 
             memset(pg, 0, sizeof(float) * n);
             for (int c = 0; c < C; c++) {
                 const unsigned char *st = state + (((size_t)bi * C + c) * Z + z) * n;
-                const float g = (float)scale[c];
+                const float g = (float)(weights[c] * (double)*grad / (double)voxels);
                 float *gc = gp + (size_t)c * n;
-                for (size_t i = 0; i < n; i++)
-                    s[i] = g * (float)(((st[i] & POSITIVE) != 0) - ((st[i] & NEGATIVE) != 0));
-                adjoint_x(s, u, taps, Y, X, row);
+                adjoint_x_signs(st, g, u, taps, Y, X, row);
                 adjoint_y(u, v, taps, Y, X);
-                for (size_t i = 0; i < n; i++) v[i] *= (float)(st[i] & IN_CLAMP);
-                laplacian(v, gc, Y, X, row);
-                const float *pc = P + (size_t)channels[c] * Z * n;
-                for (size_t i = 0; i < n; i++) pg[i] += pc[i] * gc[i];
+                masked_laplacian(v, st, P + (size_t)channels[c] * Z * n, gc, pg, Y, X, row);
             }
             for (int k = 0; k < K; k++) {
                 const float *pk = P + (size_t)k * Z * n;
