@@ -68,7 +68,7 @@ class EdgeLoss(nn.Module):
             )
         if not self._used:
             return logits.new_zeros((), dtype=torch.float64 if logits.dtype == torch.float64 else torch.float32)
-        if torch.is_autocast_enabled(logits.device.type):
+        if _autocast_on(logits.device.type):
             with torch.autocast(device_type=logits.device.type, enabled=False):
                 return self._loss(logits, target)
         return self._loss(logits, target)
@@ -98,6 +98,14 @@ class EdgeLoss(nn.Module):
         if self._used_run is not None:
             return probabilities.narrow(1, *self._used_run)
         return probabilities.index_select(1, self.used_classes)
+
+
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast is on for this device type (False for types autocast does not know, e.g. ``meta``)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:
+        return False
 
 
 class _WeightedMeanAbs(torch.autograd.Function):

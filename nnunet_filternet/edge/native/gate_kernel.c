@@ -288,13 +288,6 @@ static double abs_sum(const float *a, size_t n) {
     return s;
 }
 
-/* Forward. logits: B x K blocks of Z x Y x X floats at logits + b * sb + k * sk; labels: B x Z x Y x X values of
- * label_type (load_labels); channels: the C used channels (class c's label value is its channel). abs_sums[c] +=
- * sum |D_c|, D = G * (rho(L * P_c) - E_c). With save the backward's inputs: probs (B x K x Z x Y x X floats, the
- * softmax) and state (B x C x Z x Y x X bytes: IN_CLAMP, POSITIVE, NEGATIVE); with dtaps (d taps / d sigma) also
- * sigma_sums[c] += sum sign(D_c) dD_c / dsigma, the directional derivative of the two Gaussian passes along dtaps
- * (with constant_target, of the prediction's side G * rho(L * P_c) alone), so that the backward needs no more.
- * Returns 0, or -1 when out of memory. */
 /* The sign bits of D (d) added to the state bytes. */
 static void keep_signs(const float *restrict d, size_t n, unsigned char *restrict st) {
     for (size_t i = 0; i < n; i++) st[i] |= (unsigned char)((d[i] > 0.0f) * POSITIVE + (d[i] < 0.0f) * NEGATIVE);
@@ -312,6 +305,13 @@ static double signed_sum(const float *restrict d, const float *restrict q, size_
     return s;
 }
 
+/* Forward. logits: B x K blocks of Z x Y x X floats at logits + b * sb + k * sk; labels: B x Z x Y x X values of
+ * label_type (load_labels); channels: the C used channels (class c's label value is its channel). abs_sums[c] +=
+ * sum |D_c|, D = G * (rho(L * P_c) - E_c). With save the backward's inputs: probs (B x K x Z x Y x X floats, the
+ * softmax) and state (B x C x Z x Y x X bytes: IN_CLAMP, POSITIVE, NEGATIVE); with dtaps (d taps / d sigma) also
+ * sigma_sums[c] += sum sign(D_c) dD_c / dsigma, the directional derivative of the two Gaussian passes along dtaps
+ * (with constant_target, of the prediction's side G * rho(L * P_c) alone), so that the backward needs no more.
+ * Returns 0, or -1 when out of memory. */
 int filternet_edge_forward(const float *logits, long long sb, long long sk, const void *labels, int label_type, int B,
                            int K, int C, int Z, int Y, int X, const int *channels, const float *taps,
                            const float *dtaps, int constant_target, int save, float *probs, unsigned char *state,
