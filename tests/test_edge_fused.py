@@ -198,21 +198,36 @@ def test_a_refused_instruction_set_falls_back_to_the_portable_build(tmp_path, mo
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("direct_sigma", [1.3, 0.01])  # above and below the floor MIN_DIRECT_SIGMA
-def test_the_kernel_trains_a_directly_stored_sigma(direct_sigma, monkeypatch):
-    """The ``direct`` parametrisation: the stored sigma's gradient as the operators give it (0 below the floor)."""
+def _stored_sigma_and_logits_grads(make_gate, upstream, monkeypatch):
+    """[(d stored sigma, d logits) with the operators, the same with the kernel] of ``upstream`` x the edge loss."""
     grads = []
     for use_kernel in (False, True):
         monkeypatch.setenv(native.SWITCH, "1" if use_kernel else "0")
         g = torch.Generator().manual_seed(5)
         logits = (3 * torch.randn(2, 6, 2, 12, 10, generator=g)).requires_grad_(True)
         target = torch.randint(0, 6, (2, 1, 2, 12, 10), generator=g)
-        gate = EdgeGate(3, (1, 2), sigma_init=direct_sigma, parametrisation="direct")
-        EdgeLoss(gate, PAPER_EDGE_WEIGHTS)(logits, target).backward()
-        grads.append((gate.direct_sigma.grad.item(), logits.grad))
-    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-4, abs=1e-9)
-    assert (grads[0][0] == 0.0) == (direct_sigma < 0.05)
+        gate = make_gate()
+        (upstream * EdgeLoss(gate, PAPER_EDGE_WEIGHTS)(logits, target)).backward()
+        grads.append((gate.stored_sigma()[0].grad.item(), logits.grad))
     torch.testing.assert_close(grads[1][1], grads[0][1], rtol=0, atol=1e-6 * grads[0][1].abs().max().item())
+    return grads
+
+
+@pytest.mark.parametrize("direct_sigma", [1.3, 0.01])  # above and below the floor MIN_DIRECT_SIGMA
+def test_the_kernel_trains_a_directly_stored_sigma(direct_sigma, monkeypatch):
+    """The ``direct`` parametrisation: the stored sigma's gradient as the operators give it (0 below the floor)."""
+    gate = lambda: EdgeGate(3, (1, 2), sigma_init=direct_sigma, parametrisation="direct")  # noqa: E731
+    (eager, _), (fused, _) = _stored_sigma_and_logits_grads(gate, 1.0, monkeypatch)
+    assert fused == pytest.approx(eager, rel=1e-4, abs=1e-9)
+    assert (eager == 0.0) == (direct_sigma < 0.05)
+
+
+def test_the_upstream_gradient_scales_both_gradients(monkeypatch):
+    """The loss enters the total scaled (lambda, nnU-Net's loss weights): d logits and d sigma follow that scale."""
+    (eager, _), (fused, _) = _stored_sigma_and_logits_grads(
+        lambda: EdgeGate(3, (1, 2), sigma_init=1.2), 0.37, monkeypatch
+    )
+    assert fused == pytest.approx(eager, rel=1e-4)
 
 
 def test_stored_sigma_is_the_parameter_with_its_derivative():
@@ -225,18 +240,3 @@ def test_stored_sigma_is_the_parameter_with_its_derivative():
     assert direct.stored_sigma() == (direct.direct_sigma, pytest.approx(0.9), 1.0)
     floored = EdgeGate(3, (1, 2), sigma_init=0.01, parametrisation="direct")
     assert floored.stored_sigma()[1:] == (0.05, 0.0)
-
-
-def test_the_upstream_gradient_scales_both_gradients(monkeypatch):
-    """The loss enters the total scaled (lambda, nnU-Net's loss weights): d logits and d sigma follow that scale."""
-    grads = []
-    for use_kernel in (False, True):
-        monkeypatch.setenv(native.SWITCH, "1" if use_kernel else "0")
-        g = torch.Generator().manual_seed(6)
-        logits = (3 * torch.randn(2, 6, 2, 12, 10, generator=g)).requires_grad_(True)
-        target = torch.randint(0, 6, (2, 1, 2, 12, 10), generator=g)
-        gate = EdgeGate(3, (1, 2), sigma_init=1.2)
-        (0.37 * EdgeLoss(gate, PAPER_EDGE_WEIGHTS)(logits, target)).backward()
-        grads.append((gate.log_sigma.grad.item(), logits.grad))
-    assert grads[1][0] == pytest.approx(grads[0][0], rel=1e-4)
-    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=0, atol=1e-6 * grads[0][1].abs().max().item())
