@@ -126,15 +126,16 @@ class _FusedEdgeLoss(torch.autograd.Function):
         kept = torch.empty((4 * k + c) * voxels if save else 0, dtype=torch.uint8)  # the softmax, then the state
         probs, state = (kept.data_ptr(), kept.data_ptr() + 4 * k * voxels) if save else (None, None)
         channels, abs_sums, sigma_sums = (ctypes.c_int * c)(*classes), (ctypes.c_double * c)(), (ctypes.c_double * c)()
+        taps = _floats(taps)
         _check(
             native.library().filternet_edge_forward(
                 logits.data_ptr(), logits.stride(0), logits.stride(1), target.data_ptr(), LABEL_TYPES[target.dtype],
-                b, k, c, z, y, x, channels, _floats(taps), _floats(derivative) if wants_sigma else None,
+                b, k, c, z, y, x, channels, taps, _floats(derivative) if wants_sigma else None,
                 int(constant_target), int(save), probs, state, abs_sums, sigma_sums,
             )
         )  # fmt: skip
         ctx.save_for_backward(kept)
-        ctx.kernel = (b, k, c, z, y, x, channels, _floats(taps), _doubles(weights), voxels)
+        ctx.kernel = (b, k, c, z, y, x, channels, taps, _doubles(weights), voxels)
         ctx.shape = logits.shape
         ctx.sigma_sum = sum(w * v for w, v in zip(weights, sigma_sums, strict=True)) if wants_sigma else None
         return torch.tensor(sum(w * v for w, v in zip(weights, abs_sums, strict=True)) / voxels, dtype=torch.float32)

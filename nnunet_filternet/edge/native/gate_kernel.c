@@ -82,6 +82,13 @@ static void softmax(const float *restrict lg, long long sc, int K, size_t n, flo
 
 /* The labels of one slice as floats, as PyTorch's .long() reads them (floats truncated toward zero): src holds
  * values of the given type (0 float32, 1 float64, 2 int16, 3 int32, 4 int64, 5 uint8, 6 int8). */
+#define CONVERT(T) /* integer labels: converted as they are */                                                 \
+    {                                                                                                                  \
+        const T *restrict v = (const T *)src + at;                                                                     \
+        for (size_t i = 0; i < n; i++) out[i] = (float)v[i];                                                           \
+        break;                                                                                                         \
+    }
+
 static void load_labels(const void *src, int type, size_t at, size_t n, float *restrict out) {
     switch (type) {
     case 0: {
@@ -94,32 +101,14 @@ static void load_labels(const void *src, int type, size_t at, size_t n, float *r
         for (size_t i = 0; i < n; i++) out[i] = (float)(fabs(v[i]) < 4503599627370496.0 ? (double)(int64_t)v[i] : v[i]);
         break;
     }
-    case 2: {
-        const int16_t *restrict v = (const int16_t *)src + at;
-        for (size_t i = 0; i < n; i++) out[i] = (float)v[i];
-        break;
-    }
-    case 3: {
-        const int32_t *restrict v = (const int32_t *)src + at;
-        for (size_t i = 0; i < n; i++) out[i] = (float)v[i];
-        break;
-    }
-    case 4: {
-        const int64_t *restrict v = (const int64_t *)src + at;
-        for (size_t i = 0; i < n; i++) out[i] = (float)v[i];
-        break;
-    }
-    case 5: {
-        const uint8_t *restrict v = (const uint8_t *)src + at;
-        for (size_t i = 0; i < n; i++) out[i] = (float)v[i];
-        break;
-    }
-    default: {
-        const int8_t *restrict v = (const int8_t *)src + at;
-        for (size_t i = 0; i < n; i++) out[i] = (float)v[i];
-    }
+    case 2: CONVERT(int16_t)
+    case 3: CONVERT(int32_t)
+    case 4: CONVERT(int64_t)
+    case 5: CONVERT(uint8_t)
+    default: CONVERT(int8_t)
     }
 }
+#undef CONVERT
 
 /* df = 1 where the label has an in-plane face neighbour (clamped at the border) with another label, else 0. */
 static void label_borders(const float *restrict lab, int Y, int X, float *restrict df, float *restrict row) {
