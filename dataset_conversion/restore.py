@@ -183,6 +183,16 @@ def restore_jobs(pred_dir: Path, records: list[LegRecord], out_dir: Path, record
     return jobs, not_predicted, incomplete, unknown
 
 
+def source_inputs(records) -> dict[str, str]:
+    """The scans and label maps ``legs.json`` names (``source``, ``label_source``), as inputs no output may replace."""
+    found: dict[str, str] = {}
+    for r in records:
+        found.setdefault(r.source, f"scan of {r.subject} named in legs.json")
+        if r.label_source:
+            found.setdefault(r.label_source, f"label map of {r.subject} named in legs.json")
+    return found
+
+
 def restoration(pred_dir, records_json, out_dir, jobs: int | None = None, keep_going: bool = False) -> RestoreResult:
     """:func:`restore_predictions`, returning the full :class:`RestoreResult`."""
     from nnunet_filternet.utils.atomic import check_writable
@@ -196,7 +206,7 @@ def restoration(pred_dir, records_json, out_dir, jobs: int | None = None, keep_g
     check_writable(out_dir, "restored label maps folder", folder=True)
     records = load_records(records_json)
     refuse_inputs_as_outputs(
-        {pred_dir: "leg predictions (--pred)", records_json: "legs.json (--records)"},
+        {pred_dir: "leg predictions (--pred)", records_json: "legs.json (--records)", **source_inputs(records)},
         files=[out_dir / f"{subject}.nii.gz" for subject in by_subject(records)],
         folders=[out_dir],
     )

@@ -110,3 +110,21 @@ def test_an_unwritable_output_folder_is_refused(legs, tmp_path):
     r = run_cli("restore", "--pred", pred, "--records", records, "--out", blocker)
     assert r.returncode == 2 and "expected a folder, found a file" in r.stderr
     assert blocker.read_text() == "in the way"
+
+
+@pytest.mark.parametrize("kind", ["source", "label_source"])
+def test_an_output_folder_holding_the_scans_named_in_legs_json_is_refused(legs, tmp_path, kind):
+    """The scans (and label maps) legs.json names are inputs too: restoring into their folder would replace them."""
+    pred, records = _copy(legs, tmp_path)
+    scans = tmp_path / "scans"
+    shutil.copytree(legs / "scans" / "images", scans)
+    data = json.loads(records.read_text())
+    for case in data["cases"]:
+        case[kind] = str(scans / f"{case['subject']}.nii.gz")
+    records.write_text(json.dumps(data))
+    before = {p.name: p.read_bytes() for p in scans.iterdir()}
+    r = run_cli("restore", "--pred", pred, "--records", records, "--out", scans, "-j", "1")
+    role = "scan" if kind == "source" else "label map"
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"({role} of " in r.stderr and "named in legs.json" in r.stderr and "a.nii.gz" in r.stderr
+    assert {p.name: p.read_bytes() for p in scans.iterdir()} == before
