@@ -314,6 +314,21 @@ def test_cli_writes_the_csv_the_figure_and_prints_the_table(tmp_path):
     assert float(rows[0]["detectable_difference"]) > 0
 
 
+@pytest.mark.parametrize("name", ["comparison.png", "comparison"])
+def test_a_csv_name_the_figure_would_replace_is_refused(tmp_path, name):
+    """The figure goes to --csv with the suffix .png: a --csv of that name (or none) would be overwritten by it."""
+    ref = write_metrics(tmp_path / "ref.csv", cohort(0.8))
+    cand = write_metrics(tmp_path / "cand.csv", cohort(0.9))
+    out = tmp_path / name
+    r = run_cli("compare", "--baseline", ref, "--candidate", cand, "--csv", out)
+    if name.endswith(".png"):
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert f"{out}: expected a CSV file name for --csv, not a .png" in r.stderr and not out.exists()
+    else:  # no suffix: the figure gets one, the CSV keeps its name
+        assert r.returncode == 0, r.stderr
+        assert out.read_text().startswith(COLUMNS[0]) and out.with_suffix(".png").exists()
+
+
 def _bad_inputs(tmp_path):
     good = write_metrics(tmp_path / "good.csv", cohort(0.8))
     other = write_metrics(tmp_path / "other.csv", cohort(0.9))

@@ -60,6 +60,9 @@ def compare_files(
         raise FilterNetError(f"expected two different --names, found {names[0]!r} twice")
     if Path(out_csv).is_dir():
         raise FilterNetError(f"{out_csv}: expected a CSV file name for --csv, found a folder")
+    if figure_path(out_csv) == Path(out_csv):
+        raise FilterNetError(f"{out_csv}: expected a CSV file name for --csv, not a .png: the figure is written beside "
+                             "the CSV with the suffix .png and would replace it")  # fmt: skip
     paths = [Path(p) for p in (*reference, *candidate)]
     check_distinct_files(paths)
     tables = [(p, read_metric_table(p, metrics)) for p in paths]
