@@ -126,3 +126,22 @@ def test_convert_lays_labels_onto_their_scan_or_refuses_them(tmp_path, how):
     else:
         with pytest.raises(InputError, match=r"lab\.nii\.gz: label map does not cover the same voxels as img"):
             read_label(path, scan.image, tmp_path / "img.nii.gz")
+
+
+@pytest.mark.parametrize(
+    ("spacing", "origin", "expected"),
+    [
+        # 1e-5 mm more per voxel over 127 voxels: the centres drift 0.00127 mm apart, beyond the 0.001 mm tolerance
+        ((3.00001, 3.0, 7.0), (0.0, 0.0, 0.0), "spacing (3.00001, 3, 7) mm against (3, 3, 7) mm: the voxel centres "
+         "drift apart across the image (0.00127 mm at most, tolerance 0.001 mm)"),
+        ((3.0, 3.0, 7.0), (0.0, 0.5, 0.0), "shifted by (0, 0.5, 0) mm (0.5 mm at most, tolerance 0.001 mm)"),
+    ],
+)  # fmt: skip
+def test_a_grid_off_by_a_little_is_refused_saying_how(spacing, origin, expected):
+    from nnunet_filternet.utils.geometry import Grid, check_same_voxels
+
+    identity = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    reference = Grid((128, 64, 4), (3.0, 3.0, 7.0), (0.0, 0.0, 0.0), identity)
+    with pytest.raises(InputError) as error:
+        check_same_voxels(Grid((128, 64, 4), spacing, origin, identity), reference, "pred.nii.gz", "ref.nii.gz", "x")
+    assert expected in str(error.value)

@@ -170,8 +170,16 @@ def _difference(moving: Grid, reference: Grid) -> str:
     if not np.allclose(sorted(moving.spacing), sorted(reference.spacing), rtol=0, atol=GEOMETRY_TOLERANCE_MM):
         return f"spacing {_fmt(moving.spacing)} mm against {_fmt(reference.spacing)} mm"
     if np.allclose(moving.direction, reference.direction, rtol=0, atol=1e-6) and moving.size == reference.size:
+        drift = (
+            f"{corner_distance_mm(moving, reference, same_axes):.3g} mm at most, tolerance {GEOMETRY_TOLERANCE_MM:g} mm"
+        )
+        if not np.allclose(moving.spacing, reference.spacing, rtol=0, atol=1e-9):  # a small spacing error adds up
+            return (
+                f"spacing {_fmt(moving.spacing)} mm against {_fmt(reference.spacing)} mm: the voxel centres drift "
+                f"apart across the image ({drift})"
+            )
         shift = np.asarray(moving.origin) - np.asarray(reference.origin)
-        return f"shifted by {_fmt(shift)} mm ({corner_distance_mm(moving, reference, same_axes):.3g} mm at most)"
+        return f"shifted by {_fmt(shift)} mm ({drift})"
     return "the axes differ by more than a flip or a permutation (a rotation, or a shift after reordering)"
 
 
