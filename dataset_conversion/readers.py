@@ -30,14 +30,26 @@ DICOM_GAP_MIN_TOLERANCE_MM = 0.01
 DICOM_EXTRAS = ("DICOMDIR",)
 
 
+#: nnU-Net's suffix of a first (here the only) channel: ``<subject>_0000.nii.gz`` (imagesTr, imagesTs) is ``<subject>``.
+CHANNEL_SUFFIX = "_0000"
+
+
 def subject_name(path: Path) -> str | None:
-    """The subject name of a scan file or DICOM folder, or None if ``path`` is not a supported input."""
+    """The subject name of a scan file or DICOM folder, or None if ``path`` is not a supported input.
+
+    A file named as nnU-Net names its inputs, ``<subject>_0000.nii.gz``, is subject ``<subject>``: its label map and
+    its prediction are ``<subject>.nii.gz`` (so ``<subject>.nii.gz`` and ``<subject>_0000.nii.gz`` side by side
+    are two inputs for one subject).
+    """
     if path.name.startswith("."):
         return None
     if path.is_dir():
         return path.name
     ext = image_extension(path)
-    return path.name[: -len(ext)] if ext else None
+    if not ext:
+        return None
+    stem = path.name[: -len(ext)]
+    return stem[: -len(CHANNEL_SUFFIX)] if stem.endswith(CHANNEL_SUFFIX) and len(stem) > len(CHANNEL_SUFFIX) else stem
 
 
 def is_dicom_series_folder(path: Path) -> bool:

@@ -92,6 +92,17 @@ def test_two_files_for_one_subject_and_empty_folders_are_rejected(tmp_path, scan
         find_scans(tmp_path)
 
 
+def test_a_scan_named_as_nnunet_names_its_inputs_is_its_subject(tmp_path, scan):
+    """``<subject>_0000.nii.gz`` (nnU-Net's imagesTr / imagesTs) is subject ``<subject>``; beside ``<subject>.nii.gz``
+    it is a second input for that subject. Only the whole suffix counts."""
+    for name in ("s1_0000.nii.gz", "s2_0001.nii.gz", "_0000.nii.gz", "s3.nii.gz"):
+        _write(scan.image, tmp_path / name)
+    assert list(find_scans(tmp_path)) == ["_0000", "s1", "s2_0001", "s3"]
+    _write(scan.image, tmp_path / "s3_0000.nrrd")
+    with pytest.raises(InputError, match=r"two inputs for subject 's3': s3.nii.gz and s3_0000.nrrd"):
+        find_scans(tmp_path)
+
+
 def test_unreadable_and_2d_files_are_rejected(tmp_path, scan):
     (tmp_path / "junk.nii.gz").write_bytes(b"not an image")
     with pytest.raises(InputError, match=r"junk\.nii\.gz: truncated or corrupt scan file: the gzip stream fails"):

@@ -67,6 +67,16 @@ def cohort(tmp_path, monkeypatch):
     return tmp_path, predicted
 
 
+def test_scans_named_as_nnunet_names_its_inputs_are_predicted_under_their_subject(cohort, capsys):
+    """``a_0000.nii.gz`` (nnU-Net's naming) is subject ``a``: its label map is ``a.nii.gz``, as for ``b.nii.gz``."""
+    root, _ = cohort
+    (root / "images" / "a.nii.gz").rename(root / "images" / "a_0000.nii.gz")
+    assert predict(root) == 0, capsys.readouterr().err
+    out = root / "out"
+    assert all((out / f"{s}.nii.gz").is_file() for s in "abc") and not list(out.glob("*_0000*"))
+    assert biomarker_subjects(out) == {"a", "b", "c"}
+
+
 def test_one_doubtful_scan_does_not_stop_the_others(cohort, capsys):
     root, _ = cohort
     write_scan(root / "images" / "b.nii.gz", ScanSpec(seed=2), shrink_right_leg_mm=18.0)
