@@ -382,6 +382,35 @@ def plans_problem(plans, configuration: str = "3d_fullres", keys: tuple = CONFIG
             config["architecture"].get("arch_kwargs"), dict
         ):
             return f"configuration {name!r}: expected 'architecture' with 'arch_kwargs' (nnU-Net v2 plans)"
+        problem = _values_problem({k: config[k] for k in keys})
+        if problem:
+            return f"configuration {name!r}: {problem}"
+    return None
+
+
+def _positive_numbers(value, integers: bool) -> bool:
+    """Whether ``value`` is a list of 2 or 3 finite numbers > 0 (whole numbers when ``integers``; no booleans)."""
+    return (
+        isinstance(value, list)
+        and len(value) in (2, 3)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in value)
+        and (not integers or all(float(v).is_integer() for v in value))
+    )
+
+
+def _values_problem(config: dict) -> str | None:
+    """What is wrong with the values of one configuration's spacing, sizes and batch (those of them it holds)."""
+    sizes = {"spacing": (False, "voxel sizes in mm"), "patch_size": (True, "voxel counts"),
+             "median_image_size_in_voxels": (False, "voxel counts")}  # fmt: skip
+    for key, (integers, what) in sizes.items():
+        if key in config and not _positive_numbers(config[key], integers):
+            return f"expected {key!r} to be 2 or 3 {what} > 0, found {config[key]!r}"
+    lengths = {key: len(config[key]) for key in sizes if key in config}
+    if len(set(lengths.values())) > 1:
+        return f"expected {', '.join(map(repr, lengths))} of one length, found {lengths}"
+    batch = config.get("batch_size", 1)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        return f"expected 'batch_size' to be a whole number >= 1, found {batch!r}"
     return None
 
 

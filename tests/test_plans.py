@@ -142,6 +142,41 @@ def test_plans_cli_errors_name_what_is_wrong(tiny_nnunet, monkeypatch, capsys):
     assert "expected a 3d_fullres configuration" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message", "preset"),
+    [
+        ("spacing", [7, 3, "x"], "expected 'spacing' to be 2 or 3 voxel sizes in mm > 0, found [7, 3, 'x']", "tiny"),
+        ("spacing", [0, -1, 3], "expected 'spacing' to be 2 or 3 voxel sizes in mm > 0, found [0, -1, 3]", "paper"),
+        ("spacing", None, "expected 'spacing' to be 2 or 3 voxel sizes in mm > 0, found None", "tiny"),
+        ("spacing", [3, 3], "expected 'spacing', 'patch_size', 'median_image_size_in_voxels' of one length, "
+                            "found {'spacing': 2, ", "paper"),
+        ("median_image_size_in_voxels", None, "expected 'median_image_size_in_voxels' to be 2 or 3 voxel", "tiny"),
+        ("patch_size", [0, 0, 0], "expected 'patch_size' to be 2 or 3 voxel counts > 0, found [0, 0, 0]", "paper"),
+        ("patch_size", [8.5, 48, 48], "expected 'patch_size' to be 2 or 3 voxel counts > 0, found [8.5, 4", "tiny"),
+        ("batch_size", -1, "expected 'batch_size' to be a whole number >= 1, found -1", "paper"),
+        ("batch_size", True, "expected 'batch_size' to be a whole number >= 1, found True", "tiny"),
+    ],
+)  # fmt: skip
+def test_source_plans_with_bad_values_are_refused_naming_file_and_key(tiny_nnunet, monkeypatch, capsys, key, value,
+                                                                      message, preset):  # fmt: skip
+    """A hand-edited nnUNetPlans.json: one line naming the file and the key (it was a traceback, or bad plans);
+    the two presets by turns (both read the source plans through one check)."""
+    from nnunet_filternet.cli import main
+
+    monkeypatch.setenv("nnUNet_preprocessed", str(tiny_nnunet.preprocessed))
+    monkeypatch.setenv("nnUNet_raw", str(tiny_nnunet.raw))
+    plans = json.loads((tiny_nnunet.dataset_folder / "nnUNetPlans.json").read_text())
+    plans["configurations"]["3d_fullres"][key] = value
+    edited = tiny_nnunet.dataset_folder / f"edited_{preset}.json"
+    edited.write_text(json.dumps(plans))
+    written = set(tiny_nnunet.dataset_folder.iterdir())
+    assert main(["plans", "991", "--preset", preset, "--source-plans", edited.stem]) == 2
+    err = capsys.readouterr().err
+    assert str(edited) in err and "configuration '3d_fullres': " + message in err and err.count("\n") == 1, err
+    assert set(tiny_nnunet.dataset_folder.iterdir()) == written
+    edited.unlink()
+
+
 def test_tiny_spacing_coarsens_in_plane_only():
     from nnunet_filternet.plans.presets import tiny_spacing
 
