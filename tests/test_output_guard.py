@@ -117,6 +117,28 @@ def test_quantify_refuses_colour_tables_over_an_input(quantify_inputs, capsys):
     refused(capsys, args, root / "labels" / "s01.nii.gz", "input")
 
 
+@pytest.mark.parametrize("folder", ["pred", "ref", "ref/sub"])
+def test_evaluate_writes_no_table_into_an_input_folder(maps, capsys, folder):
+    """New files among the maps are refused too: a table in a label folder is read as a case by later runs."""
+    before = snapshot_bytes(maps)
+    args = ["evaluate", "--pred", maps / "pred", "--labels", maps / "ref", "-j", "1"]
+    refused(capsys, [*args, "--csv", maps / folder / "m.csv"], maps / folder.split("/")[0], "input folder")
+    assert snapshot_bytes(maps) == before and not (maps / "ref" / "sub").exists()
+    assert main([str(a) for a in [*args, "--csv", maps / "tables" / "m.csv"]]) == 0  # beside the inputs: fine
+
+
+@pytest.mark.parametrize(("option", "where"), [("--csv", "labels/x.csv"), ("--csv", "images/x.csv"),
+                                               ("--colour-table", "labels")])  # fmt: skip
+def test_quantify_writes_no_table_into_an_input_folder(quantify_inputs, capsys, option, where):
+    root = quantify_inputs
+    before = snapshot_bytes(root)
+    args = ["quantify", "--images", root / "images", "--labels", root / "labels", "-j", "1", option, root / where]
+    if option == "--colour-table":
+        args += ["--csv", root / "out" / "x.csv"]
+    refused(capsys, args, root / where.split("/")[0], "input folder")
+    assert snapshot_bytes(root) == before and not (root / "out").exists()
+
+
 def test_compare_refuses_to_write_over_its_reference_csv(tmp_path, capsys):
     ref = write_metrics(tmp_path / "ref.csv", cohort(lambda i: 0.8 + 0.001 * i))
     cand = write_metrics(tmp_path / "cand.csv", cohort(lambda i: 0.82 + 0.001 * i))

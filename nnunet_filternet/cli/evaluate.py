@@ -36,9 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_filternet.metrics.evaluate import evaluate_folders, read_rows
-    from nnunet_filternet.metrics.summary import summary_markdown
+    from pathlib import Path
 
+    from nnunet_filternet.metrics.evaluate import evaluate_folders, per_subject_csv_path, read_rows
+    from nnunet_filternet.metrics.summary import summary_markdown
+    from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
+
+    inputs = {args.pred: "predicted label maps (--pred)", args.labels: "ground-truth label maps (--labels)"}
+    refuse_inputs_as_outputs(inputs, files=[args.csv, per_subject_csv_path(args.csv)])  # an input named: said first
+    refuse_inputs_as_outputs(inputs, folders=[Path(args.csv).parent])  # nor the tables among the maps
     case_csv, subject_csv = evaluate_folders(
         args.pred, args.labels, args.csv, jobs=args.jobs, fresh=args.fresh, splits=args.splits
     )

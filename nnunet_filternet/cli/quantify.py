@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     deprecated_alias(parser, "--out", "--csv")
 
 
-def _refuse_colour_tables_over_inputs(args: argparse.Namespace) -> None:
-    """--colour-table DIR must not write its two tables over an input (checked before anything is written)."""
+def _refuse_outputs_among_inputs(args: argparse.Namespace, folder, files=()) -> None:
+    """The tables go to ``folder`` (--colour-table DIR, or the folder of --csv): not over an input, nor into an
+    input folder (checked before anything is written)."""
     from pathlib import Path
 
     from nnunet_filternet.quantify.colour_table import ITKSNAP_FILE, SLICER_FILE
@@ -46,17 +47,24 @@ def _refuse_colour_tables_over_inputs(args: argparse.Namespace) -> None:
 
     inputs = {args.images: "images (--images)", args.labels: "label maps (--labels)", args.fat: "--fat",
               args.water: "--water", args.subjects_csv: "--subjects-csv"}  # fmt: skip
-    folder = Path(args.colour_table)
-    refuse_inputs_as_outputs(inputs, files=[folder / SLICER_FILE, folder / ITKSNAP_FILE])
+    folder = Path(folder)
+    refuse_inputs_as_outputs(inputs, files=[folder / SLICER_FILE, folder / ITKSNAP_FILE, *files])  # said first
+    refuse_inputs_as_outputs(inputs, folders=[folder])
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from nnunet_filternet.errors import FilterNetError
     from nnunet_filternet.quantify.colour_table import write_colour_tables
 
     wanted = (args.images, args.labels, args.csv)
+    if all(wanted):  # before anything is written, the colour tables too
+        from nnunet_filternet.quantify.biomarkers import output_files
+
+        _refuse_outputs_among_inputs(args, Path(args.csv).parent, output_files(args.csv))
     if args.colour_table is not None:
-        _refuse_colour_tables_over_inputs(args)
+        _refuse_outputs_among_inputs(args, args.colour_table)
         for path in write_colour_tables(args.colour_table):
             print(f"wrote {path}")
         if not any(wanted):
