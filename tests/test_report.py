@@ -13,6 +13,7 @@ from nnunet_filternet.compare.files import compare_files
 from nnunet_filternet.errors import FilterNetError
 from nnunet_filternet.metrics import evaluate as evaluate_module
 from nnunet_filternet.metrics.evaluate import read_rows
+from nnunet_filternet.report import report as report_module
 from nnunet_filternet.report.report import headline_table, write_report
 from tests.conftest import run_cli
 from tests.results_fixture import FAKE_PARAMETERS, checkpoint_sigma, make_results
@@ -205,6 +206,27 @@ def test_prediction_without_ground_truth_is_an_error(fake, tmp_path):
     (gt / "sub03_R.nii.gz").unlink()
     with pytest.raises(FilterNetError, match="no ground truth for 1 case.*sub03_R"):
         write_report(fake.dataset_results, [REFERENCE], REFERENCE, tmp_path / "out", gt_dir=gt, jobs=1)
+
+
+@pytest.mark.parametrize("where", ["gt_segmentations", "imagesTr", "missing images"])
+def test_an_output_among_the_default_inputs_or_missing_images_is_refused_before_any_work(fake, monkeypatch, where):
+    """The default ground truth (gt_segmentations) and images (imagesTr) are inputs too; a missing --images
+    folder is said before the trainers are evaluated."""
+    monkeypatch.setenv("nnUNet_raw", str(fake.raw))
+    monkeypatch.setenv("nnUNet_preprocessed", str(fake.preprocessed))
+    images = None
+    if where == "gt_segmentations":
+        out = fake.preprocessed / "Dataset900_Fake" / "gt_segmentations" / "report"
+    elif where == "imagesTr":
+        out = fake.raw / "Dataset900_Fake" / "imagesTr" / "report"
+    else:
+        out, images = fake.raw / "elsewhere", fake.raw / "no_such_images"
+    evaluated = []
+    monkeypatch.setattr(report_module, "_evaluate_trainers", lambda *a: evaluated.append(a))
+    message = "expected a folder of images" if images else "lies inside the input folder"
+    with pytest.raises(FilterNetError, match=message):
+        write_report(fake.dataset_results, [REFERENCE], REFERENCE, out, images_dir=images, jobs=1)
+    assert not out.exists() and not evaluated
 
 
 def test_cli_prints_headline_table(fake, tmp_path):

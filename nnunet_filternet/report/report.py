@@ -55,6 +55,7 @@ from nnunet_filternet.report.results import (
 )
 from nnunet_filternet.report.training import summarise_training
 from nnunet_filternet.utils.atomic import write_text
+from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
 from nnunet_filternet.utils.tables import Table
 
 HEADLINE_FILE = "table1.md"
@@ -179,7 +180,13 @@ def write_report(
         raise InputError(gt_dir, "expected ground-truth label maps (.nii.gz), found none")
     repeat_pairs = [{t: _pairs(run, gt_files, gt_dir) for t, run in runs_k.items()} for runs_k in repeat_runs]
     images_dir = Path(images_dir) if images_dir is not None else default_images_dir(results_dir)
+    if images_dir is not None and not images_dir.is_dir():
+        raise InputError(images_dir, "expected a folder of images for Fig. 4 (--images)")
     out_dir = Path(out_dir)
+    refuse_inputs_as_outputs(  # the default folders too (labelsTr, gt_segmentations, imagesTr)
+        {gt_dir: "ground-truth label maps", **({images_dir: "images for Fig. 4"} if images_dir else {})},
+        whole_folders=[out_dir],
+    )
     before, after = _evaluate_trainers(runs, gt_files, gt_dir, out_dir, jobs)
     sections = _write_tables(before, after, [summarise_training(runs[t]) for t in trainers], reference, out_dir)
     image_files = list_cases(images_dir, images=True) if images_dir is not None else None
