@@ -231,6 +231,7 @@ def plan_training(
     refuse_inputs_as_outputs(
         {images_dir: "scans (--images)", labels_dir: "label maps (--labels)", subjects_csv: "--subjects-csv"},
         files=[preprocessed / folder / "splits_final.json"],
+        folders=[preprocessed / folder],
         whole_folders=[raw / folder],
     )
     notes: list[str] = []

@@ -218,6 +218,17 @@ def test_convert_training_refuses_to_rebuild_a_dataset_from_its_own_images(conve
     assert len(list((dataset / "imagesTr").iterdir())) == 4
 
 
+def test_convert_training_writes_no_splits_into_its_labels(converted, capsys, nnunet_env, monkeypatch):
+    """nnUNet_preprocessed set inside the labels folder: its splits_final.json would land among the label maps."""
+    labels = converted / "labels"
+    monkeypatch.setenv("nnUNet_preprocessed", str(labels / "preprocessed"))
+    before = snapshot_bytes(labels)
+    args = ["convert", "--images", converted / "images", "--labels", labels, "--dataset-id", "6", "--name", "Six"]
+    refused(capsys, args, labels, "input folder")
+    assert snapshot_bytes(labels) == before and not (labels / "preprocessed").exists()
+    assert not (nnunet_env["nnUNet_raw"] / "Dataset006_Six").exists()
+
+
 def test_predict_refuses_an_output_that_is_or_holds_an_input_or_a_users_file(converted, tmp_path, capsys):
     from tests.predict_fixture import make_model
 
