@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_filternet.utils.output_guard import refuse_inputs_as_outputs
 
     inputs = {args.pred: "predicted label maps (--pred)", args.labels: "ground-truth label maps (--labels)"}
-    refuse_inputs_as_outputs(inputs, files=[args.csv, per_subject_csv_path(args.csv)])  # an input named: said first
-    refuse_inputs_as_outputs(inputs, folders=[Path(args.csv).parent])  # nor the tables among the maps
+    # the tables neither over an input nor among the maps (evaluate_folders checks the files again, as a library)
+    refuse_inputs_as_outputs(inputs, files=[args.csv, per_subject_csv_path(args.csv)], folders=[Path(args.csv).parent])
     case_csv, subject_csv = evaluate_folders(
         args.pred, args.labels, args.csv, jobs=args.jobs, fresh=args.fresh, splits=args.splits
     )

@@ -48,8 +48,7 @@ def _refuse_outputs_among_inputs(args: argparse.Namespace, folder, files=()) -> 
     inputs = {args.images: "images (--images)", args.labels: "label maps (--labels)", args.fat: "--fat",
               args.water: "--water", args.subjects_csv: "--subjects-csv"}  # fmt: skip
     folder = Path(folder)
-    refuse_inputs_as_outputs(inputs, files=[folder / SLICER_FILE, folder / ITKSNAP_FILE, *files])  # said first
-    refuse_inputs_as_outputs(inputs, folders=[folder])
+    refuse_inputs_as_outputs(inputs, files=[folder / SLICER_FILE, folder / ITKSNAP_FILE, *files], folders=[folder])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ Every verb names its inputs (files or folders, with what they are) and its outpu
 - an output folder is an input folder or lies inside one (real paths: symbolic links resolved);
 - an input lies inside a ``whole_folders`` output.
 
+An output file that is an input is named first (before a folder reason), as the most telling reason.
+
 Inputs that do not exist are ignored here (the verb reports them itself).
 """
 
@@ -83,6 +85,7 @@ def refuse_inputs_as_outputs(
         InputError: naming the output, the input and what the input is.
     """
     inputs = {Path(p): role for p, role in inputs.items() if p is not None and os.path.lexists(p)}
+    _refuse_files_that_are_inputs(inputs, files)  # the most telling reason first: an input file named
     input_folders = {_real(p): (p, role) for p, role in inputs.items() if p.is_dir()}
     for folder in [*folders, *whole_folders]:
         real = _real(folder)
@@ -99,8 +102,11 @@ def refuse_inputs_as_outputs(
                     folder, f"the output folder would be replaced, but it holds the input {path} ({role}); "
                     "choose another output folder"
                 )  # fmt: skip
-    files = [Path(f) for f in files]
-    existing = [(f, _file_id(f)) for f in files if _file_id(f) is not None]
+
+
+def _refuse_files_that_are_inputs(inputs: dict[Path, str], files: Iterable[str | os.PathLike]) -> None:
+    """Raise when an existing output file is an input file (same path, symbolic or hard link)."""
+    existing = [(Path(f), _file_id(f)) for f in files if _file_id(f) is not None]
     if not existing:
         return
     input_files = _input_files(inputs)
